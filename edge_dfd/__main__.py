@@ -1,0 +1,3 @@
+from edge_dfd.cli import run
+
+run()

@@ -1,0 +1,88 @@
+"""ONE table of model formats, keyed by name. The CLI choices, converters, bench and tests loop over it.
+
+Adding a format = one row here + one converter function registered in ``edge_dfd.converters``.
+Tolerances are on |delta P(fake)| against the source Keras model, on validation images.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from edge_dfd.errors import EdgeDFDError
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str  # CLI value, e.g. "tflite-int8"
+    suffix: str  # file suffix
+    tag: str  # file-name tag: <stem><tag><suffix>
+    runtime: str  # "keras" | "tflite" | "onnx"
+    input_dtype: str  # "float32" (raw 0..255 pixel values) or "uint8"
+    quantized: bool
+    max_abs_diff: float  # allowed max |dp| vs Keras on the verification set
+    mean_abs_diff: float  # allowed mean |dp|
+    min_agreement: float  # allowed fraction of identical verdicts at the model's threshold
+    description: str
+
+    def filename(self, stem: str) -> str:
+        return f"{stem}{self.tag}{self.suffix}"
+
+
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format("keras", ".keras", "", "keras", "float32", False, 0.0, 0.0, 1.0, "Keras 3 source model"),
+        Format("tflite-fp32", ".tflite", "_fp32", "tflite", "float32", False, 1e-4, 1e-5, 1.0, "LiteRT float32"),
+        Format("tflite-fp16", ".tflite", "_fp16", "tflite", "float32", False, 2e-2, 2e-3, 0.98, "LiteRT float16 weights"),
+        Format("tflite-int8", ".tflite", "_int8", "tflite", "float32", True, 0.30, 0.05, 0.90,
+               "LiteRT full-integer int8, float32 input/output"),
+        Format("tflite-int8-io", ".tflite", "_int8io", "tflite", "uint8", True, 0.30, 0.05, 0.90,
+               "LiteRT full-integer int8, uint8 input (raw pixels straight in)"),
+        Format("onnx", ".onnx", "", "onnx", "float32", False, 1e-4, 1e-5, 1.0, "ONNX float32"),
+        Format("onnx-int8", ".onnx", "_int8", "onnx", "float32", True, 0.30, 0.05, 0.90,
+               "ONNX static QDQ int8, per-channel, calibrated"),
+    )
+}
+
+EXPORT_FORMATS = tuple(n for n in FORMATS if n != "keras")
+
+
+def get_format(name: str) -> Format:
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise EdgeDFDError(_unknown(name)) from None
+
+
+def parse_formats(spec: str | None, allow_keras: bool = False) -> list[Format]:
+    """'all' or 'a,b,c' -> list of Format, in table order; one-line error with suggestions otherwise."""
+    allowed = [n for n in FORMATS if allow_keras or n != "keras"]
+    if spec is None or spec.strip().lower() in ("", "all"):
+        return [FORMATS[n] for n in allowed]
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    bad = [n for n in names if n not in allowed]
+    if bad:
+        raise EdgeDFDError(_unknown(bad[0], allowed))
+    return [FORMATS[n] for n in allowed if n in names]
+
+
+def _unknown(name: str, allowed=None) -> str:
+    allowed = list(allowed or FORMATS)
+    close = difflib.get_close_matches(name, allowed, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return f"unknown format '{name}'.{hint} Valid formats: {', '.join(allowed)}, or 'all'."
+
+
+def format_of_file(path) -> Format | None:
+    """Best guess of a file's format from its name (metadata, when present, is authoritative)."""
+    from pathlib import Path
+
+    p = Path(path)
+    name = p.name
+    for f in FORMATS.values():
+        if f.tag and name.endswith(f.tag + f.suffix):
+            return f
+    return {".keras": FORMATS["keras"], ".tflite": FORMATS["tflite-fp32"], ".onnx": FORMATS["onnx"]}.get(
+        p.suffix.lower()
+    )

@@ -1,0 +1,151 @@
+"""The ONE place that decides how an image becomes model input.
+
+Used by training (inside tf.data via ``tf.numpy_function``), evaluation, predict, bench and live,
+so there is no train/serve skew:
+
+* decode: any JPEG/PNG/BMP/WebP that OpenCV or Pillow reads; grayscale, 16-bit, palette, alpha and
+  CMYK inputs all become 8-bit RGB. Images above ``MAX_PIXELS`` are refused before decoding
+  (decompression-bomb guard).
+* colour order: **RGB** (OpenCV decodes BGR; we convert once, here).
+* geometry: a non-square image is centre-cropped to a square, then resized to ``size`` x ``size``
+  (``INTER_AREA`` when shrinking, ``INTER_LINEAR`` when enlarging).
+* dtype and scaling: the result is **uint8 0..255**. Models take raw pixel values (as float32, or
+  uint8 for ``tflite-int8-io``); every architecture's scaling lives inside its Keras graph, so every
+  exported format carries it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from edge_dfd.errors import ImageError
+
+COLOR_ORDER = "RGB"
+INPUT_RANGE = "0-255"  # raw pixel values; the model rescales internally
+MAX_PIXELS = 64 * 1024 * 1024  # 64 Mpx: larger images are refused (decompression-bomb guard)
+MAX_FILE_BYTES = 256 * 1024 * 1024
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def _cv2():
+    import cv2
+
+    return cv2
+
+
+def decode_image(src, name: str | None = None) -> np.ndarray:
+    """Decode a file path or encoded bytes into an (H, W, 3) uint8 RGB array.
+
+    Raises ImageError (path + reason) for anything unreadable; never returns None.
+    """
+    label = name or (str(src) if not isinstance(src, (bytes, bytearray, memoryview)) else "<bytes>")
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        data = bytes(src)
+    else:
+        p = Path(src)
+        try:
+            size = p.stat().st_size
+            if size > MAX_FILE_BYTES:
+                raise ImageError(label, f"file is {size} bytes, above the {MAX_FILE_BYTES}-byte limit")
+            data = p.read_bytes()
+        except ImageError:
+            raise
+        except IsADirectoryError:
+            raise ImageError(label, "is a folder, not an image") from None
+        except PermissionError:
+            raise ImageError(label, "permission denied") from None
+        except FileNotFoundError:
+            raise ImageError(label, "file not found") from None
+        except OSError as exc:
+            raise ImageError(label, f"cannot read: {exc.strerror or exc}") from None
+    if not data:
+        raise ImageError(label, "empty file")
+    _check_pixels(data, label)
+    cv2 = _cv2()
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if arr is not None and arr.ndim == 3 and arr.shape[2] == 3 and arr.size:
+        return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+    return _decode_with_pillow(data, label)
+
+
+def _check_pixels(data: bytes, label: str) -> None:
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+    except Image.DecompressionBombError:
+        raise ImageError(label, f"image is larger than the {MAX_PIXELS}-pixel limit") from None
+    except Exception:
+        return  # not a format Pillow knows; let OpenCV try
+    if w * h > MAX_PIXELS:
+        raise ImageError(label, f"image is {w}x{h} pixels, above the {MAX_PIXELS}-pixel limit")
+    if w < 1 or h < 1:
+        raise ImageError(label, f"image has no pixels ({w}x{h})")
+
+
+def _decode_with_pillow(data: bytes, label: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                a = np.asarray(im, dtype=np.float64)
+                a = (a / max(a.max(), 1.0) * 255.0).astype(np.uint8)
+                return np.repeat(a[..., None], 3, axis=2)
+            rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except UnidentifiedImageError:
+        raise ImageError(label, "not a readable image (unknown or corrupt format)") from None
+    except Exception as exc:  # truncated/corrupt data raises many different types inside Pillow
+        raise ImageError(label, f"corrupt image ({type(exc).__name__}: {exc})") from None
+    if rgb.ndim != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
+        raise ImageError(label, "image has no pixels")
+    return rgb
+
+
+def center_square(img: np.ndarray) -> np.ndarray:
+    h, w = img.shape[:2]
+    if h == w:
+        return img
+    s = min(h, w)
+    y, x = (h - s) // 2, (w - s) // 2
+    return img[y : y + s, x : x + s]
+
+
+def resize_square(img: np.ndarray, size: int) -> np.ndarray:
+    """Centre-crop to a square and resize to (size, size, 3) uint8 RGB."""
+    img = center_square(img)
+    if img.shape[0] == size and img.shape[1] == size:
+        return np.ascontiguousarray(img, dtype=np.uint8)
+    cv2 = _cv2()
+    interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(img, (size, size), interpolation=interp)
+
+
+def load_image(src, size: int) -> np.ndarray:
+    """decode_image + resize_square: the model input for one image, (size, size, 3) uint8 RGB."""
+    return resize_square(decode_image(src), size)
+
+
+def prepare_batch(images, size: int) -> np.ndarray:
+    """Stack already-decoded RGB images (any sizes) into an (N, size, size, 3) uint8 batch."""
+    if len(images) == 0:
+        return np.zeros((0, size, size, 3), np.uint8)
+    return np.stack([resize_square(np.asarray(im), size) for im in images]).astype(np.uint8, copy=False)
+
+
+def is_image_file(path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def set_opencv_threads(n: int | None) -> None:
+    if n is not None:
+        _cv2().setNumThreads(int(n))
+
+
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))

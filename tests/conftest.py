@@ -1,0 +1,51 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from synth import make_140k  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("EDGE_DFD_SHARED_DATA", REPO.parent / "shared" / "data"))
+FACES140K = SHARED_DATA / "faces140k-sample"
+TPDNE128 = SHARED_DATA / "ffhq-tpdne-128"
+
+
+def _have(path: Path) -> bool:
+    return (path / "train.csv").is_file() or (path / "test.csv").is_file()
+
+
+needs_faces140k = pytest.mark.skipif(
+    not _have(FACES140K), reason=f"needs the shared 140k sample at {FACES140K} (not part of a fresh clone)"
+)
+needs_tpdne = pytest.mark.skipif(
+    not _have(TPDNE128), reason=f"needs the shared ffhq-tpdne-128 set at {TPDNE128} (not part of a fresh clone)"
+)
+
+
+@pytest.fixture(scope="session")
+def tiny140k(tmp_path_factory):
+    """A generated 140k-layout dataset (16/8/8 images per class, 64 px JPEG). Read-only: copy to modify."""
+    return make_140k(tmp_path_factory.mktemp("tiny140k"))
+
+
+@pytest.fixture
+def cli_run():
+    """Run the CLI in-process; returns (exit_code, stdout, stderr)."""
+    from edge_dfd.cli import main
+
+    def run(*args):
+        import contextlib
+        import io
+
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([str(a) for a in args])
+        return code, out.getvalue(), err.getvalue()
+
+    return run
