@@ -1,0 +1,93 @@
+"""Every architecture at 256x256 through `edge-dfd bench`: size, latency, throughput and memory per format.
+
+    python benchmarks/bench_archs.py                              # all archs, all formats
+    python benchmarks/bench_archs.py --archs cnn,mobilenet_v2 --formats keras,tflite-fp32,tflite-int8,onnx
+
+Models use ``weights="none"`` (no ImageNet download here) with a random Dense head so the output is not a
+constant 0.5: accuracy is therefore chance level - these rows measure SPEED, SIZE and MEMORY of each
+architecture x format, not detection quality. Integer formats are calibrated on the shared 140k sample
+(valid split) and throughput is measured over its test split; without it only float formats run.
+
+Writes benchmarks/results/bench_archs.{json,md,csv} (machine facts included) through the bench writer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_140K = REPO.parent / "shared" / "data" / "faces140k-sample"
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def build(arch: str, size: int, work: Path) -> Path:
+    """``arch`` with random weights and a random (non-constant) head, saved as .keras with metadata."""
+    path = work / f"{arch}_{size}.keras"
+    if path.is_file():
+        return path
+    import keras
+
+    from edge_dfd.meta import ModelMeta, write_meta
+    from edge_dfd.models import build_model
+
+    keras.utils.set_random_seed(0)
+    model = build_model(arch, img_size=size, weights="none")
+    head = [la for la in model.layers if isinstance(la, keras.layers.Dense)][-1]
+    kernel, bias = head.get_weights()
+    rng = np.random.default_rng(0)
+    head.set_weights([rng.normal(0, 3.0 / np.sqrt(kernel.shape[0]), kernel.shape).astype("float32"), bias])
+    model.save(path)
+    write_meta(path, ModelMeta(format="keras", arch=arch, input_size=size, threshold=0.5,
+                               threshold_source="default 0.5 (untrained head: speed benchmark)"))
+    return path
+
+
+def main(argv=None) -> int:
+    from edge_dfd.bench import BenchResult, format_table, run_bench, write_results
+    from edge_dfd.models import ARCHS
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--archs", default=",".join(ARCHS))
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--formats", default="all")
+    ap.add_argument("--data", default=str(SHARED_140K) if (SHARED_140K / "test.csv").is_file() else None)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--calib-size", type=int, default=64)
+    ap.add_argument("--verify-size", type=int, default=32)
+    ap.add_argument("--work", default=str(REPO / "runs" / "bench_archs"), help="models + conversion cache")
+    ap.add_argument("--out", default=str(RESULTS))
+    args = ap.parse_args(argv)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    formats = args.formats if args.data else "keras,tflite-fp32,tflite-fp16,onnx"
+    rows, machine, notes, settings = [], None, [], None
+    for arch in [a.strip() for a in args.archs.split(",") if a.strip()]:
+        t0 = time.perf_counter()
+        print(f"== {arch}", file=sys.stderr)
+        src = build(arch, args.size, work)
+        res = run_bench([src], data=args.data, split="test", formats=formats, threads=args.threads,
+                        warmup=args.warmup, runs=args.runs, out_dir=work,
+                        convert_kwargs={"calib_size": args.calib_size, "verify_size": args.verify_size})
+        rows += res.rows
+        machine, notes, settings = res.machine, res.notes, res.settings
+        print(format_table(res), file=sys.stderr)
+        print(f"   {arch}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        partial = BenchResult(machine, rows, notes + [
+            "untrained heads (weights none): accuracy is chance level; these rows measure speed, size, memory"],
+            {**settings, "archs": args.archs, "size": args.size})
+        write_results(partial, args.out, stem="bench_archs", plot=Path(args.out) / "bench_archs_pareto.png")
+    print(format_table(partial))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

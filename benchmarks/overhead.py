@@ -1,0 +1,97 @@
+"""Does the bench harness distort what it measures? Batch-1 latency of ``edge_dfd.bench.latency_ms``
+(Backend.predict: checks, quantise, invoke, dequantise) vs a bare ``interpreter.invoke()`` /
+``session.run()`` loop on the same model, same input, same threads. Target: within 5 %.
+
+    python benchmarks/overhead.py MODEL.tflite MODEL.onnx ...     # default: runs/bench_archs cache files
+
+Rounds alternate harness and bare loops (A B A B ...) so that load from other processes hits both
+alike; the reported value is the median over rounds of each round's median. Writes
+benchmarks/results/overhead.json (machine facts included) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def bare_loop(det, x: np.ndarray, warmup: int, runs: int) -> np.ndarray:
+    """The same model through its runtime's own API only (inputs prepared once, outside the timing)."""
+    clock = time.perf_counter
+    if det.runtime == "tflite":
+        it, idx, out = det.interpreter, det._in["index"], det._out["index"]
+        xin = det._quantize(x)
+
+        def step():
+            it.set_tensor(idx, xin)
+            it.invoke()
+            return it.get_tensor(out)
+    else:
+        sess, feed, outs = det.session, {det._in_name: x.astype(det._in_dtype)}, [det._out_name]
+
+        def step():
+            return sess.run(outs, feed)
+    for _ in range(warmup):
+        step()
+    t = np.empty(runs)
+    for i in range(runs):
+        t0 = clock()
+        step()
+        t[i] = (clock() - t0) * 1000.0
+    return t
+
+
+def measure(path: Path, threads: int, rounds: int, runs: int, warmup: int) -> dict:
+    from edge_dfd.bench import latency_ms
+    from edge_dfd.convert import probe_inputs
+    from edge_dfd.runtime import load_model
+
+    det = load_model(path, threads=threads)
+    x = probe_inputs(1, det.input_size)
+    harness, bare = [], []
+    for _ in range(rounds):
+        harness.append(np.median(latency_ms(det, x, warmup, runs)))
+        bare.append(np.median(bare_loop(det, x, warmup, runs)))
+    h, b = float(np.median(harness)), float(np.median(bare))
+    return {"model": str(path), "format": det.format, "threads": threads, "rounds": rounds, "runs": runs,
+            "harness_ms_p50": round(h, 4), "bare_ms_p50": round(b, 4), "overhead_pct": round(100 * (h - b) / b, 2),
+            "within_5pct": abs(h - b) / b <= 0.05}
+
+
+def main(argv=None) -> int:
+    from edge_dfd.fsutil import atomic_write_json
+    from edge_dfd.machine import machine_facts
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="*")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "overhead.json"))
+    args = ap.parse_args(argv)
+    models = [Path(m) for m in args.models] or sorted(
+        p for p in (REPO / "runs" / "bench_archs").rglob("*") if p.suffix in (".tflite", ".onnx"))
+    if not models:
+        print("error: no models given and none in runs/bench_archs (run benchmarks/bench_archs.py first)",
+              file=sys.stderr)
+        return 1
+    rows = [measure(m, args.threads, args.rounds, args.runs, args.warmup) for m in models]
+    print(f"{'model':<40} {'format':<15} {'harness ms':>10} {'bare ms':>9} {'overhead':>9}  ok")
+    for r in rows:
+        print(f"{Path(r['model']).name:<40} {r['format']:<15} {r['harness_ms_p50']:>10.3f} {r['bare_ms_p50']:>9.3f} "
+              f"{r['overhead_pct']:>8.2f}%  {'yes' if r['within_5pct'] else 'NO'}")
+    atomic_write_json(args.out, {"machine": machine_facts(args.threads), "rows": rows,
+                                 "note": "median over rounds of per-round medians; rounds alternate harness/bare"})
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0 if all(r["within_5pct"] for r in rows) else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

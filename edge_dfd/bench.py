@@ -1,0 +1,698 @@
+"""``edge-dfd bench``: size, accuracy, latency, throughput and memory of every format, side by side.
+
+Each model file is measured in a FRESH subprocess (``python -m edge_dfd.bench JOB RESULT``), so that the
+peak RSS of one format is not inflated by another (or by TensorFlow, which only the keras row loads).
+``peak_rss_mb`` is that process's high-water mark (Python + numpy + OpenCV + the runtime + the model);
+``baseline_rss_mb`` is the same process before it loaded the model.
+
+Timings (``time.perf_counter``):
+  load_ms             building the backend (file read, interpreter / session creation)
+  first_inference_ms  the first predict() on one image after loading
+  latency_ms_p50/90/99  batch-1 predict() (model only: quantise, invoke, dequantise), after ``warmup`` runs
+  preprocess_ms       decode + centre-crop + resize of one image (edge_dfd.preprocess), sequential
+  images_per_s        end to end over the split: threaded decode overlapped with batched inference
+Accuracy comes from ``edge_dfd.evaluate.score_records``, the function ``edge-dfd evaluate`` uses.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from edge_dfd.errors import EdgeDFDError, ModelError, QualityGateError
+from edge_dfd.formats import FORMATS, format_of_file, parse_formats
+from edge_dfd.fsutil import (
+    atomic_write_json,
+    atomic_write_text,
+    ensure_writable_dir,
+    sha256_file,
+)
+
+PROBE_N = 64
+PREPROCESS_SAMPLE = 200
+BATCH = 32
+PERTURBATIONS = ("jpeg90", "jpeg75", "jpeg50", "jpeg30", "down0.5", "down0.75", "blur1", "blur2")
+NOT_MEASURED = "not measured"
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    """One format of one model. ``None`` = not measured. See the module docstring for definitions."""
+
+    model: str
+    format: str
+    status: str  # "ok" | "failed: reason" | "below floor" | "skipped: reason"
+    path: str = ""
+    bytes: int | None = None
+    size_mb: float | None = None
+    runtime: str | None = None
+    provider: str | None = None
+    threads: int | None = None
+    threshold: float | None = None
+    n: int | None = None
+    accuracy: float | None = None
+    balanced_accuracy: float | None = None
+    auc: float | None = None
+    ap: float | None = None
+    eer: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    f1: float | None = None
+    latency_ms_p50: float | None = None
+    latency_ms_p90: float | None = None
+    latency_ms_p99: float | None = None
+    latency_ms_mean: float | None = None
+    preprocess_ms: float | None = None
+    images_per_s: float | None = None
+    load_ms: float | None = None
+    first_inference_ms: float | None = None
+    peak_rss_mb: float | None = None
+    baseline_rss_mb: float | None = None
+    agreement: float | None = None  # fraction of identical verdicts vs the Keras model on probe inputs
+    max_abs_diff: float | None = None  # max |dP(fake)| vs the Keras model on probe inputs
+    skipped_images: int | None = None
+    robustness: dict | None = field(default=None)  # perturbation -> {"accuracy", "auc"}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def flat(self) -> dict:
+        """to_dict with robustness spread into ``rob_<name>_acc`` / ``rob_<name>_auc`` columns (CSV)."""
+        d = self.to_dict()
+        rob = d.pop("robustness") or {}
+        for name in PERTURBATIONS:
+            r = rob.get(name) or {}
+            d[f"rob_{name}_acc"] = r.get("accuracy")
+            d[f"rob_{name}_auc"] = r.get("auc")
+        return d
+
+
+@dataclass
+class BenchResult:
+    machine: dict
+    rows: list[BenchRow]
+    notes: list[str]
+    settings: dict
+
+    def to_dict(self) -> dict:
+        return {"machine": self.machine, "settings": self.settings,
+                "rows": [r.to_dict() for r in self.rows], "notes": self.notes}
+
+
+# ====================================================================== worker (one model, one process)
+
+
+def _rss_mb() -> float:
+    """This process's peak RSS in MB. Linux: VmHWM (reset at exec; ru_maxrss would carry the parent's peak)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    scale = 1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0  # macOS reports bytes, Linux KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+
+
+def perturb(img: np.ndarray, name: str) -> np.ndarray:
+    """One robustness perturbation of an RGB uint8 image at its own resolution (OpenCV)."""
+    import cv2
+
+    if name.startswith("jpeg"):
+        _, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(name[4:])])
+        return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
+    if name.startswith("down"):
+        f = float(name[4:])
+        h, w = img.shape[:2]
+        small = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if name.startswith("blur"):
+        return cv2.GaussianBlur(img, (0, 0), sigmaX=float(name[4:]))
+    raise ValueError(name)
+
+
+def latency_ms(backend, inputs: np.ndarray, warmup: int, runs: int) -> np.ndarray:
+    """Batch-1 ``backend.predict`` times in ms (after ``warmup`` untimed runs), cycling through inputs."""
+    n = len(inputs)
+    for i in range(warmup):
+        backend.predict(inputs[i % n : i % n + 1])
+    out = np.empty(runs)
+    clock = time.perf_counter
+    for i in range(runs):
+        x = inputs[i % n : i % n + 1]
+        t0 = clock()
+        backend.predict(x)
+        out[i] = (clock() - t0) * 1000.0
+    return out
+
+
+def measure(job: dict) -> dict:
+    """Measure one model file as described by ``job`` (in this process); returns a JSON-able dict."""
+    from edge_dfd.data import Record
+    from edge_dfd.evaluate import score_records
+    from edge_dfd.metrics import binary_report
+    from edge_dfd.preprocess import decode_image, load_image, prepare_batch
+    from edge_dfd.runtime import load_model
+
+    baseline = _rss_mb()
+    t0 = time.perf_counter()
+    backend = load_model(job["path"], threads=job["threads"], provider=job.get("provider"))
+    load_ms = (time.perf_counter() - t0) * 1000.0
+    size = backend.input_size
+    records = [Record(Path(p), int(lab)) for p, lab in job.get("records") or []]
+    probe_files = job.get("probe_files") or []
+    src = [str(r.path) for r in records] or probe_files
+    res: dict = {"format": backend.format, "runtime": backend.runtime, "provider": backend.provider,
+                 "threshold": backend.threshold, "load_ms": load_ms, "baseline_rss_mb": baseline}
+
+    # batch-1 inputs: decoded data (or probes), with the sequential preprocessing time
+    imgs, t_pre = [], 0.0
+    if src:  # one untimed decode: first-call library set-up is not per-image cost
+        try:
+            load_image(src[0], size)
+        except EdgeDFDError:
+            pass
+    for p in src[:PREPROCESS_SAMPLE]:
+        t = time.perf_counter()
+        try:
+            imgs.append(load_image(p, size))
+        except EdgeDFDError:
+            continue
+        finally:
+            t_pre += time.perf_counter() - t
+    res["preprocess_ms"] = t_pre * 1000.0 / max(1, min(len(src), PREPROCESS_SAMPLE)) if src else None
+    if job.get("probe_npy"):
+        probe = prepare_batch(list(np.load(job["probe_npy"])), size)
+    else:
+        probe = None
+    lat_in = np.stack(imgs) if imgs else probe
+    if lat_in is None:
+        raise ModelError("nothing to measure on: no readable images and no probe inputs")
+    t = time.perf_counter()
+    backend.predict(lat_in[:1])
+    res["first_inference_ms"] = (time.perf_counter() - t) * 1000.0
+    lat = latency_ms(backend, lat_in, job["warmup"], job["runs"])
+    res["latency"] = {"p50": float(np.percentile(lat, 50)), "p90": float(np.percentile(lat, 90)),
+                      "p99": float(np.percentile(lat, 99)), "mean": float(lat.mean())}
+
+    # end to end over the data (accuracy) or over the probe files (throughput only)
+    if records:
+        y, p, errors, secs = score_records(backend, records, batch_size=BATCH)
+        res["report"] = binary_report(y, p, backend.threshold) if y.size else None
+        res["skipped_images"] = len(errors)
+        res["images_per_s"] = y.size / secs if secs > 0 else None
+    elif probe_files:
+        from edge_dfd.predict import Item, predict_items
+
+        t = time.perf_counter()
+        k = sum(1 for _ in predict_items(backend, [Item(f) for f in probe_files], batch_size=BATCH))
+        res["images_per_s"] = k / (time.perf_counter() - t)
+    if probe is not None:
+        res["probe_p"] = backend.predict(probe).tolist()
+    if job.get("robustness") and records:
+        res["robustness"] = _robustness(backend, records, decode_image, prepare_batch, binary_report)
+    res["peak_rss_mb"] = _rss_mb()
+    return res
+
+
+def _robustness(backend, records, decode_image, prepare_batch, binary_report) -> dict:
+    out = {}
+    originals = []
+    for r in records:
+        try:
+            originals.append((decode_image(r.path), r.is_fake))
+        except EdgeDFDError:
+            continue
+    y = np.asarray([f for _, f in originals])
+    for name in PERTURBATIONS:
+        ps = []
+        for i in range(0, len(originals), BATCH):
+            chunk = [perturb(img, name) for img, _ in originals[i : i + BATCH]]
+            ps.append(backend.predict(prepare_batch(chunk, backend.input_size)))
+        rep = binary_report(y, np.concatenate(ps), backend.threshold)
+        out[name] = {"accuracy": rep["accuracy"], "auc": rep["auc"]}
+    return out
+
+
+def _worker_main(argv) -> int:
+    job_path, out_path = argv
+    job = json.loads(Path(job_path).read_text())
+    try:
+        res = {"ok": True, **measure(job)}
+    except EdgeDFDError as exc:
+        res = {"ok": False, "error": str(exc)}
+    Path(out_path).write_text(json.dumps(res))
+    return 0
+
+
+def measure_isolated(job: dict, workdir: Path) -> dict:
+    """``measure(job)`` in a fresh Python process (honest per-format peak RSS)."""
+    fd, job_path = tempfile.mkstemp(prefix="job.", suffix=".json", dir=workdir)
+    os.close(fd)
+    out_path = job_path[:-5] + ".out.json"
+    Path(job_path).write_text(json.dumps(job))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    try:
+        proc = subprocess.run([sys.executable, "-m", "edge_dfd.bench", job_path, out_path],
+                              capture_output=True, text=True, env=env, check=False)
+        if proc.returncode != 0 or not Path(out_path).is_file():
+            lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+            why = lines[-1][:200] if lines else f"exit code {proc.returncode}"
+            return {"ok": False, "error": f"measuring process failed ({why})"}
+        return json.loads(Path(out_path).read_text())
+    finally:
+        for p in (job_path, out_path):
+            Path(p).unlink(missing_ok=True)
+
+
+# ====================================================================== orchestration
+
+
+def have_tensorflow() -> bool:
+    """True when TensorFlow is installed (checked without importing it)."""
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def default_probe_inputs(size: int, n: int = PROBE_N) -> np.ndarray:
+    """Deterministic generated inputs shared with the converter's verification (no TensorFlow needed)."""
+    from edge_dfd.convert import probe_inputs
+
+    return probe_inputs(n, size, seed=0)
+
+
+@dataclass
+class _Target:
+    group: str
+    fmt: str
+    path: Path | None
+    status: str | None = None  # pre-set for skipped / failed-before-measuring rows
+
+
+def _group_targets(models, formats, cache_root: Path, data, log, convert_kwargs=None) -> list[list[_Target]]:
+    """Model arguments -> groups of (format, file) to measure; a .keras source is converted (cached)."""
+    from edge_dfd import zoo
+
+    groups = []
+    if not models:
+        have = zoo.available_formats()
+        if not have:
+            zoo.default_path()  # raises the 'bundled model missing' ModelError
+        wanted = [f.name for f in parse_formats(formats, allow_keras=True)]
+        groups.append([_Target("default", n, zoo.default_dir() / FORMATS[n].filename(zoo.STEM))
+                       for n in wanted if n in have])
+        return groups
+    for m in models:
+        p = Path(m)
+        if str(m) == "default":
+            groups.extend(_group_targets([], formats, cache_root, data, log, convert_kwargs))
+            continue
+        if not p.is_file():
+            raise ModelError(f"{p}: model file not found")
+        if p.suffix.lower() != ".keras":
+            guess = format_of_file(p)
+            if guess is None:
+                raise ModelError(f"{p}: unknown model type '{p.suffix}' (expected .keras, .tflite or .onnx)")
+            groups.append([_Target(p.name, guess.name, p)])
+            continue
+        wanted = [f.name for f in parse_formats(formats, allow_keras=True)]
+        groups.append(_convert_cached(p, wanted, cache_root, data, log, convert_kwargs or {}))
+    return groups
+
+
+def _convert_cached(src: Path, wanted: list[str], cache_root: Path, data, log, convert_kwargs: dict) -> list[_Target]:
+    """Convert ``src`` to the wanted export formats into cache_root/<sha256[:16]>, reusing earlier results."""
+    group = src.name
+    targets = [_Target(group, "keras", src)] if "keras" in wanted else []
+    exports = [n for n in wanted if n != "keras"]
+    if not exports:
+        return targets
+    if not have_tensorflow():
+        return targets + [_Target(group, n, None, "skipped: TensorFlow not installed (needed to convert)")
+                          for n in exports]
+    cache = ensure_writable_dir(cache_root / sha256_file(src)[:16])
+    stem = src.stem
+    missing = [n for n in exports if not (cache / FORMATS[n].filename(stem)).is_file()]
+    failed: dict[str, str] = {}
+    if missing:
+        from edge_dfd.convert import convert_model
+
+        log(f"converting {src.name} to {', '.join(missing)} (cached in {cache})")
+        calib = str(data) if data else None
+        def convert(names):
+            for r in convert_model(src, names, out_dir=cache, calib_data=calib, progress=log, **convert_kwargs):
+                if not r.ok:
+                    failed[r.format] = str(r.error or "conversion failed")
+                    Path(r.path).unlink(missing_ok=True)  # never reuse a failed export from the cache
+
+        try:
+            convert(missing)  # one call: the model is loaded and exported to a SavedModel once
+        except EdgeDFDError:
+            for n in missing:  # a format refused up front (e.g. int8 without data) must not sink the others
+                try:
+                    convert([n])
+                except EdgeDFDError as exc:
+                    failed[n] = str(exc)
+    for n in exports:
+        path = cache / FORMATS[n].filename(stem)
+        if n in failed:
+            targets.append(_Target(group, n, path, f"failed: {failed[n]}"))
+        elif not path.is_file():
+            targets.append(_Target(group, n, path, "failed: converter wrote no file"))
+        else:
+            targets.append(_Target(group, n, path))
+    return targets
+
+
+def run_bench(models=(), data=None, split: str = "test", formats: str | None = "all", threads: int = 2,
+              warmup: int = 10, runs: int = 100, floor: float | None = None, robustness: bool = False,
+              out_dir=None, provider: str | None = None, log=None, convert_kwargs: dict | None = None) -> BenchResult:
+    """Measure every requested format of every model; returns the rows (does not write files).
+
+    ``convert_kwargs`` go to ``edge_dfd.convert.convert_model`` (e.g. calib_size, verify_size).
+    """
+    from edge_dfd.machine import machine_facts
+
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    if runs < 1 or warmup < 0:
+        raise EdgeDFDError(f"--runs {runs} / --warmup {warmup}: expected runs >= 1 and warmup >= 0")
+    if floor is not None and not data:
+        raise EdgeDFDError("--floor needs labelled images: add --data DIR")
+    if robustness and not data:
+        raise EdgeDFDError("--robustness needs labelled images: add --data DIR")
+    out = ensure_writable_dir(out_dir or "bench-results")
+    records = None
+    if data:
+        from edge_dfd.data import load_split
+
+        records = [[str(r.path), int(r.label)] for r in load_split(data, split)]
+    groups = _group_targets(list(models), formats, out / "cache", data, log, convert_kwargs)
+    notes = []
+    rows: list[BenchRow] = []
+    tf_ok = have_tensorflow()
+    with tempfile.TemporaryDirectory(prefix="edge-dfd-bench-") as tmp:
+        tmp = Path(tmp)
+        probe_cache: dict[int, tuple[str, list[str]]] = {}
+        for group in groups:
+            ref = None  # Keras probabilities on the probe inputs, for agreement
+            size = None
+            for tgt in group:
+                if tgt.status is None and tgt.fmt == "keras" and not tf_ok:
+                    tgt.status = "skipped: TensorFlow not installed"
+                if tgt.status is not None:
+                    rows.append(BenchRow(tgt.group, tgt.fmt, tgt.status, path=str(tgt.path or "")))
+                    continue
+                size = size or _input_size(tgt.path)
+                if size not in probe_cache:
+                    probe_cache[size] = _write_probes(tmp, size)
+                probe_npy, probe_files = probe_cache[size]
+                job = {"path": str(tgt.path), "threads": threads, "warmup": warmup, "runs": runs,
+                       "records": records, "probe_npy": probe_npy, "probe_files": probe_files,
+                       "robustness": robustness,
+                       "provider": provider if tgt.path.suffix.lower() == ".onnx" else None}
+                log(f"measuring {tgt.group} {tgt.fmt} ({tgt.path.name}) ...")
+                res = measure_isolated(job, tmp)
+                row = _row(tgt, res, threads, floor)
+                if tgt.fmt == "keras" and res.get("ok"):
+                    ref = np.asarray(res.get("probe_p"))
+                if ref is not None and res.get("ok") and res.get("probe_p") is not None:
+                    p = np.asarray(res["probe_p"])
+                    t = res["threshold"]
+                    row = _replace(row, agreement=float(((p >= t) == (ref >= t)).mean()),
+                                   max_abs_diff=float(np.abs(p - ref).max()))
+                rows.append(row)
+    if not data:
+        notes.append(f"accuracy {NOT_MEASURED}: no labelled images ship with edge-dfd; add them with "
+                     "`edge-dfd bench --data DIR` (DIR = a 140k-layout folder, e.g. the Kaggle 140k dataset)")
+    if any(r.fmt == "keras" for g in groups for r in g) and not tf_ok:
+        notes.append("keras row skipped: TensorFlow is not installed (runtime-only install); "
+                     "agreement with Keras not measured")
+    notes.append("peak_rss_mb: high-water RSS of a fresh process that loaded only that model and ran its "
+                 "measurements (Python, numpy, OpenCV and the runtime included; baseline_rss_mb = same process "
+                 "before loading the model)")
+    settings = {"data": str(data) if data else None, "split": split if data else None, "threads": threads,
+                "warmup": warmup, "runs": runs, "floor": floor, "robustness": robustness,
+                "provider": provider, "n_images": len(records) if records else None,
+                "probe_inputs": PROBE_N}
+    return BenchResult(machine_facts(threads), rows, notes, settings)
+
+
+def _replace(row: BenchRow, **kw) -> BenchRow:
+    from dataclasses import replace
+
+    return replace(row, **kw)
+
+
+def _input_size(path: Path) -> int:
+    """The model's input size from its metadata (no runtime needed when present)."""
+    from edge_dfd.meta import read_meta
+
+    meta = read_meta(path)
+    if meta is not None:
+        return int(meta.input_size)
+    if path.suffix.lower() == ".keras":  # read config.json instead of loading TensorFlow in this process
+        from edge_dfd.kerasio import _check_archive
+
+        shape = _find_key(_check_archive(path), "batch_shape")
+        if not shape or len(shape) != 4 or not shape[1]:
+            raise ModelError(f"{path}: cannot read the model's input size from its config")
+        return int(shape[1])
+    from edge_dfd.runtime import load_model
+
+    return load_model(path).input_size
+
+
+def _find_key(node, key):
+    if isinstance(node, dict):
+        if key in node:
+            return node[key]
+        node = list(node.values())
+    if isinstance(node, list):
+        for v in node:
+            found = _find_key(v, key)
+            if found is not None:
+                return found
+    return None
+
+
+def _write_probes(tmp: Path, size: int) -> tuple[str, list[str]]:
+    """Probe inputs as .npy (exact arrays, for agreement) and PNG files (for end-to-end throughput)."""
+    import cv2
+
+    probe = default_probe_inputs(size)
+    d = ensure_writable_dir(tmp / f"probe{size}")
+    npy = d / "probe.npy"
+    np.save(npy, probe)
+    files = []
+    for i, img in enumerate(probe):
+        f = d / f"{i:03d}.png"
+        cv2.imwrite(str(f), img[..., ::-1])
+        files.append(str(f))
+    return str(npy), files
+
+
+def _row(tgt: _Target, res: dict, threads: int, floor: float | None) -> BenchRow:
+    size = tgt.path.stat().st_size if tgt.path and tgt.path.is_file() else None
+    base = dict(model=tgt.group, format=tgt.fmt, path=str(tgt.path), bytes=size,
+                size_mb=round(size / 1e6, 3) if size else None, threads=threads)
+    if not res.get("ok"):
+        return BenchRow(status=f"failed: {res.get('error', 'unknown error')}", **base)
+    rep = res.get("report") or {}
+    lat = res["latency"]
+    status = "ok"
+    acc = rep.get("accuracy")
+    if floor is not None and (acc is None or acc < floor):
+        status = "below floor"
+    r2 = lambda v, k=3: None if v is None else round(float(v), k)
+    return BenchRow(
+        status=status, runtime=res.get("runtime"), provider=res.get("provider"), threshold=res.get("threshold"),
+        n=rep.get("n"), accuracy=acc, balanced_accuracy=rep.get("balanced_accuracy"), auc=rep.get("auc"),
+        ap=rep.get("ap"), eer=rep.get("eer"), precision=rep.get("precision"), recall=rep.get("recall"),
+        f1=rep.get("f1"), latency_ms_p50=r2(lat["p50"]), latency_ms_p90=r2(lat["p90"]),
+        latency_ms_p99=r2(lat["p99"]), latency_ms_mean=r2(lat["mean"]), preprocess_ms=r2(res.get("preprocess_ms")),
+        images_per_s=r2(res.get("images_per_s"), 1), load_ms=r2(res["load_ms"], 1),
+        first_inference_ms=r2(res["first_inference_ms"]), peak_rss_mb=r2(res["peak_rss_mb"], 1),
+        baseline_rss_mb=r2(res["baseline_rss_mb"], 1), skipped_images=res.get("skipped_images"),
+        robustness=res.get("robustness"), **base)
+
+
+def check_floor(result: BenchResult, floor: float | None) -> None:
+    """QualityGateError (exit 3) naming every format whose accuracy is below ``floor``."""
+    if floor is None:
+        return
+    bad = [r for r in result.rows if r.status == "below floor"]
+    if bad:
+        listed = ", ".join(f"{r.model}:{r.format}={_fmt(r.accuracy)}" for r in bad)
+        raise QualityGateError(f"accuracy below the floor {floor}: {listed}")
+
+
+def check_measured(result: BenchResult) -> None:
+    """EdgeDFDError (exit 1) when no row could be measured at all (every model failed or was skipped)."""
+    if result.rows and not any(r.status in ("ok", "below floor") for r in result.rows):
+        raise EdgeDFDError("nothing was measured: " + " | ".join(f"{r.model} {r.format}: {r.status}"
+                                                                  for r in result.rows))
+
+
+# ====================================================================== the ONE writer
+
+
+TABLE_COLS = [("format", "format", "{}"), ("status", "status", "{}"), ("size_mb", "MB", "{:.2f}"),
+              ("accuracy", "acc", "{:.4f}"), ("auc", "AUC", "{:.4f}"), ("latency_ms_p50", "p50 ms", "{:.2f}"),
+              ("latency_ms_p90", "p90 ms", "{:.2f}"), ("latency_ms_p99", "p99 ms", "{:.2f}"),
+              ("preprocess_ms", "prep ms", "{:.2f}"), ("images_per_s", "img/s", "{:.1f}"),
+              ("load_ms", "load ms", "{:.0f}"), ("first_inference_ms", "1st ms", "{:.1f}"),
+              ("peak_rss_mb", "RSS MB", "{:.0f}"), ("agreement", "agree", "{:.3f}"),
+              ("max_abs_diff", "max|dp|", "{:.4f}")]
+
+
+def _fmt(v, spec="{:.4f}") -> str:
+    if v is None:
+        return "-"
+    try:
+        return spec.format(v)
+    except (ValueError, TypeError):
+        return str(v)
+
+
+def table_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:
+    multi = len({r.model for r in result.rows}) > 1
+    cols = ([("model", "model", "{}")] if multi else []) + TABLE_COLS
+    measured = any(r.accuracy is not None for r in result.rows)
+    body = []
+    for r in result.rows:
+        d = r.to_dict()
+        line = []
+        for key, _, spec in cols:
+            if key == "accuracy" and not measured and r.status == "ok":
+                line.append(NOT_MEASURED)
+            else:
+                line.append(_fmt(d.get(key), spec))
+        body.append(line)
+    return [h for _, h, _ in cols], body
+
+
+def format_table(result: BenchResult) -> str:
+    """Plain-text table (stdout)."""
+    head, body = table_rows(result)
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body]
+    lines += _robustness_lines(result)
+    lines += [f"note: {n}" for n in result.notes]
+    m = result.machine
+    lines.append(f"machine: {m['cpu']}, {m['usable_cores']} cores, flags {' '.join(m['cpu_flags']) or '-'}, "
+                 f"threads {m['threads']}, {m['os']}, Python {m['python']}")
+    return "\n".join(lines) + "\n"
+
+
+def _robustness_lines(result: BenchResult) -> list[str]:
+    rows = [r for r in result.rows if r.robustness]
+    if not rows:
+        return []
+    out = ["", "robustness (accuracy / AUC): " + ", ".join(PERTURBATIONS)]
+    for r in rows:
+        cells = [f"{_fmt(r.robustness[p]['accuracy'], '{:.3f}')}/{_fmt(r.robustness[p]['auc'], '{:.3f}')}"
+                 for p in PERTURBATIONS]
+        out.append(f"  {r.model}:{r.format}  " + "  ".join(cells))
+    return out
+
+
+def format_markdown(result: BenchResult) -> str:
+    head, body = table_rows(result)
+    md = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    md += ["| " + " | ".join(c.replace("|", "/") for c in b) + " |" for b in body]
+    rob = [r for r in result.rows if r.robustness]
+    if rob:
+        md += ["", "Robustness (accuracy / AUC):", "",
+               "| model | format | " + " | ".join(PERTURBATIONS) + " |", "|---|---|" + "---|" * len(PERTURBATIONS)]
+        for r in rob:
+            md.append(f"| {r.model} | {r.format} | " + " | ".join(
+                f"{_fmt(r.robustness[p]['accuracy'], '{:.3f}')} / {_fmt(r.robustness[p]['auc'], '{:.3f}')}"
+                for p in PERTURBATIONS) + " |")
+    m = result.machine
+    md += ["", f"Machine: {m['cpu']} ({m['arch']}), {m['usable_cores']} usable cores, flags: "
+           f"{', '.join(m['cpu_flags']) or '-'}; threads {m['threads']}; {m['os']}; Python {m['python']}; "
+           + ", ".join(f"{k} {v}" for k, v in m["versions"].items()), ""]
+    s = result.settings
+    md.append(f"Settings: data {s['data'] or 'none'} ({s['split'] or '-'}), warm-up {s['warmup']}, "
+              f"runs {s['runs']}, batch-1 latency; end-to-end batch {BATCH}.")
+    md += [""] + [f"- {n}" for n in result.notes]
+    return "\n".join(md) + "\n"
+
+
+def format_csv(result: BenchResult) -> str:
+    buf = io.StringIO()
+    names = list(result.rows[0].flat()) if result.rows else [f.name for f in fields(BenchRow)]
+    w = csv.DictWriter(buf, fieldnames=names)
+    w.writeheader()
+    for r in result.rows:
+        w.writerow(r.flat())
+    return buf.getvalue()
+
+
+def write_results(result: BenchResult, out_dir, stem: str = "bench", plot=None) -> list[Path]:
+    """bench.json, bench.csv, bench.md (+ the Pareto plot) in ``out_dir``, all atomic."""
+    out = ensure_writable_dir(out_dir)
+    paths = [atomic_write_json(out / f"{stem}.json", result.to_dict()),
+             atomic_write_text(out / f"{stem}.csv", format_csv(result)),
+             atomic_write_text(out / f"{stem}.md", format_markdown(result))]
+    plot_path = Path(plot) if plot else out / "pareto.png"
+    p = plot_pareto(result, plot_path)
+    if p is not None:
+        paths.append(p)
+    return paths
+
+
+def plot_pareto(result: BenchResult, path) -> Path | None:
+    """Latency p50 (x) vs accuracy (y; agreement with Keras when accuracy is not measured); marker area = size."""
+    from edge_dfd.report import _plt, save_figure
+
+    rows = [r for r in result.rows if r.latency_ms_p50 is not None]
+    ykey = "accuracy" if any(r.accuracy is not None for r in rows) else "agreement"
+    rows = [r for r in rows if getattr(r, ykey) is not None]
+    if not rows:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    xs = np.array([r.latency_ms_p50 for r in rows])
+    ys = np.array([getattr(r, ykey) for r in rows])
+    mb = np.array([r.size_mb or 0.0 for r in rows])
+    ax.scatter(xs, ys, s=40 + 400 * mb / max(mb.max(), 1e-9), alpha=0.6, edgecolors="k")
+    multi = len({r.model for r in rows}) > 1
+    for r, x, y in zip(rows, xs, ys):
+        ax.annotate(f"{r.model}:{r.format}" if multi else r.format, (x, y), textcoords="offset points",
+                    xytext=(6, 4), fontsize=8)
+    order = np.lexsort((-ys, xs))  # Pareto front: no other point is both faster and more accurate
+    front, best = [], -np.inf
+    for i in order:
+        if ys[i] > best:
+            front.append(i)
+            best = ys[i]
+    ax.plot(xs[front], ys[front], "--", color="tab:red", lw=1, label="Pareto front")
+    ax.set_xlabel("latency p50, batch 1 (ms)")
+    ax.set_ylabel(ykey if ykey == "accuracy" else "agreement with Keras (probe inputs)")
+    ax.set_title(f"edge-dfd bench: latency vs {ykey} (marker area = file size)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    return save_figure(fig, path)
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_main(sys.argv[1:]))

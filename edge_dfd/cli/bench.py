@@ -1,0 +1,53 @@
+"""``edge-dfd bench``: the latency / accuracy / size / memory of every format, side by side, in one run."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("bench")
+@click.argument("models", nargs=-1, metavar="[MODEL]...")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
+              help="Labelled images (140k layout or DIR/<split>/{real,fake}/): adds accuracy, AUC, ...")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "valid", "test"]))
+@click.option("--formats", default="all", show_default=True,
+              help="Formats to convert a .keras MODEL to and measure: 'all' or a comma list.")
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True)
+@click.option("--runs", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--floor", type=click.FloatRange(0, 1), default=None,
+              help="Exit with code 3 if any format's accuracy is below this (a CI gate; needs --data).")
+@click.option("--robustness", is_flag=True,
+              help="Also accuracy/AUC under JPEG q90/75/50/30, downscale x0.5/x0.75, blur sigma 1/2.")
+@click.option("--provider", default=None, help="ONNX execution provider (default CPUExecutionProvider).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="bench-results", show_default=True,
+              help="Folder for bench.json/.csv/.md, pareto.png and the conversion cache.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"machine": ..., "rows": [...]} on stdout.')
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Pareto plot file [default: OUT/pareto.png].")
+def cmd(models, data_dir, split, formats, threads, warmup, runs, floor, robustness, provider, out_dir,
+        as_json, plot):
+    """Measure MODEL... (.keras: converted to --formats, cached; .tflite/.onnx: as they are) or, with no
+    MODEL, the bundled default model in every format. Exit code 3 when --floor is not met.
+    """
+    import json
+
+    from edge_dfd.bench import (
+        check_floor,
+        check_measured,
+        format_table,
+        run_bench,
+        write_results,
+    )
+
+    result = run_bench(models, data=data_dir, split=split, formats=formats, threads=threads, warmup=warmup,
+                       runs=runs, floor=floor, robustness=robustness, out_dir=out_dir, provider=provider)
+    paths = write_results(result, out_dir, plot=plot)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        click.echo(format_table(result), err=True, nl=False)
+    else:
+        click.echo(format_table(result), nl=False)
+    click.echo("wrote " + ", ".join(str(p) for p in paths), err=True)
+    check_measured(result)
+    check_floor(result, floor)

@@ -1,0 +1,87 @@
+"""Machine facts recorded with every benchmark result: CPU, cores, SIMD flags, OS, Python, runtime versions.
+
+Reads /proc/cpuinfo where present; never imports TensorFlow (versions come from package metadata).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+
+# SIMD features that decide int8 / fp32 speed on x86-64 and Arm
+FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8",
+         "asimd", "asimdhp", "asimddp", "i8mm", "bf16", "sve", "sve2")
+PACKAGES = ("edge-dfd", "numpy", "opencv-python-headless", "opencv-python", "ai-edge-litert", "onnxruntime",
+            "tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx")
+
+
+def _cpuinfo() -> dict:
+    info: dict = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if ":" not in line:
+                    continue
+                k, v = (s.strip() for s in line.split(":", 1))
+                info.setdefault(k, v)
+    except OSError:
+        pass
+    return info
+
+
+def cpu_model() -> str:
+    info = _cpuinfo()
+    for key in ("model name", "Model", "Hardware", "cpu model"):
+        if info.get(key):
+            return info[key]
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list[str]:
+    info = _cpuinfo()
+    have = set((info.get("flags") or info.get("Features") or "").split())
+    return [f for f in FLAGS if f in have]
+
+
+def versions() -> dict:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def machine_facts(threads: int | None = None) -> dict:
+    """One dict with everything needed to compare results between machines."""
+    try:
+        import psutil
+
+        mem_gb = round(psutil.virtual_memory().total / 2**30, 1)
+        physical = psutil.cpu_count(logical=False)
+    except ImportError:
+        mem_gb, physical = None, None
+    return {
+        "cpu": cpu_model(),
+        "arch": platform.machine(),
+        "logical_cores": os.cpu_count(),
+        "physical_cores": physical,
+        "usable_cores": usable_cores(),
+        "cpu_flags": cpu_flags(),
+        "memory_gb": mem_gb,
+        "threads": threads,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "python_impl": sys.implementation.name,
+        "versions": versions(),
+    }

@@ -1,0 +1,72 @@
+"""Runtime backends: one interface (``Backend``) over Keras, LiteRT (TFLite) and onnxruntime.
+
+    from edge_dfd.runtime import load_model
+    det = load_model("model_int8.tflite", threads=2)
+    p_fake = det.predict(batch_uint8_rgb)          # (N, S, S, 3) uint8 RGB -> (N,) float32
+
+``runtime.tflite`` and ``runtime.onnx`` never import TensorFlow; only ``runtime.keras`` does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge_dfd.errors import ModelError
+from edge_dfd.formats import FORMATS, get_format
+from edge_dfd.runtime.base import Backend
+
+__all__ = ["RUNTIME_OF_SUFFIX", "Backend", "load_model", "resolve_model"]
+
+RUNTIME_OF_SUFFIX = {".keras": "keras", ".tflite": "tflite", ".onnx": "onnx"}
+
+
+def resolve_model(spec, format: str | None = None) -> Path:
+    """A model spec (path or "default") -> an existing model file path; ModelError otherwise."""
+    if str(spec) == "default":
+        from edge_dfd import zoo
+
+        return zoo.default_path(format)
+    p = Path(spec).expanduser()
+    suffix = p.suffix.lower()
+    if suffix not in RUNTIME_OF_SUFFIX:
+        raise ModelError(f"{p}: unknown model type '{p.suffix}' (expected .keras, .tflite, .onnx or 'default')")
+    if not p.exists():
+        raise ModelError(f"{p}: model file not found")
+    if not p.is_file():
+        raise ModelError(f"{p}: is not a file")
+    if format is not None:
+        want = get_format(format)
+        if want.suffix != suffix:
+            raise ModelError(f"{p}: --format {want.name} expects a {want.suffix} file, got '{p.suffix}'")
+    return p
+
+
+def load_model(spec="default", format: str | None = None, threads: int | None = None,
+               provider: str | None = None) -> Backend:
+    """Load a model file (``.keras``, ``.tflite``, ``.onnx``) or the bundled ``"default"`` model.
+
+    ``format`` picks the bundled model's format (default ``edge_dfd.zoo.DEFAULT_FORMAT``) and, for a
+    path, must agree with the file's suffix. ``threads`` sets the runtime's intra-op threads.
+    ``provider`` is an onnxruntime execution provider (ONNX only; a missing one is a ModelError).
+    """
+    path = resolve_model(spec, format)
+    runtime = RUNTIME_OF_SUFFIX[path.suffix.lower()]
+    if threads is not None and int(threads) < 1:
+        raise ModelError(f"threads={threads}: expected a positive integer")
+    if provider is not None and runtime != "onnx":
+        raise ModelError(f"{path.name}: --provider applies to ONNX models only (this is a {runtime} model)")
+    if runtime == "tflite":
+        from edge_dfd.runtime.tflite import TFLiteBackend
+
+        return TFLiteBackend(path, threads)
+    if runtime == "onnx":
+        from edge_dfd.runtime.onnx import ONNXBackend
+
+        return ONNXBackend(path, threads, provider)
+    from edge_dfd.runtime.keras import KerasBackend
+
+    return KerasBackend(path, threads)
+
+
+def runtime_of(format_name: str) -> str:
+    return FORMATS[format_name].runtime

@@ -1,0 +1,80 @@
+"""ONNX backend on onnxruntime. Never imports TensorFlow.
+
+``threads`` sets ``intra_op_num_threads``; ``provider`` picks the execution provider (default
+``CPUExecutionProvider``). A provider that is not available is an error listing the available ones:
+never a silent fallback, because a benchmark that quietly ran elsewhere would lie. ``provider`` records
+the provider the session actually uses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_dfd.errors import ModelError, require
+from edge_dfd.formats import FORMATS, format_of_file
+from edge_dfd.meta import onnx_meta_from_session
+from edge_dfd.runtime.base import Backend, check_input_shape, check_output_shape
+
+DEFAULT_PROVIDER = "CPUExecutionProvider"
+_TYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8}
+
+
+def available_providers() -> list[str]:
+    ort = require("onnxruntime", "running .onnx models")
+    return list(ort.get_available_providers())
+
+
+class ONNXBackend(Backend):
+    runtime = "onnx"
+
+    def __init__(self, path, threads: int | None = None, provider: str | None = None):
+        super().__init__(path, threads)
+        ort = require("onnxruntime", "running .onnx models")
+        where = str(self.path)
+        want = provider or DEFAULT_PROVIDER
+        avail = list(ort.get_available_providers())
+        if want not in avail:
+            raise ModelError(
+                f"ONNX execution provider '{want}' is not available in this onnxruntime; available: {', '.join(avail)}"
+            )
+        opts = ort.SessionOptions()
+        if threads is not None:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(where, sess_options=opts, providers=[want])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
+            msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{where}: onnxruntime cannot load this model ({msg})") from None
+        used = self.session.get_providers()
+        if not used or used[0] != want:
+            raise ModelError(f"{where}: asked for provider '{want}' but the session uses {used}")
+        self.provider = used[0]
+        ins, outs = self.session.get_inputs(), self.session.get_outputs()
+        if len(ins) != 1 or len(outs) != 1:
+            raise ModelError(f"{where}: model has {len(ins)} inputs / {len(outs)} outputs, expected 1 / 1")
+        self._in_name, self._out_name = ins[0].name, outs[0].name
+        if ins[0].type not in _TYPES:
+            raise ModelError(f"{where}: model input type is {ins[0].type}, expected float or uint8 tensor")
+        self._in_dtype = _TYPES[ins[0].type]
+        size = check_input_shape(ins[0].shape, where)
+        check_output_shape(outs[0].shape, where)
+        batch = ins[0].shape[0]
+        self._fixed_batch = int(batch) if isinstance(batch, (int, np.integer)) and batch > 0 else None
+        guess = format_of_file(self.path)
+        if guess is None or guess.runtime != "onnx":
+            guess = FORMATS["onnx"]
+        in_dtype = "uint8" if self._in_dtype == np.uint8 else "float32"
+        self._resolve_meta(onnx_meta_from_session(self.session, where), size, in_dtype, guess)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        x = x.astype(self._in_dtype, copy=False)
+        if self._fixed_batch is not None and x.shape[0] != self._fixed_batch:
+            if self._fixed_batch != 1:
+                raise ModelError(f"{self.path}: model has a fixed batch size {self._fixed_batch}")
+            return np.concatenate([self._invoke(x[i : i + 1]) for i in range(x.shape[0])])
+        return self._invoke(x)
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.session.run([self._out_name], {self._in_name: x})[0], dtype=np.float32).reshape(-1)
