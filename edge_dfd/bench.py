@@ -396,6 +396,7 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
         raise EdgeDFDError("--floor needs labelled images: add --data DIR")
     if robustness and not data:
         raise EdgeDFDError("--robustness needs labelled images: add --data DIR")
+    parse_formats(formats, allow_keras=True)  # unknown names fail even when no .keras model needs them
     out = ensure_writable_dir(out_dir or "bench-results")
     records = None
     if data:

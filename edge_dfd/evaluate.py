@@ -54,6 +54,10 @@ def evaluate(model, data, split: str = "test", out_dir=None, threads=None, provi
     if not records:
         raise DataError(f"{data}: split '{split}' has no images")
     backend = load_model(model, format=format, threads=threads, provider=provider)
+    if write:  # an unwritable --out fails now, not after the whole evaluation
+        from edge_dfd.fsutil import ensure_writable_dir
+
+        ensure_writable_dir(Path(out_dir) if out_dir else default_out_dir(model, split))
     log(f"evaluating {backend.path.name} ({backend.format}) on {len(records)} images of {data} [{split}]")
     y, p, errors, secs = score_records(backend, records, batch_size=batch_size,
                                        on_error=lambda e: log(f"skipped: {e}"))

@@ -61,6 +61,8 @@ def parse_formats(spec: str | None, allow_keras: bool = False) -> list[Format]:
     if spec is None or spec.strip().lower() in ("", "all"):
         return [FORMATS[n] for n in allowed]
     names = [s.strip() for s in spec.split(",") if s.strip()]
+    if not names:
+        raise EdgeDFDError(f"no format names in {spec!r}. Valid formats: {', '.join(allowed)}, or 'all'.")
     bad = [n for n in names if n not in allowed]
     if bad:
         raise EdgeDFDError(_unknown(bad[0], allowed))

@@ -45,11 +45,13 @@ def _default_mode(path: Path) -> int:
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+    except OSError as exc:  # disk full, quota, I/O error: one line naming the file; the old file is intact
+        raise EdgeDFDError(f"cannot write {path}: {exc.strerror or exc}") from None
     return Path(path)
 
 

@@ -57,6 +57,8 @@ class ModelMeta:
             d = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ModelError(f"{where}: edge-dfd metadata is not valid JSON ({exc})") from None
+        except RecursionError:  # e.g. '[[[[...' nested deeper than the parser's stack
+            raise ModelError(f"{where}: edge-dfd metadata is not valid JSON (nested too deeply)") from None
         if not isinstance(d, dict):
             raise ModelError(f"{where}: edge-dfd metadata must be a JSON object")
         known = {f.name for f in fields(cls)}
@@ -76,6 +78,12 @@ class ModelMeta:
             problems.append(f"output={self.output!r} (expected P(fake))")
         if not isinstance(self.threshold, (int, float)) or not 0.0 <= float(self.threshold) <= 1.0:
             problems.append(f"threshold={self.threshold!r} (expected a number in [0, 1])")
+        for name in ("format", "arch", "threshold_source", "input_range", "edge_dfd_version"):
+            if not isinstance(getattr(self, name), str):
+                problems.append(f"{name}={getattr(self, name)!r} (expected a string)")
+        for name in ("calibration", "verification", "training", "extra"):
+            if not isinstance(getattr(self, name), dict) and not (name != "extra" and getattr(self, name) is None):
+                problems.append(f"{name}={getattr(self, name)!r} (expected a JSON object)")
         if problems:
             raise ModelError(f"{where}: bad edge-dfd metadata: " + "; ".join(problems))
         self.threshold = float(self.threshold)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,10 @@ def decode_image(src, name: str | None = None) -> np.ndarray:
     else:
         p = Path(src)
         try:
-            size = p.stat().st_size
+            st = p.stat()
+            if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):  # a FIFO or device would hang
+                raise ImageError(label, "not a regular file (pipe, socket or device)")
+            size = st.st_size
             if size > MAX_FILE_BYTES:
                 raise ImageError(label, f"file is {size} bytes, above the {MAX_FILE_BYTES}-byte limit")
             data = p.read_bytes()
@@ -66,7 +70,12 @@ def decode_image(src, name: str | None = None) -> np.ndarray:
         raise ImageError(label, "empty file")
     _check_pixels(data, label)
     cv2 = _cv2()
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    try:
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # OpenCV raises (not returns None) for some damaged headers
+        if "MAX_IMAGE_PIXELS" in str(exc):
+            raise ImageError(label, f"image header declares more than the {MAX_PIXELS}-pixel limit") from None
+        arr = None  # let Pillow try, and report its reason
     if arr is not None and arr.ndim == 3 and arr.shape[2] == 3 and arr.size:
         return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
     return _decode_with_pillow(data, label)

@@ -1,0 +1,64 @@
+"""`edge-dfd convert`: a thin layer over ``edge_dfd.convert.convert_model``."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+
+@click.command("convert")
+@click.argument("model", type=click.Path(dir_okay=True, path_type=str))
+@click.option("--formats", "formats", default="all", show_default=True,
+              help="'all' or a comma list: tflite-fp32, tflite-fp16, tflite-int8, tflite-int8-io, onnx, onnx-int8.")
+@click.option("--calib-data", type=click.Path(path_type=str), default=None,
+              help="Dataset folder whose valid split calibrates int8 and verifies every export "
+                   "[default: the data folder recorded in the model by `edge-dfd train`].")
+@click.option("--calib-size", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Class-stratified calibration images (int8 formats).")
+@click.option("--verify-size", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Validation images (not used for calibration) each export is checked on.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Output folder [default: next to MODEL].")
+@click.option("--opset", type=click.IntRange(11, 18), default=15, show_default=True, help="ONNX opset.")
+@click.option("--no-verify", is_flag=True, help="Skip the parity check against the Keras model.")
+@click.option("--unsafe", is_flag=True, help="Allow Lambda layers (runs code stored in the file: trusted files only).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result rows as JSON on stdout.")
+def cmd(model, formats, calib_data, calib_size, verify_size, out_dir, opset, no_verify, unsafe, as_json):
+    """Export MODEL.keras to verified TFLite and ONNX files that carry their own metadata.
+
+    Each file is checked against the Keras model right after it is written (max / mean |dP|, verdict
+    agreement, accuracy); beyond its format's tolerance the command exits 3 with the numbers.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from edge_dfd.convert import convert_model, raise_for_failures
+    from edge_dfd.formats import parse_formats
+
+    parse_formats(formats)  # unknown names fail before TensorFlow is imported
+    results = convert_model(model, formats, out_dir=out_dir, calib_data=calib_data, calib_size=calib_size,
+                            verify_size=verify_size, verify=not no_verify, opset=opset, unsafe=unsafe,
+                            progress=lambda m: click.echo(m, err=True))
+    click.echo(summary_table(results), err=True)
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in results], indent=2))
+    raise_for_failures(results)
+    folder = os.path.dirname(results[0].path) if results else "."
+    click.echo(f"next: edge-dfd bench {folder or '.'}", err=True)
+
+
+def summary_table(results) -> str:
+    """Format, file, size MB, max |dp|, agreement, accuracy delta, seconds, status."""
+
+    def num(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    head = f"{'format':<15}{'file':<28}{'MB':>8}{'max|dp|':>10}{'agree':>8}{'dacc':>8}{'s':>7}  status"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        dacc = None if r.accuracy_export is None or r.accuracy_keras is None else r.accuracy_export - r.accuracy_keras
+        lines.append(
+            f"{r.format:<15}{os.path.basename(r.path):<28}{r.bytes / 1e6:>8.2f}{num(r.max_abs_diff, '.2e'):>10}"
+            f"{num(r.agreement, '.3f'):>8}{num(dacc, '+.3f'):>8}{r.seconds:>7.1f}  {'ok' if r.ok else 'FAIL'}"
+        )
+    return "\n".join(lines)

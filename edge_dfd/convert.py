@@ -1,0 +1,324 @@
+"""Keras -> verified TFLite / ONNX files that carry their own metadata (``edge-dfd convert``).
+
+``convert_model`` loads the ``.keras`` file once (safe mode), exports ONE SavedModel that every converter
+starts from, and for each requested format:
+
+1. writes ``<out>/<stem><tag><suffix>`` (``edge_dfd.formats.Format.filename``) with its converter
+   (``edge_dfd.converters``);
+2. embeds ``ModelMeta`` (the Keras model's metadata + format, input dtype, source sha256, calibration
+   source and size) with ``edge_dfd.meta.write_meta``;
+3. verifies it right away through ``edge_dfd.runtime.load_model`` - the same code every user runs - on
+   ``verify_size`` validation images that were NOT used for calibration: max / mean |dP(fake)|, verdict
+   agreement at the model's threshold, accuracy of both. The numbers go into the file's metadata and the
+   result row; a row beyond its format's tolerances (``Format.max_abs_diff`` / ``mean_abs_diff`` /
+   ``min_agreement``) or an int8 model whose verdicts collapse to one class is ``ok=False``.
+
+Calibration and verification images are class-stratified samples of the validation split of
+``calib_data`` (default: the data folder recorded in the model by ``edge-dfd train``). With no labelled
+data at all, float formats verify on deterministic generated inputs (``probe_inputs``) and integer
+formats are refused (they need real calibration images).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_dfd.errors import ConversionError, DataError, EdgeDFDError, ImageError, ModelError, VerificationError
+from edge_dfd.formats import Format, parse_formats
+from edge_dfd.fsutil import ensure_writable_dir, sha256_file
+from edge_dfd.meta import ModelMeta, read_meta, write_meta
+
+CALIB_SEED, VERIFY_SEED = 0, 1
+PREDICT_CHUNK = 32
+
+
+@dataclass
+class ConvertResult:
+    """One exported file and its verification numbers (None when not verified)."""
+
+    format: str
+    path: str
+    bytes: int = 0
+    max_abs_diff: float | None = None
+    mean_abs_diff: float | None = None
+    agreement: float | None = None
+    accuracy_keras: float | None = None
+    accuracy_export: float | None = None
+    seconds: float = 0.0
+    verify_n: int = 0
+    verify_source: str | None = None
+    ok: bool = True
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ImageSet:
+    """Images (uint8, N x S x S x 3), their labels (y_fake, or None when unknown) and where they came from."""
+
+    x: np.ndarray
+    y_fake: np.ndarray | None
+    source: str
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def probe_inputs(n: int, size: int, seed: int = 0) -> np.ndarray:
+    """``n`` deterministic generated (size, size, 3) uint8 images: smooth colour fields, a blob, texture, noise.
+
+    Used to verify float exports when no labelled data exists (and by the conversion benchmark). They
+    span the whole 0..255 range and vary in texture, so they exercise every layer - but they are not
+    faces: integer calibration needs real images.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / max(size - 1, 1)
+    out = np.empty((n, size, size, 3), np.uint8)
+    for i in range(n):
+        a, b, c = rng.uniform(0, 1, (3, 3))
+        img = a + (b - a) * xx[..., None] + (c - a) * yy[..., None]
+        cy, cx, ry, rx = rng.uniform(0.3, 0.7, 2).tolist() + rng.uniform(0.15, 0.4, 2).tolist()
+        blob = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1.0
+        img[blob] = img[blob] * 0.5 + rng.uniform(0, 1, 3) * 0.5
+        freq = rng.uniform(2, size / 3)
+        img += rng.uniform(0, 0.25) * np.sin(2 * np.pi * freq * (xx + yy))[..., None]
+        img += rng.normal(0, rng.uniform(0.0, 0.08), img.shape)
+        out[i] = (np.clip(img, 0, 1) * 255).astype(np.uint8)
+    return out
+
+
+def _data_root(calib_data, meta: ModelMeta | None, keras_path: Path) -> Path | None:
+    """--calib-data, else the data folder recorded by `edge-dfd train` (if it still exists)."""
+    if calib_data is not None:
+        return Path(calib_data).expanduser()
+    recorded = (meta.training or {}).get("data") if meta else None
+    if not recorded:
+        return None
+    for cand in (Path(recorded).expanduser(), keras_path.parent / recorded):
+        if cand.is_dir():
+            return cand
+    print(f"note: the model's recorded data folder {recorded} is not here; pass --calib-data DIR", file=sys.stderr)
+    return None
+
+
+def _load_images(records, size: int, what: str):
+    """Decode records through preprocess.load_image; unreadable ones are skipped and counted."""
+    from edge_dfd.preprocess import load_image
+
+    xs, ys, bad = [], [], []
+    for r in records:
+        try:
+            xs.append(load_image(r.path, size))
+            ys.append(r.is_fake)
+        except ImageError as exc:
+            bad.append(exc)
+    if bad:
+        print(f"note: skipped {len(bad)} unreadable {what} image(s), e.g. {bad[0]}", file=sys.stderr)
+    x = np.stack(xs) if xs else np.zeros((0, size, size, 3), np.uint8)
+    return x, np.asarray(ys, np.int64), len(bad)
+
+
+def select_images(root: Path, size: int, calib_size: int, verify_size: int):
+    """(calibration ImageSet, verification ImageSet) from the validation split of ``root``."""
+    from edge_dfd.data import available_splits, load_split, stratified_sample
+
+    splits = available_splits(root)
+    split = "valid" if "valid" in splits else (splits[0] if splits else None)
+    if split is None:
+        raise DataError(f"{root}: has no split to draw calibration images from")
+    if split != "valid":
+        print(f"note: {root} has no 'valid' split; calibrating and verifying on '{split}'", file=sys.stderr)
+    records = load_split(root, split)
+    if calib_size and calib_size + verify_size > len(records):  # too few: share them out, never reuse one for both
+        calib_size = max(1, round(len(records) * calib_size / (calib_size + verify_size)))
+        verify_size = len(records) - calib_size
+        print(f"note: {root}:{split} has {len(records)} images; using {calib_size} to calibrate and "
+              f"{verify_size} to verify", file=sys.stderr)
+    calib_recs = stratified_sample(records, calib_size, seed=CALIB_SEED)
+    verify_recs = stratified_sample(records, verify_size, seed=VERIFY_SEED, exclude=calib_recs)
+    src = f"{root}:{split}"
+    cx, cy, _ = _load_images(calib_recs, size, "calibration")
+    vx, vy, _ = _load_images(verify_recs, size, "verification")
+    if len(cx) == 0 and len(vx) == 0:
+        raise DataError(f"{root}: no readable images in the '{split}' split ({len(records)} listed)")
+    return ImageSet(cx, cy, src), ImageSet(vx, vy, src)
+
+
+# ---------------------------------------------------------------- verification
+
+
+def keras_predict(model, x: np.ndarray) -> np.ndarray:
+    """P(fake) of the source Keras model for uint8 images, in chunks."""
+    out = [np.asarray(model(x[i : i + PREDICT_CHUNK].astype(np.float32), training=False)).reshape(-1)
+           for i in range(0, len(x), PREDICT_CHUNK)]
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0,), np.float32)
+
+
+def compare(p_ref: np.ndarray, p_exp: np.ndarray, threshold: float, y_fake=None) -> dict:
+    """Parity numbers between the source and an export on the same images."""
+    d = np.abs(p_ref.astype(np.float64) - p_exp.astype(np.float64))
+    v_ref, v_exp = p_ref >= threshold, p_exp >= threshold
+    nums = {
+        "n": int(len(d)),
+        "max_abs_diff": float(d.max()) if len(d) else 0.0,
+        "mean_abs_diff": float(d.mean()) if len(d) else 0.0,
+        "agreement": float((v_ref == v_exp).mean()) if len(d) else 1.0,
+        "fake_fraction_keras": float(v_ref.mean()) if len(d) else 0.0,
+        "fake_fraction_export": float(v_exp.mean()) if len(d) else 0.0,
+        "accuracy_keras": None,
+        "accuracy_export": None,
+    }
+    if y_fake is not None and len(y_fake) == len(d) and len(d):
+        nums["accuracy_keras"] = float((v_ref == (y_fake == 1)).mean())
+        nums["accuracy_export"] = float((v_exp == (y_fake == 1)).mean())
+    return nums
+
+
+def problems(fmt: Format, nums: dict) -> list[str]:
+    """Tolerance violations of one verified export (empty list = passes)."""
+    out = []
+    if nums["max_abs_diff"] > fmt.max_abs_diff:
+        out.append(f"max |dp| {nums['max_abs_diff']:.3g} > {fmt.max_abs_diff:g}")
+    if nums["mean_abs_diff"] > fmt.mean_abs_diff:
+        out.append(f"mean |dp| {nums['mean_abs_diff']:.3g} > {fmt.mean_abs_diff:g}")
+    if nums["agreement"] < fmt.min_agreement:
+        out.append(f"agreement {nums['agreement']:.3f} < {fmt.min_agreement:g}")
+    keras_both = 0.0 < nums["fake_fraction_keras"] < 1.0
+    if fmt.quantized and keras_both and nums["fake_fraction_export"] in (0.0, 1.0):
+        cls = "fake" if nums["fake_fraction_export"] == 1.0 else "real"
+        out.append(f"collapsed to one class (every image '{cls}')")
+    return out
+
+
+# ---------------------------------------------------------------- main entry
+
+
+def convert_model(keras_path, formats="all", out_dir=None, calib_data=None, calib_size: int = 200,
+                  verify_size: int = 200, verify: bool = True, opset: int | None = None, *,
+                  unsafe: bool = False, progress=None) -> list[ConvertResult]:
+    """Export ``keras_path`` to ``formats`` ("all", "a,b" or a list of names / Format rows).
+
+    Returns one ConvertResult per format (``ok=False`` rows carry ``error``); the caller decides what a
+    failure means (the CLI prints the table, then ``raise_for_failures``). Bad input (model, formats,
+    data) raises EdgeDFDError before anything is written. ``progress(msg)`` receives progress lines.
+    """
+    from edge_dfd.converters import DEFAULT_OPSET, ExportContext, get_converter
+    from edge_dfd.converters.onnx import check_opset
+    from edge_dfd.kerasio import load_keras, model_input_size
+
+    say = progress or (lambda msg: None)
+    fmts = _as_formats(formats)
+    if calib_size < 1 or verify_size < 1:
+        raise EdgeDFDError(f"calib_size={calib_size} and verify_size={verify_size} must be >= 1")
+    opset = check_opset(DEFAULT_OPSET if opset is None else opset)
+    keras_path = Path(keras_path).expanduser()
+    model = load_keras(keras_path, unsafe=unsafe)
+    try:
+        size = model_input_size(model)
+    except ModelError as exc:
+        raise ModelError(f"{keras_path}: {exc}") from None
+    src_meta = read_meta(keras_path) or ModelMeta(input_size=size, threshold_source="default 0.5 (no metadata)")
+    out = ensure_writable_dir(Path(out_dir).expanduser() if out_dir else keras_path.parent)
+
+    root = _data_root(calib_data, src_meta, keras_path)
+    if root is not None:
+        say(f"reading calibration/verification images from {root}")
+        need_calib = any(f.quantized for f in fmts)
+        calib, verify_set = select_images(root, size, calib_size if need_calib else 0, verify_size)
+        if need_calib and len(calib.x) == 0:
+            raise DataError(f"{root}: no readable calibration images in {calib.source}")
+        if len(verify_set.x) == 0:
+            print("note: no validation images left after calibration; verifying on generated inputs", file=sys.stderr)
+            verify_set = ImageSet(probe_inputs(verify_size, size), None, "generated probe inputs")
+    else:
+        quant = [f.name for f in fmts if f.quantized]
+        if quant:
+            raise ConversionError(
+                f"{', '.join(quant)} need(s) real calibration images: pass --calib-data DIR (a dataset folder "
+                "with a valid split); the model records no data folder that exists here"
+            )
+        calib = None
+        verify_set = ImageSet(probe_inputs(verify_size, size), None, "generated probe inputs")
+
+    sha = sha256_file(keras_path)
+    threshold = float(src_meta.threshold)
+    p_ref = keras_predict(model, verify_set.x) if verify else None
+    results = []
+    with ExportContext(model, size, calib.x if calib is not None and len(calib.x) else None, opset) as ctx:
+        for fmt in fmts:
+            path = out / fmt.filename(keras_path.stem)
+            res = ConvertResult(fmt.name, str(path))
+            t0 = time.perf_counter()
+            say(f"{fmt.name}: converting -> {path}")
+            try:
+                get_converter(fmt.name)(ctx, path)
+                meta = _export_meta(src_meta, fmt, size, sha, threshold, calib if fmt.quantized else None, opset)
+                write_meta(path, meta)
+                if verify:
+                    _verify(res, fmt, path, meta, verify_set, p_ref, threshold)
+            except EdgeDFDError as exc:
+                res.ok, res.error = False, str(exc)
+            res.seconds = round(time.perf_counter() - t0, 2)
+            res.bytes = path.stat().st_size if path.exists() else 0
+            results.append(res)
+    return results
+
+
+def _as_formats(formats) -> list[Format]:
+    if formats is None or isinstance(formats, str):
+        return parse_formats(formats)
+    names = [f.name if isinstance(f, Format) else str(f) for f in formats]
+    return parse_formats(",".join(names)) if names else parse_formats("all")
+
+
+def _export_meta(src: ModelMeta, fmt: Format, size: int, sha: str, threshold: float, calib, opset) -> ModelMeta:
+    meta = ModelMeta(**asdict(src))
+    meta.format = fmt.name
+    meta.input_size = size
+    meta.input_dtype = fmt.input_dtype
+    meta.source_sha256 = sha
+    meta.threshold = threshold
+    meta.calibration = {"source": calib.source, "size": int(len(calib.x))} if calib is not None else None
+    meta.verification = None
+    meta.extra = dict(meta.extra or {})
+    if fmt.runtime == "onnx":
+        meta.extra["onnx_opset"] = int(opset)
+    return meta
+
+
+def _verify(res: ConvertResult, fmt: Format, path: Path, meta: ModelMeta, vset: ImageSet, p_ref, threshold) -> None:
+    from edge_dfd.runtime import load_model
+
+    backend = load_model(path)
+    p_exp = backend.predict(vset.x)
+    nums = compare(p_ref, p_exp, threshold, vset.y_fake)
+    bad = problems(fmt, nums)
+    res.max_abs_diff, res.mean_abs_diff = nums["max_abs_diff"], nums["mean_abs_diff"]
+    res.agreement = nums["agreement"]
+    res.accuracy_keras, res.accuracy_export = nums["accuracy_keras"], nums["accuracy_export"]
+    res.verify_n, res.verify_source = nums["n"], vset.source
+    meta.verification = {**nums, "source": vset.source, "threshold": threshold, "ok": not bad,
+                         "tolerance": {"max_abs_diff": fmt.max_abs_diff, "mean_abs_diff": fmt.mean_abs_diff,
+                                       "min_agreement": fmt.min_agreement}}
+    write_meta(path, meta)
+    if bad:
+        res.ok = False
+        res.error = f"{fmt.name} disagrees with the Keras model on {nums['n']} images: " + "; ".join(bad)
+
+
+def raise_for_failures(results: list[ConvertResult]) -> None:
+    """VerificationError (exit 3) if any export failed its check, ConversionError if any failed to convert."""
+    failed = [r for r in results if not r.ok]
+    if not failed:
+        return
+    msg = " | ".join(r.error or f"{r.format} failed" for r in failed)
+    if all(r.max_abs_diff is not None for r in failed):
+        raise VerificationError(msg + " (files kept for inspection; their metadata says verification ok=false)")
+    raise ConversionError(msg)

@@ -1,0 +1,115 @@
+"""ONNX exports from the call's one SavedModel (tf2onnx), the route that works for every architecture
+(``from_function`` / Keras's own ONNX export break on EfficientNet's Normalization constants).
+
+* ``onnx``       float32, opset ``ctx.opset`` (default 15; tf2onnx 1.17 supports 11..18).
+* ``onnx-int8``  ``onnxruntime.quantization.quantize_static``: QDQ, per-channel int8 weights, uint8
+  activations, MinMax calibration over ``ctx.calib`` (real validation images), after
+  ``quant_pre_process`` (shape inference without sympy). ``quantize_dynamic`` is not offered: it is
+  slower than fp32 for convolutions on CPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge_dfd.converters import ONNX_OPSETS, ExportContext, _line, register
+from edge_dfd.errors import ConversionError, require
+from edge_dfd.fsutil import atomic_path
+
+
+def check_opset(opset: int) -> int:
+    if int(opset) not in ONNX_OPSETS:
+        raise ConversionError(
+            f"--opset {opset} is not supported (tf2onnx supports {ONNX_OPSETS.start}..{ONNX_OPSETS.stop - 1})"
+        )
+    return int(opset)
+
+
+def _export_fp32(ctx: ExportContext, out: Path) -> None:
+    require("tensorflow", "ONNX conversion")
+    tf2onnx = require("tf2onnx", "ONNX conversion")
+    onnx = require("onnx", "ONNX conversion")
+    from tf2onnx import tf_loader
+
+    opset = check_opset(ctx.opset)
+    _quiet()
+    try:
+        graph_def, inputs, outputs, tensors_to_rename = tf_loader.from_saved_model(
+            str(ctx.saved_model()), None, None, signatures=["serving_default"], return_tensors_to_rename=True
+        )
+        proto, _ = tf2onnx.convert.from_graph_def(
+            graph_def, name=ctx.model.name, input_names=inputs, output_names=outputs, opset=opset,
+            tensors_to_rename=tensors_to_rename,
+        )
+    except ConversionError:
+        raise
+    except Exception as exc:  # tf2onnx raises ValueError, KeyError, RuntimeError...
+        raise ConversionError(f"onnx conversion failed: {_line(exc)}") from None
+    with atomic_path(out) as tmp:
+        onnx.save(proto, str(tmp))
+
+
+def _quiet() -> None:
+    """tf2onnx logs recoverable optimizer failures as tracebacks, TF logs v1 deprecations: keep stderr clean."""
+    import logging
+
+    for name in ("tf2onnx", "tensorflow"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def onnx_fp32_path(ctx: ExportContext) -> Path:
+    """The call's fp32 ONNX file (written once into the temp folder, reused by onnx-int8)."""
+    if ctx._onnx_fp32 is None:
+        p = ctx.tmp / "model_fp32.onnx"
+        _export_fp32(ctx, p)
+        ctx._onnx_fp32 = p
+    return ctx._onnx_fp32
+
+
+@register("onnx")
+def onnx_fp32(ctx: ExportContext, out: Path) -> None:
+    import shutil
+
+    src = onnx_fp32_path(ctx)
+    with atomic_path(out) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+class _Reader:
+    """onnxruntime CalibrationDataReader over the calibration images, one image per batch."""
+
+    def __init__(self, input_name: str, ctx: ExportContext):
+        self.name, self.ctx = input_name, ctx
+        self.it = iter(ctx.calib_batches())
+
+    def get_next(self):
+        x = next(self.it, None)
+        return None if x is None else {self.name: x}
+
+    def rewind(self):
+        self.it = iter(self.ctx.calib_batches())
+
+
+@register("onnx-int8")
+def onnx_int8(ctx: ExportContext, out: Path) -> None:
+    ctx.require_calib("onnx-int8")
+    q = require("onnxruntime.quantization", "ONNX int8 quantisation")
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    ort = require("onnxruntime", "ONNX int8 quantisation")
+    src = onnx_fp32_path(ctx)
+    pre = ctx.tmp / "model_pre.onnx"
+    try:
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        name = ort.InferenceSession(str(pre), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+        with atomic_path(out) as tmp:
+            q.quantize_static(
+                str(pre), str(tmp), _Reader(name, ctx),
+                quant_format=q.QuantFormat.QDQ, per_channel=True,
+                activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
+                calibrate_method=q.CalibrationMethod.MinMax,
+            )
+    except ConversionError:
+        raise
+    except Exception as exc:  # onnxruntime.quantization raises many types
+        raise ConversionError(f"onnx-int8 quantisation failed: {_line(exc)}") from None

@@ -1,0 +1,265 @@
+"""edge-dfd convert: every format of the table converts, verifies and carries its metadata.
+
+One tiny functional model (32 px), trained for a few steps on generated faces so its outputs are not
+all 0.5, is converted to every format ONCE (module fixture); the tests read those files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pytest
+from synth import make_140k, synth_face
+
+from edge_dfd import formats as formats_mod
+from edge_dfd.formats import EXPORT_FORMATS, FORMATS
+
+SIZE = 32
+# |dP(fake)| allowed between the Keras model and each export, on the verification images.
+PARITY_ATOL = {
+    "tflite-fp32": 1e-5,
+    "tflite-fp16": 2e-3,
+    "tflite-int8": 0.06,
+    "tflite-int8-io": 0.06,
+    "onnx": 1e-5,
+    "onnx-int8": 0.06,
+}
+
+
+def tiny_model(seed: int = 0):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    i = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Rescaling(1 / 255)(i)
+    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    o = keras.layers.Dense(1, activation="sigmoid")(x)
+    m = keras.Model(i, o, name="tiny")
+    xs = np.stack([synth_face(k % 2 == 1, SIZE, 1000 + k) for k in range(64)]).astype("float32")
+    ys = np.array([k % 2 for k in range(64)], "float32")
+    m.compile(keras.optimizers.Adam(0.01), "binary_crossentropy")
+    m.fit(xs, ys, epochs=3, batch_size=16, verbose=0)  # P(fake) ~0.35 real / ~0.83 fake: not saturated
+    return m
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """(keras path, data root): a trained tiny model whose metadata records the data folder."""
+    from edge_dfd.meta import ModelMeta, write_meta
+
+    d = tmp_path_factory.mktemp("convert")
+    root = make_140k(d / "data", counts={"train": 2, "valid": 20, "test": 2}, size=SIZE)
+    path = d / "tiny.keras"
+    tiny_model().save(path)
+    write_meta(path, ModelMeta(arch="tiny", input_size=SIZE, threshold=0.6, threshold_source="test",
+                               training={"data": str(root)}))
+    return path, root
+
+
+@pytest.fixture(scope="module")
+def converted(tiny, tmp_path_factory):
+    """Every export format, converted once with calibration 16 / verification 24 images."""
+    from edge_dfd.convert import convert_model
+
+    path, _ = tiny
+    out = tmp_path_factory.mktemp("exports")
+    results = convert_model(path, "all", out_dir=out, calib_size=16, verify_size=24)
+    return {r.format: r for r in results}
+
+
+def test_every_format_in_the_table_has_a_test_and_a_converter():
+    from edge_dfd.converters import CONVERTERS, _load_all
+
+    _load_all()
+    assert set(PARITY_ATOL) == set(EXPORT_FORMATS), "add the new format to PARITY_ATOL"
+    assert set(CONVERTERS) == set(EXPORT_FORMATS)
+
+
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+def test_format_converts_verifies_and_matches_keras(fmt, converted, tiny):
+    from edge_dfd.convert import select_images
+    from edge_dfd.kerasio import load_keras
+    from edge_dfd.runtime import load_model
+
+    r = converted[fmt]
+    assert r.ok, r.error
+    assert r.verify_n == 24 and r.verify_source.endswith(":valid")
+    assert r.bytes > 1000
+    assert r.path.endswith(FORMATS[fmt].filename("tiny"))
+    # independent parity check on the same verification images, through the public runtime
+    path, root = tiny
+    _, vset = select_images(root, SIZE, 16, 24)
+    p_keras = np.asarray(load_keras(path)(vset.x.astype("float32"))).ravel()
+    assert p_keras.std() > 0.05, "the tiny model must not output a constant"
+    p_exp = load_model(r.path).predict(vset.x)
+    np.testing.assert_allclose(p_exp, p_keras, atol=PARITY_ATOL[fmt], rtol=0)
+    assert r.max_abs_diff == pytest.approx(float(np.abs(p_exp - p_keras).max()), abs=1e-6)
+    assert r.max_abs_diff <= FORMATS[fmt].max_abs_diff and r.agreement >= FORMATS[fmt].min_agreement
+    assert r.accuracy_keras == 1.0 and r.accuracy_export == 1.0
+
+
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+def test_metadata_round_trip(fmt, converted, tiny):
+    from edge_dfd.fsutil import sha256_file
+    from edge_dfd.meta import read_meta
+    from edge_dfd.runtime import load_model
+
+    path, root = tiny
+    meta = read_meta(converted[fmt].path)
+    f = FORMATS[fmt]
+    assert (meta.format, meta.input_size, meta.input_dtype, meta.color_order) == (fmt, SIZE, f.input_dtype, "RGB")
+    assert meta.threshold == 0.6 and meta.arch == "tiny" and meta.output == "P(fake)"
+    assert meta.source_sha256 == sha256_file(path)
+    assert meta.training["data"] == str(root)
+    if f.quantized:
+        assert meta.calibration == {"source": f"{root.resolve()}:valid", "size": 16}
+    else:
+        assert meta.calibration is None
+    v = meta.verification
+    assert v["ok"] is True and v["n"] == 24 and v["max_abs_diff"] == converted[fmt].max_abs_diff
+    backend = load_model(converted[fmt].path)
+    assert backend.format == fmt and backend.threshold == 0.6 and not backend.meta_inferred
+
+
+def test_int8_io_takes_raw_uint8_pixels(converted):
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=converted["tflite-int8-io"].path)
+    d = it.get_input_details()[0]
+    assert d["dtype"] == np.uint8
+    scale, zp = d["quantization"]
+    assert zp == 0 and (scale == pytest.approx(1 / 255) or scale == pytest.approx(1.0))
+    assert it.get_output_details()[0]["dtype"] == np.float32
+
+
+def test_cli_json_and_next_command(tiny, tmp_path, cli_run):
+    path, _ = tiny
+    code, out, err = cli_run("convert", path, "--formats", "onnx,tflite-fp32", "--out", tmp_path,
+                             "--verify-size", "8", "--json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [r["format"] for r in rows] == ["tflite-fp32", "onnx"]
+    for r in rows:
+        assert {"format", "path", "bytes", "max_abs_diff", "agreement", "ok"} <= set(r)
+        assert r["ok"] and r["max_abs_diff"] < 1e-5 and r["agreement"] == 1.0
+    assert "tiny_fp32.tflite" in err and "max|dp|" in err
+    assert f"edge-dfd bench {tmp_path}" in err
+
+
+def test_no_verify_skips_the_check(tiny, tmp_path):
+    from edge_dfd.convert import convert_model
+    from edge_dfd.meta import read_meta
+
+    (r,) = convert_model(tiny[0], "tflite-fp32", out_dir=tmp_path, verify=False)
+    assert r.ok and r.max_abs_diff is None and r.verify_n == 0
+    assert read_meta(r.path).verification is None
+
+
+def test_verification_failure_exits_3_with_numbers(tiny, tmp_path, cli_run, monkeypatch):
+    strict = dataclasses.replace(FORMATS["tflite-fp16"], max_abs_diff=0.0)
+    monkeypatch.setitem(formats_mod.FORMATS, "tflite-fp16", strict)
+    code, _, err = cli_run("convert", tiny[0], "--formats", "tflite-fp16", "--out", tmp_path, "--verify-size", "8")
+    assert code == 3
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: tflite-fp16 disagrees with the Keras model on 8 images: max |dp| ")
+    assert "> 0" in line and "Traceback" not in err
+
+
+def test_collapsed_int8_model_fails():
+    from edge_dfd.convert import compare, problems
+
+    p_ref = np.array([0.1, 0.9, 0.2, 0.8], np.float32)
+    p_exp = np.array([0.55, 0.55, 0.55, 0.55], np.float32)
+    nums = compare(p_ref, p_exp, 0.5, np.array([0, 1, 0, 1]))
+    assert nums["agreement"] == 0.5 and nums["accuracy_keras"] == 1.0 and nums["accuracy_export"] == 0.5
+    bad = problems(dataclasses.replace(FORMATS["onnx-int8"], max_abs_diff=1.0, mean_abs_diff=1.0,
+                                       min_agreement=0.0), nums)
+    assert bad == ["collapsed to one class (every image 'fake')"]
+
+
+def test_probe_inputs_are_deterministic_and_span_the_range():
+    from edge_dfd.convert import probe_inputs
+
+    a, b = probe_inputs(8, 24, seed=3), probe_inputs(8, 24, seed=3)
+    assert a.shape == (8, 24, 24, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    assert a.min() < 30 and a.max() > 225 and not np.array_equal(a, probe_inputs(8, 24, seed=4))
+
+
+# ---------------------------------------------------------------- bad input: one line, no traceback
+
+
+def _one_line_error(code, err, expect_code=1):
+    assert code == expect_code, err
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("error: ") and "Traceback" not in err
+    return lines[-1]
+
+
+def test_unknown_format_lists_valid_ones(tiny, cli_run):
+    line = _one_line_error(*cli_run("convert", tiny[0], "--formats", "onnx,tflite-int9")[::2])
+    assert "unknown format 'tflite-int9'" in line and "Did you mean 'tflite-int8'?" in line
+    assert "tflite-fp16" in line and "onnx-int8" in line
+
+
+@pytest.mark.parametrize("content, expect", [
+    (b"", "empty file"),
+    (b"hello, not a zip", "not a zip archive"),
+])
+def test_not_a_keras_model(tmp_path, cli_run, content, expect):
+    p = tmp_path / "m.keras"
+    p.write_bytes(content)
+    assert expect in _one_line_error(*cli_run("convert", p)[::2])
+
+
+def test_truncated_keras_file(tiny, tmp_path, cli_run):
+    p = tmp_path / "cut.keras"
+    p.write_bytes(tiny[0].read_bytes()[:3000])
+    assert "cut.keras" in _one_line_error(*cli_run("convert", p)[::2])
+
+
+def test_lambda_layer_refused_in_safe_mode(tmp_path, cli_run):
+    import keras
+
+    i = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Lambda(lambda t: t / 255.0, name="scale")(i)
+    o = keras.layers.Dense(1, activation="sigmoid")(keras.layers.GlobalAveragePooling2D()(x))
+    p = tmp_path / "lam.keras"
+    keras.Model(i, o).save(p)
+    line = _one_line_error(*cli_run("convert", p, "--formats", "onnx")[::2])
+    assert "Lambda layer 'scale'" in line and "--unsafe" in line
+
+
+def test_calibration_data_without_readable_images(tiny, tmp_path, cli_run):
+    root = tmp_path / "broken"
+    shutil.copytree(tiny[1], root)
+    for jpg in (root / "real_vs_fake").rglob("*.jpg"):
+        jpg.write_bytes(b"not an image")
+    line = _one_line_error(*cli_run("convert", tiny[0], "--formats", "tflite-int8", "--calib-data", root,
+                                    "--out", tmp_path)[::2])
+    assert "no readable images" in line and "broken" in line
+
+
+def test_int8_without_any_data_needs_calib_data(tmp_path, cli_run):
+    p = tmp_path / "nodata.keras"
+    tiny_model().save(p)  # no edge-dfd metadata: no recorded data folder
+    line = _one_line_error(*cli_run("convert", p, "--formats", "onnx-int8", "--out", tmp_path)[::2])
+    assert "--calib-data" in line and "onnx-int8" in line
+
+
+def test_float_formats_without_data_verify_on_probe_inputs(tmp_path):
+    from edge_dfd.convert import convert_model
+    from edge_dfd.meta import read_meta
+
+    p = tmp_path / "nodata.keras"
+    tiny_model(1).save(p)
+    (r,) = convert_model(p, ["onnx"], out_dir=tmp_path, verify_size=16)
+    assert r.ok and r.verify_source == "generated probe inputs" and r.verify_n == 16
+    assert r.accuracy_keras is None and r.max_abs_diff < 1e-5
+    assert read_meta(r.path).threshold == 0.5

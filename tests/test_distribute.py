@@ -1,0 +1,318 @@
+"""edge-dfd train --distribute: TF_CONFIG validation, sharding, shared BackupAndRestore, mirrored on CPU,
+and two real MultiWorkerMirroredStrategy worker processes on loopback ports."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from edge_dfd import data
+from edge_dfd.distribute import DUMP_ENV, Distribution, parse_tf_config, setup
+from edge_dfd.errors import EdgeDFDError
+from edge_dfd.train import SkipLog, TrainConfig, make_dataset
+
+TWO = {"cluster": {"worker": ["127.0.0.1:2222", "127.0.0.1:2223"]}, "task": {"type": "worker", "index": 1}}
+
+
+# ---------------------------------------------------------------- TF_CONFIG
+
+
+def test_tf_config_parsed():
+    spec = parse_tf_config(json.dumps(TWO))
+    assert (spec.num_workers, spec.task_type, spec.task_index, spec.is_chief) == (2, "worker", 1, False)
+    assert parse_tf_config(json.dumps({**TWO, "task": {"type": "worker", "index": 0}})).is_chief
+    with_chief = {"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "worker", "index": 0}}
+    spec = parse_tf_config(json.dumps(with_chief))
+    assert spec.num_workers == 2 and not spec.is_chief  # a "chief" job takes the chief role from worker 0
+
+
+@pytest.mark.parametrize("value,needle", [
+    (None, "needs the TF_CONFIG environment variable"),
+    ("{cluster: 1", "TF_CONFIG is not valid JSON"),
+    ("[1, 2]", "must be a JSON object"),
+    ('{"task": {"type": "worker", "index": 0}}', "has no 'cluster' object"),
+    ('{"cluster": {"worker": ["h:1"]}}', "has no 'task' object"),
+    ('{"cluster": {"worker": "h:1"}, "task": {"type": "worker", "index": 0}}', "cluster.worker must be a non-empty"),
+    ('{"cluster": {"worker": ["h"]}, "task": {"type": "worker", "index": 0}}', "cluster.worker must be a non-empty"),
+    ('{"cluster": {"ps": ["h:1"], "worker": ["h:2"]}, "task": {"type": "worker", "index": 0}}', "['ps']"),
+    ('{"cluster": {"worker": ["h:1", "h:1"]}, "task": {"type": "worker", "index": 0}}', "same host:port"),
+    ('{"cluster": {"worker": ["h:1"]}, "task": {"type": "chief", "index": 0}}', "task.type 'chief' is not a job"),
+    ('{"cluster": {"worker": ["h:1", "h:2"]}, "task": {"type": "worker", "index": 2}}', "expected 0..1"),
+    ('{"cluster": {"worker": ["h:1"]}, "task": {"type": "worker", "index": "0"}}', "task.index '0' is out of range"),
+])
+def test_tf_config_errors_are_one_line(value, needle):
+    with pytest.raises(EdgeDFDError) as e:
+        parse_tf_config(value)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_setup_modes(capsys):
+    d = setup("none", environ={"TF_CONFIG": json.dumps(TWO)})
+    assert d.strategy is None and d.is_chief and d.num_replicas == 1 and d.global_batch(32) == 32
+    assert "TF_CONFIG is set but --distribute is none" in capsys.readouterr().err
+    with pytest.raises(EdgeDFDError, match="needs the TF_CONFIG"):
+        setup("multi-worker", environ={})
+    with pytest.raises(EdgeDFDError, match="unknown --distribute 'ring'"):
+        setup("ring", environ={})
+
+
+def test_cli_reports_bad_tf_config(cli_run, tiny140k, tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker"}}')
+    code, _, err = cli_run("train", "--data", tiny140k, "--out", tmp_path / "run", "--distribute", "multi-worker")
+    assert code == 1 and "error: TF_CONFIG: task.index None is out of range for cluster.worker" in err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
+    code, _, err = cli_run("train", "--data", tiny140k, "--out", tmp_path / "run", "--distribute", "ring")
+    assert code == 2 and "'ring' is not one of" in err
+
+
+# ---------------------------------------------------------------- input sharding
+
+
+def test_shards_are_disjoint_and_complete(tiny140k):
+    recs = data.load_split(tiny140k, "train")
+    cfg = TrainConfig(data=str(tiny140k), out="unused", img_size=32, augment=False)
+
+    def images(shard, batch):
+        ds = make_dataset(recs, cfg, SkipLog(), training=False, batch_size=batch, shard=shard)
+        sizes = [int(x.shape[0]) for x, _ in ds]
+        xs = np.concatenate([x.numpy() for x, _ in ds])
+        return sizes, {x.tobytes() for x in xs.astype(np.uint8)}
+
+    sizes_all, every = images(None, 8)
+    sizes0, s0 = images((2, 0), 4)
+    sizes1, s1 = images((2, 1), 4)
+    assert len(every) == len(recs) == 32 and sizes_all == [8, 8, 8, 8]
+    assert sizes0 == sizes1 == [4, 4, 4, 4]  # each worker: half the records, per-replica batches
+    assert not s0 & s1 and s0 | s1 == every
+
+
+class _FakeStrategy:
+    """Records what distribute_datasets_from_function is given and calls it like TF does for one worker."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def distribute_datasets_from_function(self, fn):
+        return fn(self.ctx)
+
+
+@pytest.mark.parametrize("pipelines,replicas,expect", [(2, 2, (16, (2, 1))), (1, 4, (16, None)), (4, 8, (16, (4, 1)))])
+def test_distribute_dataset_batch_and_shard(pipelines, replicas, expect):
+    import tensorflow as tf
+
+    ctx = tf.distribute.InputContext(num_input_pipelines=pipelines, input_pipeline_id=1,
+                                     num_replicas_in_sync=replicas)
+    dist = Distribution("multi-worker", _FakeStrategy(ctx), num_replicas=replicas, num_workers=pipelines)
+    got = dist.distribute_dataset(lambda bs, shard: (bs, shard), per_replica_batch=16)
+    assert got == expect  # per-replica batch = global (16 x replicas) / replicas; shard only across pipelines
+    assert dist.global_batch(16) == 16 * replicas
+    assert Distribution().distribute_dataset(lambda bs, shard: (bs, shard), 16) == (16, None)
+
+
+# ---------------------------------------------------------------- resume state
+
+
+def test_non_chief_restores_from_chief_backup_and_writes_its_own(tmp_path):
+    import keras
+
+    from edge_dfd.distribute import backup_and_restore
+
+    def model():
+        m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        m.compile("sgd", "mse")
+        return m
+
+    chief_m, shared, own = model(), tmp_path / "run" / "backup", tmp_path / "tmp" / "backup"
+    chief = backup_and_restore(Distribution(), shared, shared)
+    chief.set_model(chief_m)
+    chief.on_epoch_end(1)  # the chief backed up after epoch 2 (0-based epoch 1)
+    worker_m = model()
+    assert not np.allclose(worker_m.get_weights()[0], chief_m.get_weights()[0])
+    worker = backup_and_restore(Distribution(is_chief=False), shared, own)
+    worker.set_model(worker_m)
+    worker.on_train_begin()
+    for a, b in zip(worker_m.get_weights(), chief_m.get_weights()):
+        np.testing.assert_allclose(a, b, atol=0)
+    assert worker_m._initial_epoch == 2 and not own.exists()
+    before = {p.name: p.stat().st_mtime_ns for p in shared.iterdir()}
+    worker.on_epoch_end(2)
+    assert sorted(p.name for p in own.iterdir()) == ["latest.weights.h5", "training_metadata.json"]
+    assert {p.name: p.stat().st_mtime_ns for p in shared.iterdir()} == before  # never writes the chief's
+
+
+# ---------------------------------------------------------------- mirrored (runs on the CPU here)
+
+
+def test_mirrored_on_cpu(cli_run, tiny140k, tmp_path):
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this check is for a CPU-only machine")
+    run = tmp_path / "run"
+    code, out, err = cli_run("train", "--data", tiny140k, "--out", run, "--epochs", "1", "--img-size", "32",
+                             "--batch-size", "8", "--no-augment", "--distribute", "mirrored", "--json")
+    assert code == 0, err
+    assert "no GPU visible: MirroredStrategy runs one replica on the CPU" in err
+    assert "per-replica batch 8 x 1 replicas = global batch 8" in err
+    conf = json.loads((run / "config.json").read_text())
+    assert conf["config"]["distribute"] == "mirrored"
+    assert conf["distribute"] | {"devices": None} == {"mode": "mirrored", "replicas": 1, "workers": 1,
+                                                      "task": "worker:0", "is_chief": True, "devices": None,
+                                                      "per_replica_batch": 8, "global_batch": 8}
+    assert json.loads(out)["epochs_run"] == 1 and (run / "model.keras").is_file()
+
+
+# ---------------------------------------------------------------- two real workers
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _loopback_ok() -> bool:
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def _start_workers(ds, run, epochs, dump, tmp, extra=()):
+    """Start two `edge-dfd train --distribute multi-worker` processes with a real TF_CONFIG on free ports."""
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    cmd = [sys.executable, "-m", "edge_dfd", "train", "--data", str(ds), "--out", str(run), "--epochs", str(epochs),
+           "--img-size", "32", "--batch-size", "4", "--no-augment", "--patience", "0", "--distribute",
+           "multi-worker", "--json", *extra]
+    procs = []
+    for i in range(2):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", DUMP_ENV: str(dump), "TMPDIR": str(tmp),
+               "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})}
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return procs
+
+
+def _finish(procs, timeout=240):
+    """Wait for every worker (killing all of them on timeout); return [(stdout, stderr)], all exit codes 0."""
+    outs, deadline = [], time.time() + timeout
+    try:
+        for p in procs:
+            outs.append(p.communicate(timeout=max(1, deadline - time.time())))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    return outs
+
+
+def _assert_same_weights(dump):
+    w0, w1 = np.load(dump / "weights-worker-0.npz"), np.load(dump / "weights-worker-1.npz")
+    assert len(w0.files) == len(w1.files) > 0
+    for k in w0.files:
+        np.testing.assert_allclose(w0[k], w1[k], atol=1e-6)
+    return w0
+
+
+needs_loopback = [
+    pytest.mark.skipif(sys.platform == "win32", reason="MultiWorkerMirroredStrategy workers need a POSIX platform"),
+    pytest.mark.skipif(not _loopback_ok(), reason="cannot bind a TCP port on 127.0.0.1 (no loopback networking)"),
+]
+
+
+@needs_loopback[0]
+@needs_loopback[1]
+def test_two_workers_on_localhost(tiny140k, tmp_path):
+    """Two `edge-dfd train --distribute multi-worker` processes, a real TF_CONFIG on free loopback ports."""
+    from edge_dfd.kerasio import load_keras
+
+    run, dump, tmp = tmp_path / "run", tmp_path / "dump", tmp_path / "tmp"
+    tmp.mkdir()
+    outs = _finish(_start_workers(tiny140k, run, 1, dump, tmp))
+    for _, err in outs:
+        assert "2 replica(s) on 2 worker(s)" in err and "per-replica batch 4 x 2 replicas = global batch 8" in err
+    (out0, err0), (out1, err1) = outs
+    assert "worker:0, chief" in err0 and "worker:1, non-chief" in err1
+    assert json.loads(out0)["epochs_run"] == json.loads(out1)["epochs_run"] == 1
+    # the epoch line (global metrics, aggregated over both workers) is the same on both
+    epoch_line = [line for line in err0.splitlines() if line.startswith("epoch 1/1")]
+    assert epoch_line and epoch_line[0].rsplit("  ", 2)[0] in err1
+
+    # both workers end with the same weights (MultiWorkerMirroredStrategy all-reduces every step)
+    w0 = _assert_same_weights(dump)
+
+    # only the chief wrote the run folder; the non-chief's temporary folder is gone
+    assert sorted(p.name for p in run.iterdir()) == sorted(
+        ["checkpoints", "config.json", "confusion_matrix.png", "curves.png", "history.csv", "model.keras",
+         "report.json", "report.txt"])
+    assert not list(tmp.iterdir())
+    conf = json.loads((run / "config.json").read_text())
+    assert conf["distribute"]["global_batch"] == 8 and conf["distribute"]["workers"] == 2
+
+    # the chief's model loads and holds the trained (epoch 1 = best) weights
+    model = load_keras(run / "model.keras")
+    for a, k in zip(model.get_weights(), w0.files):
+        np.testing.assert_allclose(a, w0[k], atol=1e-6)
+    from synth import synth_face
+
+    x = np.stack([synth_face(f, 32, seed=900 + i) for i, f in enumerate([False, True, False, True])])
+    p = np.asarray(model(x.astype(np.float32), training=False)).reshape(-1)
+    assert p.shape == (4,) and np.all((p > 0) & (p < 1))
+    rep = json.loads((run / "report.json").read_text())
+    assert rep["n"] == 16  # the chief evaluated the whole test split, not a shard
+
+
+@needs_loopback[0]
+@needs_loopback[1]
+@pytest.mark.slow
+def test_two_workers_resume_after_sigkill(tiny140k, tmp_path):
+    """SIGKILL both workers after the chief's epoch-1 backup; restart both with --resume: they continue."""
+    from edge_dfd.train import read_history
+
+    run, dump, tmp = tmp_path / "run", tmp_path / "dump", tmp_path / "tmp"
+    tmp.mkdir()
+    epochs, meta = 3, run / "checkpoints" / "backup" / "training_metadata.json"
+    procs = _start_workers(tiny140k, run, epochs, dump, tmp)
+    deadline = time.time() + 180
+    try:
+        while time.time() < deadline and all(p.poll() is None for p in procs):
+            try:
+                if json.loads(meta.read_text())["epoch"] >= 1:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.02)
+        assert all(p.poll() is None for p in procs), "a worker ended before the kill: " + procs[0].stderr.read()
+    finally:
+        for p in procs:
+            p.kill()
+            p.communicate()
+    assert not (run / "model.keras").exists()
+    done = [r["epoch"] for r in read_history(run / "history.csv")]
+    assert done and done == list(range(1, len(done) + 1)) and done[-1] < epochs
+
+    outs = _finish(_start_workers(tiny140k, run, epochs, dump, tmp, ["--resume"]))
+    for _, err in outs:
+        assert f"resuming from epoch {done[-1] + 1}" in err  # both restored the chief's backup
+    assert [r["epoch"] for r in read_history(run / "history.csv")] == list(range(1, epochs + 1))
+    assert json.loads(outs[0][0])["epochs_run"] == json.loads(outs[1][0])["epochs_run"] == epochs
+    _assert_same_weights(dump)
+    assert not (run / "checkpoints" / "backup").exists()
