@@ -142,19 +142,19 @@ def test_default_model_missing_is_clear(tmp_path, monkeypatch):
 
     monkeypatch.setattr(zoo, "DEFAULT_DIR", tmp_path)
     monkeypatch.delenv("EDGE_DFD_DEFAULT_MODEL_DIR", raising=False)
-    with pytest.raises(ModelError, match="bundled default model is missing in format 'tflite-int8'"):
+    with pytest.raises(ModelError, match="bundled default model is missing in format 'tflite-fp32'"):
         load_model("default")
 
 
 def test_default_model_loads_from_zoo(tmp_path, monkeypatch, models):
     from edge_dfd import zoo
 
-    (tmp_path / "detector_int8.tflite").write_bytes(models["tflite-int8"].read_bytes())
+    (tmp_path / "detector_fp32.tflite").write_bytes(models["tflite-fp32"].read_bytes())
     monkeypatch.setattr(zoo, "DEFAULT_DIR", tmp_path)
     monkeypatch.delenv("EDGE_DFD_DEFAULT_MODEL_DIR", raising=False)
-    assert zoo.DEFAULT_FORMAT == "tflite-int8" and zoo.available_formats() == ["tflite-int8"]
+    assert zoo.DEFAULT_FORMAT == "tflite-fp32" and zoo.available_formats() == ["tflite-fp32"]
     det = load_model("default")
-    assert det.format == "tflite-int8" and det.path == tmp_path / "detector_int8.tflite"
+    assert det.format == "tflite-fp32" and det.path == tmp_path / "detector_fp32.tflite"
     with pytest.raises(ModelError, match="format 'onnx'"):
         load_model("default", format="onnx")
 
