@@ -90,11 +90,32 @@ def _check_pixels(data: bytes, label: str) -> None:
     except Image.DecompressionBombError:
         raise ImageError(label, f"image is larger than the {MAX_PIXELS}-pixel limit") from None
     except Exception:
-        return  # not a format Pillow knows; let OpenCV try
+        # Pillow cannot open it (unknown format, or a damaged file). OpenCV's own pixel limit is an
+        # environment variable read once per process, so it is not enough when the caller decoded
+        # with cv2 before importing edge_dfd: check the one header OpenCV decodes that Pillow rejects.
+        size = _webp_canvas(data)
+        if size is None:
+            return
+        w, h = size
     if w * h > MAX_PIXELS:
         raise ImageError(label, f"image is {w}x{h} pixels, above the {MAX_PIXELS}-pixel limit")
     if w < 1 or h < 1:
         raise ImageError(label, f"image has no pixels ({w}x{h})")
+
+
+def _webp_canvas(data: bytes) -> tuple[int, int] | None:
+    """(width, height) declared by a WebP header (VP8, VP8L or VP8X), or None."""
+    if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    kind, body = data[12:16], data[20:30]
+    if kind == b"VP8X":
+        return 1 + int.from_bytes(body[4:7], "little"), 1 + int.from_bytes(body[7:10], "little")
+    if kind == b"VP8L" and body[0] == 0x2F:
+        bits = int.from_bytes(body[1:5], "little")
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    if kind == b"VP8 " and body[3:6] == b"\x9d\x01\x2a":
+        return int.from_bytes(body[6:8], "little") & 0x3FFF, int.from_bytes(body[8:10], "little") & 0x3FFF
+    return None
 
 
 def _decode_with_pillow(data: bytes, label: str) -> np.ndarray:

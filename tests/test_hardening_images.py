@@ -47,6 +47,42 @@ def corpus_dir(tmp_path_factory):
     return d
 
 
+def test_pixel_limit_holds_when_cv2_decoded_first(tmp_path):
+    """OpenCV reads its pixel-limit variable once, at its first decode: a caller that decoded with cv2
+    before importing edge_dfd must still get the limit (this failed in CI when test order changed)."""
+    import subprocess
+    import sys
+
+    bomb = next(c for c in CORPUS if c.name == "webp_huge_header.webp")
+    p = tmp_path / bomb.name
+    p.write_bytes(bomb.data)
+    code = (
+        "import cv2, numpy as np, sys\n"
+        "cv2.imdecode(cv2.imencode('.png', np.zeros((4, 4, 3), np.uint8))[1], 1)\n"
+        "from edge_dfd.preprocess import decode_image\n"
+        "from edge_dfd.errors import ImageError\n"
+        "try:\n    decode_image(sys.argv[1])\nexcept ImageError as e:\n    print(e.reason)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_IO_MAX_IMAGE_PIXELS"}  # set by our import
+    out = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True, timeout=120, env=env)
+    assert "pixel limit" in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("kind", ["lossy", "lossless", "extended"])
+def test_webp_canvas_read_from_each_header_kind(kind):
+    import io
+
+    from PIL import Image
+
+    from edge_dfd.preprocess import _webp_canvas
+
+    im = Image.fromarray(np.zeros((37, 53, 3 if kind != "extended" else 4), np.uint8))
+    buf = io.BytesIO()
+    im.save(buf, "WEBP", lossless=kind == "lossless", quality=80, exif=b"Exif\x00\x00" if kind == "extended" else b"")
+    assert _webp_canvas(buf.getvalue()) == (53, 37)
+    assert _webp_canvas(b"RIFF" + bytes(40)) is None
+
+
 @pytest.mark.parametrize("item", CORPUS, ids=[c.name for c in CORPUS])
 def test_decode_every_corpus_item(item, tmp_path):
     p = tmp_path / item.name
