@@ -8,9 +8,10 @@ Per-arch models use ``weights="none"`` (no ImageNet download here), woken up by 
 (BatchNorm statistics from one generated batch, random Dense head) so that the output is not a
 constant: the numbers measure the converters, not detection quality. Integer formats are
 calibrated on the shared 140k sample's valid split (``--calib-data``); without it only the float
-formats run. The sweep converts a TRAINED model (default runs/cnn_faces140k/model.keras) with
+formats run. The sweep converts a TRAINED model (default: the bundled default detector) with
 25/50/100 calibration images from ``valid`` and scores each int8 file on the whole ``test`` split
-against the Keras model (fixed held-out set, same for every size).
+against the Keras model (fixed held-out set, same for every size). ``--merge`` keeps the rows of
+architectures not benchmarked in this call (and the previous sweep when this call runs none).
 
 Writes benchmarks/results/convert.json and convert.md (with machine facts).
 """
@@ -49,7 +50,7 @@ def wake_up(model, x):
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_140K = REPO.parent / "shared" / "data" / "faces140k-sample"
-SWEEP_MODEL = REPO / "runs" / "cnn_faces140k" / "model.keras"
+SWEEP_MODEL = REPO / "edge_dfd" / "assets" / "default" / "detector.keras"  # the bundled, trained detector
 
 
 def bench_arch(arch: str, size: int, calib_data, calib_size: int, verify_size: int, work: Path) -> list[dict]:
@@ -97,7 +98,7 @@ def calibration_sweep(model_path: Path, data: Path, sizes, work: Path) -> list[d
     rows = []
     for n in sizes:
         t0 = time.perf_counter()
-        results = convert_model(model_path, "tflite-int8,tflite-int8-io,onnx-int8", out_dir=work / f"calib{n}",
+        results = convert_model(model_path, "tflite-int8,onnx-int8", out_dir=work / f"calib{n}",
                                 calib_data=data, calib_size=n, verify_size=20)
         secs = time.perf_counter() - t0
         for r in results:
@@ -122,6 +123,8 @@ def markdown(doc: dict) -> str:
            f"tf2onnx {m['versions'].get('tf2onnx')}, onnxruntime {m['versions'].get('onnxruntime')}, "
            f"ai-edge-litert {m['versions'].get('ai-edge-litert')}.", "",
            f"Command: `{doc['command']}`", "", doc["notes"], "",
+           *([f"Rows of archs not run in the last call are kept from an earlier call: {doc['earlier_notes']}", ""]
+             if doc.get("earlier_notes") else []),
            "## Per architecture", "",
            "| arch | size | params | format | file MB | convert s | max abs dP | mean abs dP | agreement | ok |",
            "|---|---|---|---|---|---|---|---|---|---|"]
@@ -131,7 +134,8 @@ def markdown(doc: dict) -> str:
                    f"{_f(r['agreement'], '.3f')} | {'yes' if r['ok'] else 'NO: ' + (r['error'] or '')[:80]} |")
     if doc.get("sweep"):
         out += ["", f"## Calibration-size sweep ({doc['sweep_model']})", "",
-                "Each int8 file is scored on the whole test split against the Keras model.", "",
+                "Each int8 file is scored on the whole test split against the Keras model "
+                "(tflite-int8-io uses the same calibrator as tflite-int8 and gives the same numbers).", "",
                 "| calib images | format | test n | max abs dP | mean abs dP | agreement | acc Keras | acc export |",
                 "|---|---|---|---|---|---|---|---|"]
         for r in doc["sweep"]:
@@ -154,6 +158,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sweep-model", default=str(SWEEP_MODEL))
     ap.add_argument("--sweep-sizes", default="25,50,100")
     ap.add_argument("--no-sweep", action="store_true")
+    ap.add_argument("--merge", action="store_true", help="keep earlier rows of archs not run now")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = ap.parse_args(argv)
     doc = {
@@ -168,11 +173,16 @@ def main(argv=None) -> int:
         "sweep": [],
     }
     out = Path(args.out)
-    if not args.archs and (out / "convert.json").is_file():  # --archs "": sweep only, keep the arch rows
+    run_archs = [a for a in args.archs.split(",") if a]
+    if (args.merge or not run_archs) and (out / "convert.json").is_file():  # keep the other archs' rows
         previous = json.loads((out / "convert.json").read_text())
-        doc["archs"], doc["command"] = previous.get("archs", []), previous["command"] + " ; " + doc["command"]
+        doc["archs"] = [r for r in previous.get("archs", []) if r["arch"] not in run_archs]
+        doc["command"] = previous["command"] + " ; " + doc["command"]
+        if args.no_sweep:
+            doc["sweep"], doc["sweep_model"] = previous.get("sweep", []), previous.get("sweep_model")
+        doc["earlier_notes"] = previous.get("notes")
     with tempfile.TemporaryDirectory(prefix="bench_convert_") as tmp:
-        for arch in [a for a in args.archs.split(",") if a]:
+        for arch in run_archs:
             print(f"== {arch}", file=sys.stderr)
             doc["archs"] += bench_arch(arch, args.size, args.calib_data, args.calib_size, args.verify_size, Path(tmp))
             _write(out, doc)

@@ -44,3 +44,48 @@ def test_every_keras_layer_gets_a_torch_tensor():
         assert {l.name for l in model.layers if l.weights} == set(w)
         for name, arrays in w.items():
             assert [a.shape for a in arrays] == [tuple(v.shape) for v in model.get_layer(name).weights]
+
+
+def test_finetuned_torch_detector_ports_back_to_keras(tmp_path):
+    """tools/finetune_torch.py's saved variant (torch state dicts + head + standardisation) rebuilds in Keras
+    (benchmarks/quality.py build_finetuned) with the same output as the torch detector, for the two-backbone
+    variant: view order, tap order, feature standardisation and the mean-logit head must all line up."""
+    import json
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import finetune_torch
+    import quality
+
+    variant = "mobilenet_v2+efficientnet_lite0"
+    torch.manual_seed(0)
+    model = finetune_torch.build_empty(torch, variant.split("+"))
+    x = np.random.default_rng(0).integers(0, 256, (3, 256, 256, 3)).astype(np.uint8)
+    xt = torch.from_numpy(x).permute(0, 3, 1, 2).float()
+    with torch.no_grad():  # BatchNorm statistics from these images (an untrained net's features are ~constant)
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.reset_running_stats()
+                m.momentum = None
+        model.train()
+        model.features(xt)
+        model.eval()
+    with torch.no_grad():  # standardise with these images' own statistics so the features differ visibly
+        f = model.features(xt).reshape(-1, model.mu.numel())
+        model.mu.copy_(f.mean(0))
+        model.sd.copy_(f.std(0).clamp_min(0.05))  # no near-zero divisor amplifying float32 rounding
+        model.fc.weight.normal_(0, 0.02)
+    finetune_torch.save_variant(model, variant.split("+"), tmp_path, variant)
+    from edge_dfd.backbones import DEFAULT_CROPS, TAPS
+
+    (tmp_path / "finetune.json").write_text(json.dumps({
+        "args": {"head_c": "0.01"}, "device": "cpu",
+        "variants": {variant: {"archs": variant.split("+"), "taps": {a: list(TAPS[a]) for a in variant.split("+")},
+                               "crops": list(DEFAULT_CROPS), "best_epoch": 1, "probs": {},
+                               "final": {"threshold": 0.5, "objective": 0.5,
+                                         **{f"{s}/{sp}": {} for s in ("140k", "tpdne") for sp in ("valid", "test")}}}}}))
+    _row, keras_model, _ = quality.build_finetuned(tmp_path, variant)
+    with torch.no_grad():
+        p_torch = torch.sigmoid(finetune_torch.load_variant(torch, tmp_path, variant)(xt)).numpy()
+    p_keras = np.asarray(keras_model(x.astype("float32"))).ravel()
+    assert p_torch.std() > 1e-3, "a constant output would make the comparison trivial"
+    np.testing.assert_allclose(p_keras, p_torch, atol=1e-4, rtol=0)
