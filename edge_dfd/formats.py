@@ -34,7 +34,8 @@ FORMATS: dict[str, Format] = {
     for f in (
         Format("keras", ".keras", "", "keras", "float32", False, 0.0, 0.0, 1.0, "Keras 3 source model"),
         Format("tflite-fp32", ".tflite", "_fp32", "tflite", "float32", False, 1e-4, 1e-5, 1.0, "LiteRT float32"),
-        Format("tflite-fp16", ".tflite", "_fp16", "tflite", "float32", False, 2e-2, 2e-3, 0.98, "LiteRT float16 weights"),
+        # fp16 weight rounding moves a confident fine-tuned model's logit by ~0.1: up to ~0.03 in p near 0.5
+        Format("tflite-fp16", ".tflite", "_fp16", "tflite", "float32", False, 5e-2, 2e-3, 0.98, "LiteRT float16 weights"),
         Format("tflite-int8", ".tflite", "_int8", "tflite", "float32", True, 0.30, 0.05, 0.90,
                "LiteRT full-integer int8, float32 input/output"),
         Format("tflite-int8-io", ".tflite", "_int8io", "tflite", "uint8", True, 0.30, 0.05, 0.90,

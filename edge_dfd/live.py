@@ -371,6 +371,7 @@ def _valid(img) -> bool:
 @dataclass
 class LiveConfig:
     model: str = "default"
+    format: str | None = None  # which bundled format with model "default" (None: zoo.DEFAULT_FORMAT)
     source: str = "0"
     faces: str = "blazeface"
     detect_every: int = 1
@@ -439,7 +440,7 @@ def run_live(cfg: LiveConfig, backend=None, detector: FaceDetector | None = None
     if backend is None:
         from edge_dfd.runtime import load_model
 
-        backend = load_model(cfg.model or "default", threads=cfg.threads)
+        backend = load_model(cfg.model or "default", format=cfg.format, threads=cfg.threads)
     pipe = LivePipeline(backend, detector, cfg.detect_every, cfg.threshold, cfg.smooth, cfg.margin)
     source = open_source(cfg.source, opener)
     grabber = FrameGrabber(source, cfg.reconnects, cfg.backoff)

@@ -444,3 +444,21 @@ def test_live_verdicts_through_every_backend(tmp_path, cli_run):
         assert code == 0, err
         verdicts = [e["verdict"] for e in read_events(ev)]
         assert verdicts == ["fake" if f else "real" for f in plan], (fmt, verdicts)
+
+
+def test_format_picks_the_bundled_file(cli_run, model, video, tmp_path, monkeypatch):
+    """`--format` chooses which file of the bundled set `--model default` loads (a Pi user wants tflite-int8):
+    here the set has only an ONNX file, so the default format is missing and `--format onnx` works."""
+    import shutil
+
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    shutil.copy(model, zoo / "detector.onnx")
+    monkeypatch.setenv("EDGE_DFD_DEFAULT_MODEL_DIR", str(zoo))
+    path, _ = video
+    code, _, err = cli_run("live", "--source", path, "--faces", "none", "--max-frames", 3)
+    assert code != 0 and "tflite-fp32" in err and "Traceback" not in err
+    code, out, err = cli_run("live", "--format", "onnx", "--source", path, "--faces", "none", "--max-frames", 3,
+                             "--events", "-")
+    assert code == 0, err
+    assert [json.loads(line)["frame"] for line in out.splitlines()] == [0, 1, 2]

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import click
 
+from edge_dfd.formats import FORMATS
+
 
 @click.command("live")
 @click.option("--model", "-m", default="default", show_default=True,
               help="Model file (.tflite, .onnx, .keras) or 'default' (the bundled model).")
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default=None,
+              help="Format of the bundled model to use with --model default (e.g. tflite-int8 on a Pi).")
 @click.option("--source", "-s", default="0", show_default=True,
               help="Camera index, video file, stream URL (rtsp://, http://) or 'picamera2'.")
 @click.option("--faces", default="blazeface", show_default=True, metavar="DETECTOR",
@@ -31,7 +35,7 @@ import click
               help="Threads for the model runtime, the face detector and OpenCV.")
 @click.option("--reconnects", type=click.IntRange(min=0), default=5, show_default=True,
               help="Reconnect attempts (with backoff) when a camera or stream drops.")
-def cmd(model, source, faces, detect_every, threshold, smooth, margin, show, save, events, max_frames, threads,
+def cmd(model, fmt, source, faces, detect_every, threshold, smooth, margin, show, save, events, max_frames, threads,
         reconnects):
     """Real-time deepfake detection: faces are detected, tracked and classified in every frame.
 
@@ -41,11 +45,11 @@ def cmd(model, source, faces, detect_every, threshold, smooth, margin, show, sav
     \b
     edge-dfd live --source 0 --show
     edge-dfd live --source clip.mp4 --faces blazeface-full --save out.mp4 --events faces.jsonl
-    edge-dfd live --source picamera2 --model detector_int8.tflite --threads 4 --detect-every 3
+    edge-dfd live --source picamera2 --format tflite-int8 --threads 4 --detect-every 3
     """
     from edge_dfd.live import LiveConfig, run_live
 
-    cfg = LiveConfig(model=model, source=source, faces=faces, detect_every=detect_every, threshold=threshold,
+    cfg = LiveConfig(model=model, format=fmt, source=source, faces=faces, detect_every=detect_every, threshold=threshold,
                      smooth=smooth, margin=margin, show=show, save=save, events=events, max_frames=max_frames,
                      threads=threads, reconnects=reconnects)
     stats = run_live(cfg)

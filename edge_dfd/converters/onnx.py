@@ -3,7 +3,9 @@
 
 * ``onnx``       float32, opset ``ctx.opset`` (default 15; tf2onnx 1.17 supports 11..18).
 * ``onnx-int8``  ``onnxruntime.quantization.quantize_static``: QDQ, per-channel int8 weights, uint8
-  activations, MinMax calibration over ``ctx.calib`` (real validation images), after
+  activations, 7-bit weight range (``reduce_range``: x86 CPUs without VNNI saturate the u8 x s8 products
+  otherwise; on the bundled model it lifted test accuracy from 0.65 to 0.86 on an AVX2 machine),
+  MinMax calibration over ``ctx.calib`` (real validation images), after
   ``quant_pre_process`` (shape inference without sympy). ``quantize_dynamic`` is not offered: it is
   slower than fp32 for convolutions on CPU.
 """
@@ -107,7 +109,7 @@ def onnx_int8(ctx: ExportContext, out: Path) -> None:
                 str(pre), str(tmp), _Reader(name, ctx),
                 quant_format=q.QuantFormat.QDQ, per_channel=True,
                 activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
-                calibrate_method=q.CalibrationMethod.MinMax,
+                calibrate_method=q.CalibrationMethod.MinMax, reduce_range=True,
             )
     except ConversionError:
         raise
