@@ -392,6 +392,8 @@ def stage_ship(args) -> None:
     from edge_dfd.meta import ModelMeta, write_meta
     from edge_dfd.runtime import load_model
 
+    if args.only:
+        return reship(args)
     if args.finetuned:
         row, model, ref = build_finetuned(args.finetuned_dir, args.finetuned)
         recipe = (f"tools/finetune_torch.py ({row['finetune']['device']}): {row['approach']}; "
@@ -486,6 +488,49 @@ def stage_ship(args) -> None:
     log(f"wrote {dest} and {RESULTS / 'quality.md'}")
 
 
+def reship(args) -> None:
+    """``ship --only FORMATS``: re-convert and re-score some formats of the model already staged by
+    ``ship`` (same detector.keras, so every file keeps the same source sha256), then update the bundle
+    and results/quality.json in place."""
+    import shutil
+
+    from edge_dfd.convert import convert_model
+    from edge_dfd.fsutil import atomic_write_json, atomic_write_text, sha256_file
+    from edge_dfd.formats import FORMATS
+    from edge_dfd.runtime import load_model
+
+    out = json.loads((RESULTS / "quality.json").read_text())
+    row = next(r for r in out["approaches"] if r["approach"] == out["selected"])
+    keras_path = STAGING / "detector.keras"
+    formats = [f for f in args.only.split(",") if f]
+    results = convert_model(keras_path, formats, out_dir=STAGING, calib_data=calib_mix_dir(),
+                            calib_size=args.calib_size, verify_size=args.verify_size, progress=log)
+    conv = {r["format"]: r for r in out["conversion"]}
+    tests = {s: (load_images(s, "test"), labels(s, "test")) for s in SETS}
+    dest = REPO / "edge_dfd" / "assets" / "default"
+    for r in results:
+        d = r.to_dict()
+        conv[d["format"]] = d
+        log(f"  {d['format']}: ok={d['ok']} max|dp|={d.get('max_abs_diff')} mean|dp|={d.get('mean_abs_diff')} "
+            f"agreement={d.get('agreement')} {d.get('error') or ''}")
+        path = STAGING / FORMATS[d["format"]].filename("detector")
+        be = load_model(path, threads=2)
+        entry = {"bytes": path.stat().st_size, "latency_ms": latency_ms(be, tests["140k"][0][0])}
+        for s, (x, y) in tests.items():
+            p = np.concatenate([be.predict(x[i:i + 32]) for i in range(0, len(x), 32)])
+            entry[s] = score(y, p, row["threshold"])
+        out["shipped"][d["format"]] = entry
+        log(f"  {d['format']}: " + " ".join(f"{s} acc {entry[s]['accuracy']:.3f} auc {entry[s]['auc']:.3f}"
+                                           for s in SETS) + f" latency {entry['latency_ms']:.1f} ms")
+        shutil.copy2(path, dest / path.name)
+    out["conversion"] = [conv[f] for f in SHIP_FORMATS if f in conv]
+    out["sha256"] = {f.name: sha256_file(f) for f in sorted(dest.glob("detector*"))}
+    out.setdefault("reshipped", []).append({"formats": formats, "time": time.strftime("%Y-%m-%d %H:%M")})
+    atomic_write_json(RESULTS / "quality.json", out)
+    atomic_write_text(RESULTS / "quality.md", results_markdown(out))
+    log(f"updated {dest} and {RESULTS / 'quality.json'}")
+
+
 def _ci(acc: float, n: int) -> str:
     """± 95 % normal-approximation half-width of an accuracy over n images, in points."""
     return f"±{196 * (acc * (1 - acc) / n) ** 0.5:.1f}"
@@ -495,8 +540,13 @@ def results_markdown(out: dict) -> str:
     lines = ["# Detection quality (issue 6)", "",
              f"Command: `{out['command']}`  ",
              f"Machine: {out['machine'].get('cpu', out['machine'])}; {out['platform']}", "",
-             "All rows: frozen ImageNet features (ported, bundled) + one logistic head shared by the views, "
-             "trained on the train splits of BOTH sets, C / set balancing / threshold chosen on the valid splits. "
+             "Every row is trained on the train splits of BOTH sets; C, set balancing, the epoch, the approach "
+             "and the threshold are chosen on the valid splits only. Rows without 'fine-tuned' or 'torch': frozen "
+             "ImageNet features (ported, bundled) + one logistic head shared by the views (LiteRT features, "
+             "`heads` stage). 'torch, epoch 0' rows: the same frozen recipe computed inside tools/finetune_torch.py "
+             "(fp16-stored ImageNet checkpoints, C = 0.01, sets weighted equally) - the starting point of the "
+             "fine-tuned row below it. 'fine-tuned' rows: every weight trained end to end (tools/finetune_torch.py, "
+             "8 epochs, one H100), the epoch with the best valid score kept. "
              "Test = 150 images (140k sample, 95 % CI ≈ ±4–7 pts) and 510 images (ffhq-tpdne-128, ≈ ±2 pts).", "",
              "| approach | 140k acc | 140k AUC | 140k AP | 140k EER | tpdne acc | tpdne AUC | tpdne AP | tpdne EER | valid obj |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -712,6 +762,8 @@ def main(argv=None) -> int:
     ap.add_argument("--finetuned", default=None, metavar="VARIANT",
                     help="ship this variant of a tools/finetune_torch.py run (e.g. mobilenet_v2+efficientnet_lite0)")
     ap.add_argument("--finetuned-dir", type=Path, default=FINETUNE_DIR, help="that run's --out folder")
+    ap.add_argument("--only", default=None, metavar="FORMATS",
+                    help="ship: re-convert and re-score only these formats of the staged model")
     ap.add_argument("--calib-size", type=int, default=200)
     ap.add_argument("--verify-size", type=int, default=100)
     ap.add_argument("--remeasure", action="store_true", help="card: measure the per-view latencies again")

@@ -40,6 +40,7 @@ from edge_dfd.fsutil import (
 )
 
 PROBE_N = 64
+DEFAULT_MODEL_RUNS, DEFAULT_MODEL_PROBES = 50, 32  # `edge-dfd bench` with no model: the bundled detector
 PREPROCESS_SAMPLE = 200
 BATCH = 32
 PERTURBATIONS = ("jpeg90", "jpeg75", "jpeg50", "jpeg30", "down0.5", "down0.75", "blur1", "blur2")
@@ -381,15 +382,22 @@ def _convert_cached(src: Path, wanted: list[str], cache_root: Path, data, log, c
 
 
 def run_bench(models=(), data=None, split: str = "test", formats: str | None = "all", threads: int = 2,
-              warmup: int = 10, runs: int = 100, floor: float | None = None, robustness: bool = False,
-              out_dir=None, provider: str | None = None, log=None, convert_kwargs: dict | None = None) -> BenchResult:
+              warmup: int = 10, runs: int | None = None, floor: float | None = None, robustness: bool = False,
+              out_dir=None, provider: str | None = None, log=None, convert_kwargs: dict | None = None,
+              probes: int | None = None) -> BenchResult:
     """Measure every requested format of every model; returns the rows (does not write files).
 
+    ``runs`` / ``probes`` default to 100 / 64, or to ``DEFAULT_MODEL_RUNS`` / ``DEFAULT_MODEL_PROBES`` when no
+    model is given (the bundled 10-pass detector in 7 formats must finish within 3 minutes on 2 cores).
     ``convert_kwargs`` go to ``edge_dfd.convert.convert_model`` (e.g. calib_size, verify_size).
     """
     from edge_dfd.machine import machine_facts
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
+    if runs is None:
+        runs = 100 if models else DEFAULT_MODEL_RUNS
+    if probes is None:
+        probes = PROBE_N if models else DEFAULT_MODEL_PROBES
     if runs < 1 or warmup < 0:
         raise EdgeDFDError(f"--runs {runs} / --warmup {warmup}: expected runs >= 1 and warmup >= 0")
     if floor is not None and not data:
@@ -421,7 +429,7 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
                     continue
                 size = size or _input_size(tgt.path)
                 if size not in probe_cache:
-                    probe_cache[size] = _write_probes(tmp, size)
+                    probe_cache[size] = _write_probes(tmp, size, probes)
                 probe_npy, probe_files = probe_cache[size]
                 job = {"path": str(tgt.path), "threads": threads, "warmup": warmup, "runs": runs,
                        "records": records, "probe_npy": probe_npy, "probe_files": probe_files,
@@ -450,7 +458,7 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
     settings = {"data": str(data) if data else None, "split": split if data else None, "threads": threads,
                 "warmup": warmup, "runs": runs, "floor": floor, "robustness": robustness,
                 "provider": provider, "n_images": len(records) if records else None,
-                "probe_inputs": PROBE_N}
+                "probe_inputs": probes}
     return BenchResult(machine_facts(threads), rows, notes, settings)
 
 
@@ -492,11 +500,11 @@ def _find_key(node, key):
     return None
 
 
-def _write_probes(tmp: Path, size: int) -> tuple[str, list[str]]:
+def _write_probes(tmp: Path, size: int, n: int = PROBE_N) -> tuple[str, list[str]]:
     """Probe inputs as .npy (exact arrays, for agreement) and PNG files (for end-to-end throughput)."""
     import cv2
 
-    probe = default_probe_inputs(size)
+    probe = default_probe_inputs(size, n)
     d = ensure_writable_dir(tmp / f"probe{size}")
     npy = d / "probe.npy"
     np.save(npy, probe)

@@ -14,7 +14,7 @@ from edge_dfd.formats import FORMATS, get_format
 
 DEFAULT_DIR = Path(__file__).parent / "assets" / "default"
 STEM = "detector"
-DEFAULT_FORMAT = "tflite-fp32"  # the format `--model default` uses in predict / live: the bundled int8 files lose ~8 accuracy points (see MODEL_CARD.md)
+DEFAULT_FORMAT = "tflite-fp32"  # what `--model default` loads in predict / live: exact vs Keras; int8 is not faster on x86 without VNNI (use --format tflite-int8 on Arm)
 MODEL_CARD = "MODEL_CARD.md"
 
 

@@ -99,6 +99,8 @@ def test_no_arguments_measures_the_bundled_model(zoo_dir, tmp_path, cli_run, mon
     assert rows["onnx"]["max_abs_diff"] < 1e-4 and rows["onnx"]["agreement"] == 1.0
     assert rows["tflite-int8"]["max_abs_diff"] < 0.3 and rows["tflite-int8"]["agreement"] >= 0.9
     assert rows["keras"]["peak_rss_mb"] > rows["tflite-int8"]["peak_rss_mb"]  # TensorFlow only in its own process
+    # the bundled model's lighter defaults (3-minute budget): 32 probe inputs; --runs given here wins
+    assert doc["settings"]["probe_inputs"] == 32 and doc["settings"]["runs"] == 20
 
 
 def test_no_arguments_without_tensorflow(zoo_dir, tmp_path):

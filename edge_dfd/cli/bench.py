@@ -14,7 +14,8 @@ import click
               help="Formats to convert a .keras MODEL to and measure: 'all' or a comma list.")
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True)
-@click.option("--runs", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--runs", type=click.IntRange(min=1), default=None,
+              help="Timed batch-1 runs per format [default: 100; 50 for the bundled model when no MODEL is given].")
 @click.option("--floor", type=click.FloatRange(0, 1), default=None,
               help="Exit with code 3 if any format's accuracy is below this (a CI gate; needs --data).")
 @click.option("--robustness", is_flag=True,
