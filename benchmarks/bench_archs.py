@@ -49,6 +49,15 @@ def build(arch: str, size: int, work: Path) -> Path:
     return path
 
 
+def exported_files(root, arch: str, formats: str) -> list[Path]:
+    """The files of ``root/<arch>/`` whose format (from the file name) is among ``formats``, in table order."""
+    from edge_dfd.formats import FORMATS, parse_formats
+
+    wanted = [f.name for f in parse_formats(formats, allow_keras=True)]
+    d = Path(root) / arch
+    return [d / FORMATS[n].filename(arch) for n in wanted if (d / FORMATS[n].filename(arch)).is_file()]
+
+
 def main(argv=None) -> int:
     from edge_dfd.bench import BenchResult, format_table, run_bench, write_results
     from edge_dfd.models import ARCHS
@@ -64,6 +73,9 @@ def main(argv=None) -> int:
     ap.add_argument("--calib-size", type=int, default=64)
     ap.add_argument("--verify-size", type=int, default=32)
     ap.add_argument("--work", default=str(REPO / "runs" / "bench_archs"), help="models + conversion cache")
+    ap.add_argument("--exports", default=None,
+                    help="folder with <arch>/<arch><tag>.tflite|.onnx files already exported (e.g. kept from "
+                         "benchmarks/convert.py): measure those instead of converting again")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
     work = Path(args.work)
@@ -73,10 +85,15 @@ def main(argv=None) -> int:
     for arch in [a.strip() for a in args.archs.split(",") if a.strip()]:
         t0 = time.perf_counter()
         print(f"== {arch}", file=sys.stderr)
-        src = build(arch, args.size, work)
-        res = run_bench([src], data=args.data, split="test", formats=formats, threads=args.threads,
-                        warmup=args.warmup, runs=args.runs, out_dir=work,
-                        convert_kwargs={"calib_size": args.calib_size, "verify_size": args.verify_size})
+        exported = exported_files(args.exports, arch, formats) if args.exports else []
+        if exported:
+            res = run_bench(exported, data=args.data, split="test", threads=args.threads, warmup=args.warmup,
+                            runs=args.runs, out_dir=work)
+        else:
+            src = build(arch, args.size, work)
+            res = run_bench([src], data=args.data, split="test", formats=formats, threads=args.threads,
+                            warmup=args.warmup, runs=args.runs, out_dir=work,
+                            convert_kwargs={"calib_size": args.calib_size, "verify_size": args.verify_size})
         rows += res.rows
         machine, notes, settings = res.machine, res.notes, res.settings
         print(format_table(res), file=sys.stderr)
