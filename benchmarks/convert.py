@@ -53,7 +53,8 @@ SHARED_140K = REPO.parent / "shared" / "data" / "faces140k-sample"
 SWEEP_MODEL = REPO / "edge_dfd" / "assets" / "default" / "detector.keras"  # the bundled, trained detector
 
 
-def bench_arch(arch: str, size: int, calib_data, calib_size: int, verify_size: int, work: Path) -> list[dict]:
+def bench_arch(arch: str, size: int, calib_data, calib_size: int, verify_size: int, work: Path,
+               formats: str | None = None) -> list[dict]:
     import keras
 
     from edge_dfd.convert import convert_model, probe_inputs
@@ -66,7 +67,7 @@ def bench_arch(arch: str, size: int, calib_data, calib_size: int, verify_size: i
     path = work / f"{arch}.keras"
     model.save(path)
     build_s = time.perf_counter() - t0
-    formats = "all" if calib_data else "tflite-fp32,tflite-fp16,onnx"
+    formats = formats or ("all" if calib_data else "tflite-fp32,tflite-fp16,onnx")
     t0 = time.perf_counter()
     results = convert_model(path, formats, out_dir=work / arch, calib_data=calib_data, calib_size=calib_size,
                             verify_size=verify_size, progress=lambda m: print(f"  [{arch}] {m}", file=sys.stderr))
@@ -159,6 +160,10 @@ def main(argv=None) -> int:
     ap.add_argument("--sweep-sizes", default="25,50,100")
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--merge", action="store_true", help="keep earlier rows of archs not run now")
+    ap.add_argument("--formats", default=None, help="formats to convert (default: all, or the float ones "
+                                                     "without --calib-data)")
+    ap.add_argument("--note", default=None, help="a sentence added to the results' notes")
+    ap.add_argument("--keep", default=None, help="write the exports here (kept) instead of a temporary folder")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = ap.parse_args(argv)
     doc = {
@@ -181,10 +186,16 @@ def main(argv=None) -> int:
         if args.no_sweep:
             doc["sweep"], doc["sweep_model"] = previous.get("sweep", []), previous.get("sweep_model")
         doc["earlier_notes"] = previous.get("notes")
+    if args.note:
+        doc["notes"] += " " + args.note
     with tempfile.TemporaryDirectory(prefix="bench_convert_") as tmp:
+        if args.keep:
+            tmp = str(Path(args.keep))
+            Path(tmp).mkdir(parents=True, exist_ok=True)
         for arch in run_archs:
             print(f"== {arch}", file=sys.stderr)
-            doc["archs"] += bench_arch(arch, args.size, args.calib_data, args.calib_size, args.verify_size, Path(tmp))
+            doc["archs"] += bench_arch(arch, args.size, args.calib_data, args.calib_size, args.verify_size, Path(tmp),
+                                       args.formats)
             _write(out, doc)
         sweep_model = Path(args.sweep_model)
         if not args.no_sweep and sweep_model.is_file() and args.calib_data:

@@ -79,15 +79,21 @@ def test_run_approach_chooses_on_valid_and_reports_every_split(monkeypatch):
 
 def test_ci_and_markdown():
     assert q._ci(0.8, 150) == "±6.4"
-    r = {"approach": "a", "crops": ["whole", "q_tl", "q_tr", "q_bl", "q_br"], "valid_objective": 0.9, "C": 0.1, "balance_sets": True, "threshold": 0.5,
+    from edge_dfd.backbones import TAPS
+
+    r = {"approach": "a", "crops": ["whole", "q_tl", "q_tr", "q_bl", "q_br"], "valid_objective": 0.9, "C": 0.1,
+         "balance_sets": True, "threshold": 0.5, "archs": {"mobilenet_v2": list(TAPS["mobilenet_v2"])},
          "test_140k": {"n": 150, "accuracy": 0.8, "auc": 0.9, "ap": 0.88, "eer": 0.2},
          "test_tpdne": {"n": 510, "accuracy": 0.9, "auc": 0.95, "ap": 0.94, "eer": 0.1}}
     e = {"bytes": 2e6, "latency_ms": 10.0, "140k": r["test_140k"], "tpdne": r["test_tpdne"]}
     out = {"command": "c", "machine": {"cpu": "x"}, "platform": "p", "approaches": [r], "selected": "a",
-           "shipped": {"tflite-int8": e}, "backbone_ms": {"fp32": 4.0, "int8": 2.0}}
+           "shipped": {"tflite-int8": e},
+           "backbone_ms": {"fp32": 4.0, "int8": 2.0, "mobilenet_v2": {"fp32": 4.0, "int8": 2.0}}}
     md = q.results_markdown(out)
     assert "| a **(selected)** | 0.800 ±6.4 | 0.900 |" in md and "| tflite-int8 | 2.0 | 10.0 |" in md
-    out["pi4_factor"] = q.pi4_factor(out["backbone_ms"])
+    out["pi4_factor"] = q.pi4_factor({k: out["backbone_ms"][k] for k in ("fp32", "int8")})
     assert out["pi4_factor"] == {"fp32": 11.5, "int8": 8.5}
     card = q.model_card(out)
-    assert "expect ≈ 85 ms per face int8" in card and "Goal not reached" in card
+    # 5 views x 2.0 ms int8 here x (17 / 2.0) Pi-4 factor = 85 ms; 5 x 4.0 x 11.5 = 230 ms fp32
+    assert "≈ 85 ms per face int8" in card and "≈ 230 ms fp32" in card and "Goal not fully reached" in card
+    assert "1,888 features per view" in card and "5 backbone passes per face" in card
