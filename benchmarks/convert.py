@@ -189,12 +189,11 @@ def main(argv=None) -> int:
     if args.note:
         doc["notes"] += " " + args.note
     with tempfile.TemporaryDirectory(prefix="bench_convert_") as tmp:
-        if args.keep:
-            tmp = str(Path(args.keep))
-            Path(tmp).mkdir(parents=True, exist_ok=True)
+        work = Path(args.keep) if args.keep else Path(tmp)  # --keep: exports outlive this call
+        work.mkdir(parents=True, exist_ok=True)
         for arch in run_archs:
             print(f"== {arch}", file=sys.stderr)
-            doc["archs"] += bench_arch(arch, args.size, args.calib_data, args.calib_size, args.verify_size, Path(tmp),
+            doc["archs"] += bench_arch(arch, args.size, args.calib_data, args.calib_size, args.verify_size, work,
                                        args.formats)
             _write(out, doc)
         sweep_model = Path(args.sweep_model)

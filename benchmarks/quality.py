@@ -186,8 +186,9 @@ def score(y, p, threshold) -> dict:
 
 def valid_objective(y, P) -> float:
     """Selection score on VALID only: mean over the two sets of (AUC + accuracy at the valid threshold)."""
-    from edge_dfd.metrics import choose_threshold
     from sklearn.metrics import roc_auc_score
+
+    from edge_dfd.metrics import choose_threshold
 
     yv = np.concatenate([y[(s, "valid")] for s in SETS])
     pv = np.concatenate([P[(s, "valid")] for s in SETS])
@@ -383,14 +384,64 @@ def finetune_rows(run_dir: Path) -> list[dict]:
     return rows
 
 
+def frozen_reference(row):
+    """P(fake) of the cached LiteRT features + the fitted numpy head, for (set, first valid images)."""
+    head = json.loads((CACHE / "heads.json").read_text())["heads"][row["approach"]]
+    crops = [ALL_CROPS.index(c) for c in row["crops"]]
+
+    def reference(s, x):
+        cached = np.concatenate([np.load(feat_path(a, s, "valid"), mmap_mode="r")[:len(x)][:, crops][:, :, tap_slice(a, t)]
+                                 for a, t in row["archs"].items()], axis=2)
+        return predict_head(cached, np.array(head["kernel"]), head["bias"])
+
+    return reference
+
+
+def finetuned_reference(args, stored: dict):
+    """(reference, tolerance): the fine-tuned torch model run on this CPU (exact, 1e-4), or - without torch -
+    the run's stored probabilities (GPU fp32, possibly TF32: 1e-2)."""
+    try:
+        import torch
+
+        sys.path.insert(0, str(REPO / "tools"))
+        from finetune_torch import load_variant
+    except ImportError:
+        return (lambda s, x: stored[f"{s}/valid"][:len(x)]), 1e-2
+    ref_model = load_variant(torch, args.finetuned_dir, args.finetuned)
+
+    def reference(s, x):
+        with torch.no_grad():
+            return torch.sigmoid(ref_model(torch.from_numpy(x).permute(0, 3, 1, 2).float())).numpy()
+
+    return reference, 1e-4
+
+
+def load_test_sets() -> dict:
+    return {s: (load_images(s, "test"), labels(s, "test")) for s in SETS}
+
+
+def score_export(path: Path, fmt: str, tests: dict, threshold: float) -> dict:
+    """Size, batch-1 latency and test scores of one exported file (logged)."""
+    from edge_dfd.runtime import load_model
+
+    be = load_model(path, threads=2)
+    entry = {"bytes": path.stat().st_size, "latency_ms": latency_ms(be, tests["140k"][0][0])}
+    for s, (x, y) in tests.items():
+        p = np.concatenate([be.predict(x[i:i + 32]) for i in range(0, len(x), 32)])
+        entry[s] = score(y, p, threshold)
+    log(f"  {fmt}: " + " ".join(f"{s} acc {entry[s]['accuracy']:.3f} auc {entry[s]['auc']:.3f}" for s in SETS)
+        + f" latency {entry['latency_ms']:.1f} ms")
+    return entry
+
+
 def stage_ship(args) -> None:
     import shutil
 
     from edge_dfd.convert import convert_model
+    from edge_dfd.formats import FORMATS
     from edge_dfd.fsutil import atomic_write_json, atomic_write_text, sha256_file
     from edge_dfd.machine import machine_facts
     from edge_dfd.meta import ModelMeta, write_meta
-    from edge_dfd.runtime import load_model
 
     if args.only:
         return reship(args)
@@ -414,36 +465,12 @@ def stage_ship(args) -> None:
                                "recipe": recipe,
                                "crops": row["crops"], "taps": row["archs"], "view_size": VIEW_SIZE})
     write_meta(keras_path, meta)
-    # parity: the Keras graph vs its reference on 16 valid images per set (the fine-tuned torch model's
-    # fp32 probabilities, or the cached LiteRT features + numpy head)
+    # parity: the Keras graph vs its reference on 16 valid images per set
+    reference, tol = (finetuned_reference(args, ref) if args.finetuned else (frozen_reference(row), 1e-3))
     parity = {}
-    tol = 1e-3
-    if args.finetuned:
-        ref_model = None
-        try:  # exact reference: the torch model on this CPU (tools/torch_reference.py)
-            import torch
-
-            sys.path.insert(0, str(REPO / "tools"))
-            from finetune_torch import load_variant
-
-            ref_model = load_variant(torch, args.finetuned_dir, args.finetuned)
-            tol = 1e-4
-        except ImportError:  # the run's stored probabilities (GPU fp32, possibly TF32): looser
-            tol = 1e-2
-    for s in SETS if args.finetuned else ():
+    for s in SETS:
         x = load_images(s, "valid")[:16]
-        if ref_model is not None:
-            with torch.no_grad():
-                r = torch.sigmoid(ref_model(torch.from_numpy(x).permute(0, 3, 1, 2).float())).numpy()
-        else:
-            r = ref[f"{s}/valid"][:16]
-        parity[s] = float(np.abs(np.asarray(model(x.astype(np.float32))).ravel() - r).max())
-    for s in () if args.finetuned else SETS:
-        x = load_images(s, "valid")[:16].astype(np.float32)
-        cached = np.concatenate([np.load(feat_path(a, s, "valid"), mmap_mode="r")[:16][:, [ALL_CROPS.index(c) for c in row["crops"]]][:, :, tap_slice(a, t)]
-                                 for a, t in row["archs"].items()], axis=2)
-        head = json.loads((CACHE / "heads.json").read_text())["heads"][row["approach"]]
-        parity[s] = float(np.abs(np.asarray(model(x)).ravel() - predict_head(cached, np.array(head["kernel"]), head["bias"])).max())
+        parity[s] = float(np.abs(np.asarray(model(x.astype(np.float32))).ravel() - reference(s, x)).max())
     log(f"Keras vs reference, max |dp| on 16 valid images per set: {parity}")
     if max(parity.values()) > tol:
         raise SystemExit(f"the Keras model disagrees with the fitted head ({parity}); not shipping")
@@ -454,22 +481,13 @@ def stage_ship(args) -> None:
     for r in conv:
         log(f"  {r['format']}: ok={r['ok']} max|dp|={r.get('max_abs_diff')} agreement={r.get('agreement')} "
             f"{(r.get('bytes') or 0) / 1e6:.1f} MB {r.get('error') or ''}")
-    tests = {s: (load_images(s, "test"), labels(s, "test")) for s in SETS}
+    tests = load_test_sets()
     scores = {}
     for fmt in ("keras", *SHIP_FORMATS):
-        from edge_dfd.formats import FORMATS
-
         path = STAGING / FORMATS[fmt].filename("detector")
         if not path.is_file() or (fmt == "keras" and not args.keras_eval):
             continue
-        be = load_model(path, threads=2)
-        entry = {"bytes": path.stat().st_size, "latency_ms": latency_ms(be, tests["140k"][0][0])}
-        for s, (x, y) in tests.items():
-            p = np.concatenate([be.predict(x[i:i + 32]) for i in range(0, len(x), 32)])
-            entry[s] = score(y, p, row["threshold"])
-        scores[fmt] = entry
-        log(f"  {fmt}: " + " ".join(f"{s} acc {entry[s]['accuracy']:.3f} auc {entry[s]['auc']:.3f}" for s in SETS)
-            + f" latency {entry['latency_ms']:.1f} ms")
+        scores[fmt] = score_export(path, fmt, tests, row["threshold"])
     dest = REPO / "edge_dfd" / "assets" / "default"
     dest.mkdir(parents=True, exist_ok=True)
     for f in STAGING.glob("detector*"):
@@ -495,9 +513,8 @@ def reship(args) -> None:
     import shutil
 
     from edge_dfd.convert import convert_model
-    from edge_dfd.fsutil import atomic_write_json, atomic_write_text, sha256_file
     from edge_dfd.formats import FORMATS
-    from edge_dfd.runtime import load_model
+    from edge_dfd.fsutil import atomic_write_json, atomic_write_text, sha256_file
 
     out = json.loads((RESULTS / "quality.json").read_text())
     row = next(r for r in out["approaches"] if r["approach"] == out["selected"])
@@ -506,7 +523,7 @@ def reship(args) -> None:
     results = convert_model(keras_path, formats, out_dir=STAGING, calib_data=calib_mix_dir(),
                             calib_size=args.calib_size, verify_size=args.verify_size, progress=log)
     conv = {r["format"]: r for r in out["conversion"]}
-    tests = {s: (load_images(s, "test"), labels(s, "test")) for s in SETS}
+    tests = load_test_sets()
     dest = REPO / "edge_dfd" / "assets" / "default"
     for r in results:
         d = r.to_dict()
@@ -514,14 +531,7 @@ def reship(args) -> None:
         log(f"  {d['format']}: ok={d['ok']} max|dp|={d.get('max_abs_diff')} mean|dp|={d.get('mean_abs_diff')} "
             f"agreement={d.get('agreement')} {d.get('error') or ''}")
         path = STAGING / FORMATS[d["format"]].filename("detector")
-        be = load_model(path, threads=2)
-        entry = {"bytes": path.stat().st_size, "latency_ms": latency_ms(be, tests["140k"][0][0])}
-        for s, (x, y) in tests.items():
-            p = np.concatenate([be.predict(x[i:i + 32]) for i in range(0, len(x), 32)])
-            entry[s] = score(y, p, row["threshold"])
-        out["shipped"][d["format"]] = entry
-        log(f"  {d['format']}: " + " ".join(f"{s} acc {entry[s]['accuracy']:.3f} auc {entry[s]['auc']:.3f}"
-                                           for s in SETS) + f" latency {entry['latency_ms']:.1f} ms")
+        out["shipped"][d["format"]] = score_export(path, d["format"], tests, row["threshold"])
         shutil.copy2(path, dest / path.name)
     out["conversion"] = [conv[f] for f in SHIP_FORMATS if f in conv]
     out["sha256"] = {f.name: sha256_file(f) for f in sorted(dest.glob("detector*"))}
@@ -621,11 +631,16 @@ def stage_card(args) -> None:
     if args.remeasure or "backbone_ms" not in out or any(a not in out["backbone_ms"] for a in archs):
         out["backbone_ms"] = backbone_latency(archs=archs)
     out["pi4_factor"] = pi4_factor({k: out["backbone_ms"][k] for k in ("fp32", "int8")})
-    out["command"] = COMMAND_FINETUNED if sel.get("finetune") or "fine-tuned" in sel["approach"] else COMMAND_FROZEN
+    out["command"] = COMMAND_FINETUNED if is_finetuned(sel) else COMMAND_FROZEN
     atomic_write_json(RESULTS / "quality.json", out)
     atomic_write_text(RESULTS / "quality.md", results_markdown(out))
     atomic_write_text(REPO / "edge_dfd" / "assets" / "default" / "MODEL_CARD.md", model_card(out))
     log("wrote quality.md and MODEL_CARD.md")
+
+
+def is_finetuned(row: dict) -> bool:
+    """Whether a table row (finetune_rows / build_finetuned) is a fine-tuned model, not frozen features."""
+    return "fine-tuned" in row["approach"]
 
 
 COMMAND_FROZEN = ("python benchmarks/quality.py features && python benchmarks/quality.py heads && "
@@ -647,7 +662,7 @@ def model_card(out: dict) -> str:
     fac = out.get("pi4_factor", {})
     archs = list(sel["archs"])
     n_views = len(sel["crops"])
-    finetuned = "fine-tuned" in sel["approach"]
+    finetuned = is_finetuned(sel)
     bms = out.get("backbone_ms", {})
 
     def cell(e, s):

@@ -58,7 +58,7 @@ def test_finetuned_torch_detector_ports_back_to_keras(tmp_path):
 
     variant = "mobilenet_v2+efficientnet_lite0"
     torch.manual_seed(0)
-    model = finetune_torch.build_empty(torch, variant.split("+"))
+    model = finetune_torch.build(torch, variant.split("+"), None)
     x = np.random.default_rng(0).integers(0, 256, (3, 256, 256, 3)).astype(np.uint8)
     xt = torch.from_numpy(x).permute(0, 3, 1, 2).float()
     with torch.no_grad():  # BatchNorm statistics from these images (an untrained net's features are ~constant)

@@ -37,8 +37,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tools"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
-from edge_dfd.backbones import DEFAULT_CROPS, CROPS, TAPS, normalization  # noqa: E402
+from edge_dfd.backbones import CROPS, DEFAULT_CROPS, TAPS, normalization  # noqa: E402
 from edge_dfd.preprocess import load_image  # noqa: E402
 
 SETS = {"140k": "faces140k-sample", "tpdne": "ffhq-tpdne-128"}
@@ -75,7 +76,9 @@ def tap_key(tap: str):
     return "head" if tap == "head_relu" else int(tap.split("_")[1])
 
 
-def build(torch, archs, pth_dir: Path):
+def build(torch, archs, pth_dir: Path | None):
+    """The detector on ``archs``; backbones from the ImageNet checkpoints in ``pth_dir``, or randomly
+    initialised when it is None."""
     from torch import nn
     from torch_reference import load_reference
 
@@ -83,7 +86,8 @@ def build(torch, archs, pth_dir: Path):
         def __init__(self):
             super().__init__()
             self.archs = list(archs)
-            self.backbones = nn.ModuleDict({a: load_reference(a, pth_dir / PTH[a]) for a in self.archs})
+            self.backbones = nn.ModuleDict({a: load_reference(a, pth_dir / PTH[a] if pth_dir else None)
+                                            for a in self.archs})
             dim = 0
             for a in self.archs:
                 scale, offset = normalization(a)
@@ -134,19 +138,6 @@ def build(torch, archs, pth_dir: Path):
     return Detector()
 
 
-def auc(y, p):
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(y, p))
-
-
-def choose_threshold(y, p):
-    """Balanced-accuracy-maximising threshold (edge_dfd.metrics.choose_threshold's rule)."""
-    from edge_dfd.metrics import choose_threshold as ct
-
-    return float(ct(y, p))
-
-
 def scores(y, p, t):
     from edge_dfd.metrics import binary_report
 
@@ -168,12 +159,16 @@ def evaluate(torch, model, data, device, bs=64):
             out[key] = (np.concatenate(ps), y)
     yv = np.concatenate([out[(s, "valid")][1] for s in SETS])
     pv = np.concatenate([out[(s, "valid")][0] for s in SETS])
-    t = choose_threshold(yv, pv)
+    from edge_dfd.metrics import choose_threshold
+
+    t = float(choose_threshold(yv, pv))
     res = {"threshold": t}
     for (s, split), (p, y) in out.items():
         res[f"{s}/{split}"] = scores(y, p, t)
-    # selection objective (VALID only): mean over sets of AUC + accuracy at the shared threshold, / 2
-    res["objective"] = float(np.mean([res[f"{s}/valid"]["auc"] + res[f"{s}/valid"]["accuracy"] for s in SETS]) / 2)
+    # selection objective (VALID only), the same rule as the frozen-feature heads
+    from quality import valid_objective
+
+    res["objective"] = valid_objective({k: y for k, (_, y) in out.items()}, {k: p for k, (p, _) in out.items()})
     return res, out
 
 
@@ -284,10 +279,10 @@ def train_variant(torch, archs, data, args, device, on_best=None):
     return model, history, best[1], final, probs
 
 
-def load_variant(torch, run_dir: Path, variant: str, pth_dir: Path | None = None):
+def load_variant(torch, run_dir: Path, variant: str):
     """The torch Detector of a saved variant (CPU, eval mode): the reference for the Keras port."""
     archs = variant.split("+")
-    model = build(torch, archs, pth_dir) if pth_dir else build_empty(torch, archs)
+    model = build(torch, archs, None)
     sd = model.state_dict()
     for a in archs:
         z = np.load(run_dir / f"{variant}__{a}.npz")
@@ -300,19 +295,6 @@ def load_variant(torch, run_dir: Path, variant: str, pth_dir: Path | None = None
     sd["sd"] = torch.from_numpy(h["std"]).float()
     model.load_state_dict(sd, strict=False)  # the unused ImageNet classifiers are not saved
     return model.eval()
-
-
-def build_empty(torch, archs):
-    """build() without checkpoints (weights come from a saved variant)."""
-    import torch_reference
-
-    orig = torch_reference.load_reference
-    try:
-        torch_reference.load_reference = lambda a, _p: (torch_reference.TorchMobileNetV2() if a == "mobilenet_v2"
-                                                        else torch_reference.TorchLite0()).eval()
-        return build(torch, archs, Path("."))
-    finally:
-        torch_reference.load_reference = orig
 
 
 def save_variant(model, archs, out: Path, variant: str) -> list[Path]:

@@ -114,9 +114,11 @@ class TorchLite0(nn.Module):
         return out
 
 
-def load_reference(arch: str, pth_path) -> nn.Module:
-    """The torch reference model for ``arch`` with the checkpoint at ``pth_path`` (strict), in eval mode."""
+def load_reference(arch: str, pth_path=None) -> nn.Module:
+    """The torch reference model for ``arch`` with the checkpoint at ``pth_path`` (strict), in eval mode;
+    randomly initialised when ``pth_path`` is None (weights loaded later, e.g. a fine-tuned variant)."""
     model = TorchMobileNetV2() if arch == "mobilenet_v2" else TorchLite0()
-    sd = torch.load(str(pth_path), map_location="cpu", weights_only=True)
-    model.load_state_dict(sd, strict=True)
+    if pth_path is not None:
+        sd = torch.load(str(pth_path), map_location="cpu", weights_only=True)
+        model.load_state_dict(sd, strict=True)
     return model.eval()
