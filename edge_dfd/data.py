@@ -127,6 +127,8 @@ def _few(items, show: int = SHOW) -> str:
 
 
 def _read_csv_text(csv_path: Path) -> str:
+    if csv_path.exists() and not csv_path.is_file():  # a FIFO or device would block read_bytes() forever
+        raise DataError(f"{csv_path}: is not a regular file; expected a CSV file")
     try:
         raw = csv_path.read_bytes()
     except OSError as exc:

@@ -220,6 +220,9 @@ def run_predict(backend, inputs, out=None, batch_size: int = 32, as_json: bool =
             else:
                 print(f"{row['p_fake']:.4f}  {verdict:<4}  {item.path}", file=stdout)
         summary.seconds = time.perf_counter() - t0
+        if summary.n == 0:  # every input was unreadable: nothing was classified, so this is not a success
+            path, why = summary.errors[-1]
+            raise DataError(f"none of the {len(summary.errors)} input image(s) could be read (e.g. {path}: {why})")
         if writer:
             writer.commit()
     finally:

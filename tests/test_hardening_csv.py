@@ -96,3 +96,15 @@ def test_bad_csv_in_a_real_process(dataset):
     res = cli_subprocess("data", dataset)
     assert_clean_failure(res.returncode, res.stderr, 1, "extra column(s) 'x'", str(dataset / "test.csv"))
     assert res.stderr.startswith("error: ")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs os.mkfifo (POSIX)")
+def test_split_csv_that_is_a_fifo_fails_instead_of_hanging(dataset, cli_run):
+    """A FIFO named test.csv would block a plain read forever (nobody writes to it): refuse it by type."""
+    import os
+
+    (dataset / "test.csv").unlink()
+    os.mkfifo(dataset / "test.csv")
+    code, _, err = cli_run("data", dataset)
+    assert_clean_failure(code, err, 1, str(dataset / "test.csv"), "not a regular file")
+    assert [len(data.load_split(dataset, s)) for s in ("train", "valid")] == [8, 8]

@@ -108,3 +108,15 @@ def test_no_images_is_an_error(models, tmp_path, cli_run):
 def test_bad_out_suffix(models, folder, tmp_path, cli_run):
     code, _, stderr = cli_run("predict", "-m", models["onnx"], folder, "--out", tmp_path / "r.txt")
     assert code == 1 and ".csv or .jsonl" in stderr
+
+
+def test_predict_all_unreadable_fails_without_output(models, folder, tmp_path, cli_run):
+    """Every input unreadable: nothing was classified, so exit 1 with one line naming a file, and no --out file."""
+    out = tmp_path / "res.csv"
+    code, stdout, stderr = cli_run("predict", "--model", models["tflite-int8"], folder / "broken.jpg",
+                                   folder / "empty.png", "--out", out)
+    assert code == 1 and stdout.strip() == ""
+    last = stderr.strip().splitlines()[-1]
+    assert "none of the 2 input image(s) could be read" in last and "empty.png" in last
+    assert "Traceback" not in stderr and not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".res.csv")]
