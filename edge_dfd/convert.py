@@ -34,6 +34,7 @@ from edge_dfd.fsutil import ensure_writable_dir, sha256_file
 from edge_dfd.meta import ModelMeta, read_meta, write_meta
 
 CALIB_SEED, VERIFY_SEED = 0, 1
+MATCH_MIN_IMAGES = 50  # fewer calibration images: keep the Keras threshold (too few to move it)
 PREDICT_CHUNK = 32
 
 
@@ -52,6 +53,7 @@ class ConvertResult:
     seconds: float = 0.0
     verify_n: int = 0
     verify_source: str | None = None
+    threshold: float | None = None
     ok: bool = True
     error: str | None = None
 
@@ -161,10 +163,11 @@ def keras_predict(model, x: np.ndarray) -> np.ndarray:
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0,), np.float32)
 
 
-def compare(p_ref: np.ndarray, p_exp: np.ndarray, threshold: float, y_fake=None) -> dict:
-    """Parity numbers between the source and an export on the same images."""
+def compare(p_ref: np.ndarray, p_exp: np.ndarray, threshold: float, y_fake=None, export_threshold=None) -> dict:
+    """Parity numbers between the source and an export on the same images (the export's verdicts at its own
+    threshold when it has one)."""
     d = np.abs(p_ref.astype(np.float64) - p_exp.astype(np.float64))
-    v_ref, v_exp = p_ref >= threshold, p_exp >= threshold
+    v_ref, v_exp = p_ref >= threshold, p_exp >= (threshold if export_threshold is None else export_threshold)
     nums = {
         "n": int(len(d)),
         "max_abs_diff": float(d.max()) if len(d) else 0.0,
@@ -202,7 +205,7 @@ def problems(fmt: Format, nums: dict) -> list[str]:
 
 def convert_model(keras_path, formats="all", out_dir=None, calib_data=None, calib_size: int = 200,
                   verify_size: int = 200, verify: bool = True, opset: int | None = None, *,
-                  unsafe: bool = False, progress=None) -> list[ConvertResult]:
+                  unsafe: bool = False, match_threshold: bool = True, progress=None) -> list[ConvertResult]:
     """Export ``keras_path`` to ``formats`` ("all", "a,b" or a list of names / Format rows).
 
     Returns one ConvertResult per format (``ok=False`` rows carry ``error``); the caller decides what a
@@ -250,6 +253,7 @@ def convert_model(keras_path, formats="all", out_dir=None, calib_data=None, cali
     sha = sha256_file(keras_path)
     threshold = float(src_meta.threshold)
     p_ref = keras_predict(model, verify_set.x) if verify else None
+    p_ref_calib = None
     results = []
     with ExportContext(model, size, calib.x if calib is not None and len(calib.x) else None, opset) as ctx:
         for fmt in fmts:
@@ -261,6 +265,11 @@ def convert_model(keras_path, formats="all", out_dir=None, calib_data=None, cali
                 get_converter(fmt.name)(ctx, path)
                 meta = _export_meta(src_meta, fmt, size, sha, threshold, calib if fmt.quantized else None, opset)
                 write_meta(path, meta)
+                if fmt.quantized and match_threshold and len(calib.x) >= MATCH_MIN_IMAGES:
+                    if p_ref_calib is None:
+                        p_ref_calib = keras_predict(model, calib.x)
+                    _match_threshold(path, meta, calib, p_ref_calib, threshold, say)
+                res.threshold = meta.threshold
                 if verify:
                     _verify(res, fmt, path, meta, verify_set, p_ref, threshold)
             except EdgeDFDError as exc:
@@ -293,18 +302,53 @@ def _export_meta(src: ModelMeta, fmt: Format, size: int, sha: str, threshold: fl
     return meta
 
 
+def matched_threshold(p_ref: np.ndarray, p_exp: np.ndarray, threshold: float) -> float:
+    """The threshold for an export that best reproduces the source model's verdicts (``p_ref >= threshold``)
+    on the same images: maximal agreement; ties go to the value closest to ``threshold``, which is kept
+    whenever it already agrees as well as any other."""
+    want = np.asarray(p_ref) >= threshold
+    s = np.unique(np.asarray(p_exp, np.float64))
+    cands = np.concatenate([[threshold], (s[:-1] + s[1:]) / 2.0])
+    agree = np.array([((p_exp >= t) == want).sum() for t in cands])
+    best = cands[agree == agree.max()]
+    return float(best[np.argmin(np.abs(best - threshold))])
+
+
+def _match_threshold(path: Path, meta: ModelMeta, calib: ImageSet, p_ref, threshold: float, say) -> None:
+    """Quantisation shifts probabilities (the bundled model's onnx-int8 file scores most fakes lower): choose
+    the export's own threshold on the CALIBRATION images so its verdicts match the Keras model's, store it
+    in the file's metadata (verification then runs on other images)."""
+    from edge_dfd.runtime import load_model
+
+    p_exp = load_model(path).predict(calib.x)
+    t = matched_threshold(p_ref, p_exp, threshold)
+    if t == threshold:
+        return
+    before = float(((p_exp >= threshold) == (p_ref >= threshold)).mean())
+    after = float(((p_exp >= t) == (p_ref >= threshold)).mean())
+    meta.threshold = round(t, 6)
+    meta.threshold_source = (f"{meta.threshold_source}; re-matched for this {meta.format} file: the value that best "
+                             f"reproduces the Keras verdicts at {threshold:g} on the {len(calib.x)} calibration images")
+    meta.extra = {**(meta.extra or {}), "threshold_match": {"keras_threshold": threshold, "images": len(calib.x),
+                                                            "agreement_before": before, "agreement_after": after}}
+    write_meta(path, meta)
+    say(f"{meta.format}: threshold {threshold:g} -> {meta.threshold:g} (agreement with Keras on the calibration "
+        f"images {before:.3f} -> {after:.3f})")
+
+
 def _verify(res: ConvertResult, fmt: Format, path: Path, meta: ModelMeta, vset: ImageSet, p_ref, threshold) -> None:
     from edge_dfd.runtime import load_model
 
     backend = load_model(path)
     p_exp = backend.predict(vset.x)
-    nums = compare(p_ref, p_exp, threshold, vset.y_fake)
+    nums = compare(p_ref, p_exp, threshold, vset.y_fake, export_threshold=meta.threshold)
     bad = problems(fmt, nums)
     res.max_abs_diff, res.mean_abs_diff = nums["max_abs_diff"], nums["mean_abs_diff"]
     res.agreement = nums["agreement"]
     res.accuracy_keras, res.accuracy_export = nums["accuracy_keras"], nums["accuracy_export"]
     res.verify_n, res.verify_source = nums["n"], vset.source
-    meta.verification = {**nums, "source": vset.source, "threshold": threshold, "ok": not bad,
+    meta.verification = {**nums, "source": vset.source, "threshold": threshold, "export_threshold": meta.threshold,
+                         "ok": not bad,
                          "tolerance": {"max_abs_diff": fmt.max_abs_diff, "mean_abs_diff": fmt.mean_abs_diff,
                                        "min_agreement": fmt.min_agreement}}
     write_meta(path, meta)

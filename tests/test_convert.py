@@ -263,3 +263,91 @@ def test_float_formats_without_data_verify_on_probe_inputs(tmp_path):
     assert r.ok and r.verify_source == "generated probe inputs" and r.verify_n == 16
     assert r.accuracy_keras is None and r.max_abs_diff < 1e-5
     assert read_meta(r.path).threshold == 0.5
+
+
+def test_onnx_int8_keeps_full_range_for_depthwise_weights_only(tiny, tmp_path):
+    """onnx-int8: reduce_range (7-bit weights, no u8 x s8 saturation on AVX2) for ordinary convolutions, the full
+    int8 range for depthwise ones (32-bit accumulation, and 9-tap filters lose most from a lost bit)."""
+    import keras
+    import onnx
+    from onnx import numpy_helper
+
+    from edge_dfd.convert import convert_model
+    from edge_dfd.converters.onnx import depthwise_weights
+    from edge_dfd.meta import ModelMeta, write_meta
+
+    _, root = tiny
+    keras.utils.set_random_seed(3)
+    i = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Rescaling(1 / 255)(i)
+    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
+    x = keras.layers.DepthwiseConv2D(3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    m = keras.Model(i, keras.layers.Dense(1, activation="sigmoid")(x))
+    path = tmp_path / "dw.keras"
+    m.save(path)
+    write_meta(path, ModelMeta(arch="dw", input_size=SIZE, threshold=0.5, threshold_source="test"))
+    (r,) = convert_model(path, "onnx-int8", out_dir=tmp_path, calib_data=root, calib_size=16, verify_size=8)
+    assert r.max_abs_diff is not None and r.max_abs_diff < 0.05, r  # untrained: P ~ 0.5, so agreement is moot
+    q = onnx.load(r.path)
+    ints = {t.name: numpy_helper.to_array(t) for t in q.graph.initializer if t.data_type == onnx.TensorProto.INT8}
+    consumer = {n.input[0]: n for n in q.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in ints}
+    conv_of = {i: n for n in q.graph.node if n.op_type == "Conv" for i in n.input}
+    groups = {}
+    for name, dq in consumer.items():
+        conv = conv_of.get(dq.output[0])
+        if conv is not None:
+            g = next((a.i for a in conv.attribute if a.name == "group"), 1)
+            groups["depthwise" if g > 1 else "regular"] = int(np.abs(ints[name]).max())
+    assert groups == {"depthwise": 127, "regular": 64}, groups
+    fp32 = tmp_path / "dw.onnx"
+    convert_model(path, "onnx", out_dir=tmp_path, calib_data=root, verify_size=8)
+    assert list(depthwise_weights(onnx.load(fp32)).values()) == [8]
+
+
+def test_matched_threshold_reproduces_the_keras_verdicts():
+    from edge_dfd.convert import matched_threshold
+
+    rng = np.random.default_rng(0)
+    p_ref = rng.uniform(0, 1, 400)
+    shifted = np.clip(p_ref - 0.2, 0, 1)  # an export that scores everything 0.2 lower
+    t = matched_threshold(p_ref, shifted, 0.5)
+    assert 0.29 <= t <= 0.31
+    assert ((shifted >= t) == (p_ref >= 0.5)).all()
+    assert matched_threshold(p_ref, p_ref, 0.5) == 0.5  # already agreeing: the Keras threshold is kept
+    t = matched_threshold(p_ref, p_ref + 1e-4, 0.5)  # of the equally good values, the one closest to 0.5
+    assert 0.5 < t <= 0.5 + 1e-2 and ((p_ref + 1e-4 >= t) == (p_ref >= 0.5)).all()
+
+
+def test_int8_threshold_is_rematched_and_stored(tiny, tmp_path, monkeypatch):
+    """With enough calibration images an int8 file gets its own threshold (in its metadata, used by every runtime),
+    chosen on the calibration images; verification then judges the export's verdicts at that threshold."""
+    from edge_dfd import convert
+    from edge_dfd.kerasio import load_keras
+    from edge_dfd.meta import read_meta
+    from edge_dfd.runtime import load_model
+
+    path, root = tiny
+    monkeypatch.setattr(convert, "MATCH_MIN_IMAGES", 1)
+    p_keras = np.asarray(load_keras(path)(convert.select_images(root, SIZE, 16, 8)[0].x.astype("float32"))).ravel()
+    # a Keras threshold sitting among the calibration scores, so a shifted int8 score could flip verdicts
+    t_keras = float(np.sort(p_keras)[8] - 1e-4)
+    out = tmp_path / "m"
+    out.mkdir()
+    shutil.copy(path, out / "tiny.keras")
+    from edge_dfd.meta import write_meta
+
+    meta = read_meta(path)
+    meta.threshold = t_keras
+    write_meta(out / "tiny.keras", meta)
+    (r,) = convert.convert_model(out / "tiny.keras", "tflite-int8", calib_size=16, verify_size=8)
+    m = read_meta(r.path)
+    calib = convert.select_images(root, SIZE, 16, 8)[0]
+    p_int8 = load_model(r.path).predict(calib.x)
+    want = p_keras >= t_keras
+    assert ((p_int8 >= m.threshold) == want).mean() >= ((p_int8 >= t_keras) == want).mean()
+    assert r.threshold == m.threshold == load_model(r.path).threshold
+    assert m.verification["export_threshold"] == m.threshold and m.verification["threshold"] == t_keras
+    if m.threshold != t_keras:
+        assert m.extra["threshold_match"]["agreement_after"] >= m.extra["threshold_match"]["agreement_before"]
+        assert "re-matched" in m.threshold_source

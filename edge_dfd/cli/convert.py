@@ -23,9 +23,13 @@ import click
               help="Output folder [default: next to MODEL].")
 @click.option("--opset", type=click.IntRange(11, 18), default=15, show_default=True, help="ONNX opset.")
 @click.option("--no-verify", is_flag=True, help="Skip the parity check against the Keras model.")
+@click.option("--keep-threshold", is_flag=True,
+              help="Give int8 files the Keras threshold as is [default: re-match it on the calibration images "
+                   "(at least 50) so the int8 verdicts reproduce the Keras ones].")
 @click.option("--unsafe", is_flag=True, help="Allow Lambda layers (runs code stored in the file: trusted files only).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result rows as JSON on stdout.")
-def cmd(model, formats, calib_data, calib_size, verify_size, out_dir, opset, no_verify, unsafe, as_json):
+def cmd(model, formats, calib_data, calib_size, verify_size, out_dir, opset, no_verify, keep_threshold, unsafe,
+        as_json):
     """Export MODEL.keras to verified TFLite and ONNX files that carry their own metadata.
 
     Each file is checked against the Keras model right after it is written (max / mean |dP|, verdict
@@ -38,6 +42,7 @@ def cmd(model, formats, calib_data, calib_size, verify_size, out_dir, opset, no_
     parse_formats(formats)  # unknown names fail before TensorFlow is imported
     results = convert_model(model, formats, out_dir=out_dir, calib_data=calib_data, calib_size=calib_size,
                             verify_size=verify_size, verify=not no_verify, opset=opset, unsafe=unsafe,
+                            match_threshold=not keep_threshold,
                             progress=lambda m: click.echo(m, err=True))
     click.echo(summary_table(results), err=True)
     if as_json:
@@ -53,12 +58,12 @@ def summary_table(results) -> str:
     def num(v, fmt):
         return "-" if v is None else format(v, fmt)
 
-    head = f"{'format':<15}{'file':<28}{'MB':>8}{'max|dp|':>10}{'agree':>8}{'dacc':>8}{'s':>7}  status"
+    head = f"{'format':<15}{'file':<28}{'MB':>8}{'max|dp|':>10}{'agree':>8}{'dacc':>8}{'thresh':>8}{'s':>7}  status"
     lines = [head, "-" * len(head)]
     for r in results:
         dacc = None if r.accuracy_export is None or r.accuracy_keras is None else r.accuracy_export - r.accuracy_keras
         lines.append(
             f"{r.format:<15}{os.path.basename(r.path):<28}{r.bytes / 1e6:>8.2f}{num(r.max_abs_diff, '.2e'):>10}"
-            f"{num(r.agreement, '.3f'):>8}{num(dacc, '+.3f'):>8}{r.seconds:>7.1f}  {'ok' if r.ok else 'FAIL'}"
+            f"{num(r.agreement, '.3f'):>8}{num(dacc, '+.3f'):>8}{num(r.threshold, '.4f'):>8}{r.seconds:>7.1f}  {'ok' if r.ok else 'FAIL'}"
         )
     return "\n".join(lines)
