@@ -439,11 +439,11 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
                 res = measure_isolated(job, tmp)
                 row = _row(tgt, res, threads, floor)
                 if tgt.fmt == "keras" and res.get("ok"):
-                    ref = np.asarray(res.get("probe_p"))
+                    ref, ref_t = np.asarray(res.get("probe_p")), res["threshold"]
                 if ref is not None and res.get("ok") and res.get("probe_p") is not None:
                     p = np.asarray(res["probe_p"])
-                    t = res["threshold"]
-                    row = _replace(row, agreement=float(((p >= t) == (ref >= t)).mean()),
+                    t = res["threshold"]  # each file's verdicts at its own threshold (int8 files carry their own)
+                    row = _replace(row, agreement=float(((p >= t) == (ref >= ref_t)).mean()),
                                    max_abs_diff=float(np.abs(p - ref).max()))
                 rows.append(row)
     if not data:

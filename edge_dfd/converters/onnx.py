@@ -8,7 +8,7 @@
   every weight except depthwise convolutions, which keep the full 8-bit range (their kernels accumulate
   in 32 bits, so they cannot saturate, and 9-tap filters are the layers that lose most from a lost bit:
   on the bundled model mean |dP| vs fp32 fell from 0.091 to 0.057 (140k valid) and 0.043 to 0.029
-  (tpdne valid), and it runs 3 % faster), MinMax calibration over ``ctx.calib`` (real validation images), after
+  (tpdne valid), at the same speed within this VM's noise), MinMax calibration over ``ctx.calib`` (real validation images), after
   ``quant_pre_process`` (shape inference without sympy). ``quantize_dynamic`` is not offered: it is
   slower than fp32 for convolutions on CPU.
 """
