@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality as Q  # noqa: E402
 
 from edge_dfd.convert import select_images  # noqa: E402
-from edge_dfd.converters.onnx import depthwise_weights  # noqa: E402
+from edge_dfd.converters.onnx import depthwise_weights, range_overrides  # noqa: E402
 
 SRC = Q.REPO / "edge_dfd" / "assets" / "default" / "detector.onnx"
 KEYS = [f"{s}_{sp}" for s in Q.SETS for sp in ("valid", "test")]
@@ -59,11 +59,6 @@ def stems(model) -> list:
     return [n for n in model.graph.node if n.op_type == "Conv" and not conv_above(n.input[0])]
 
 
-def per_channel(weights: dict, reduce_range: bool) -> dict:
-    return {w: [{"reduce_range": reduce_range, "axis": 0}] + [{"reduce_range": reduce_range}] * (c - 1)
-            for w, c in weights.items()}
-
-
 def kwargs(pre: Path, cfg: dict) -> dict:
     import onnx
     from onnxruntime import quantization as q
@@ -78,14 +73,14 @@ def kwargs(pre: Path, cfg: dict) -> dict:
     kw.update(cfg)
     inits = {i.name: i for i in m.graph.initializer}
     if dw == "full":
-        kw["extra_options"]["TensorQuantOverrides"] = per_channel(depthwise_weights(m), False)
+        kw["extra_options"]["TensorQuantOverrides"] = range_overrides(depthwise_weights(m), False)
     elif dw == "float":
         names = set(depthwise_weights(m))
         kw["nodes_to_exclude"] += [n.name for n in m.graph.node if n.op_type == "Conv" and n.input[1] in names]
     if stem == "float":
         kw["nodes_to_exclude"] += [n.name for n in stems(m)]
     elif stem == "rr":
-        kw["extra_options"]["TensorQuantOverrides"] = per_channel(
+        kw["extra_options"]["TensorQuantOverrides"] = range_overrides(
             {n.input[1]: int(inits[n.input[1]].dims[0]) for n in stems(m)}, True)
     if head == "float":
         kw["nodes_to_exclude"] += [n.name for n in m.graph.node

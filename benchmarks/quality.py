@@ -688,9 +688,9 @@ def model_card(out: dict) -> str:
     goal = ("Goal reached (int8)." if reached(i8) else
             "Goal reached in float32, not in int8." if reached(f32) else
             f"Goal not fully reached: {parts(f32)} in float32." if f32 else "Goal not fully reached.")
-    resh = "".join(f"; {', '.join(r['formats'])} re-converted and re-measured {r['time'][:10]}"
-                   for r in out.get("reshipped", [])[-1:])
-    resh += " - this VM's run-to-run noise is about ±10 %" if resh else ""
+    last = (out.get("reshipped") or [None])[-1]
+    resh = (f"; {', '.join(last['formats'])} re-converted and re-measured {last['time'][:10]} - this VM's run-to-run "
+            "noise is about ±10 %") if last else ""
     rows = "\n".join(f"| {fmt} | {e['bytes'] / 1e6:.1f} | {e['latency_ms']:.1f} | "
                      f"{e.get('threshold', sel['threshold']):.4f} | {cell(e, '140k')} | {cell(e, 'tpdne')} |"
                      for fmt, e in sh.items())

@@ -135,10 +135,15 @@ def depthwise_weights(model) -> dict[str, int]:
     return out
 
 
+def range_overrides(weights: dict[str, int], reduce_range: bool) -> dict:
+    """TensorQuantOverrides setting ``reduce_range`` for per-channel weights {name: output channels}: one dict per
+    output channel, the first naming the axis (what onnxruntime requires)."""
+    return {w: [{"reduce_range": reduce_range, "axis": 0}] + [{"reduce_range": reduce_range}] * (c - 1)
+            for w, c in weights.items()}
+
+
 def full_range_depthwise(path) -> dict:
-    """TensorQuantOverrides giving depthwise weights the full int8 range while ``reduce_range`` holds for the
-    rest (per-channel overrides: one dict per output channel, the first naming the axis)."""
+    """TensorQuantOverrides giving depthwise weights the full int8 range while ``reduce_range`` holds for the rest."""
     import onnx
 
-    weights = depthwise_weights(onnx.load(str(path), load_external_data=False))
-    return {w: [{"reduce_range": False, "axis": 0}] + [{"reduce_range": False}] * (c - 1) for w, c in weights.items()}
+    return range_overrides(depthwise_weights(onnx.load(str(path), load_external_data=False)), False)
