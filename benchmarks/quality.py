@@ -262,7 +262,7 @@ def stage_heads(args) -> None:
 
 # ------------------------------------------------------------------ stage 3: ship the selected model
 
-SHIP_FORMATS = ("tflite-fp32", "tflite-fp16", "tflite-int8", "tflite-int8-io", "onnx", "onnx-int8")
+SHIP_FORMATS = ("tflite-fp32", "tflite-fp16", "tflite-int8", "tflite-int8-io", "onnx", "onnx-int8", "onnx-int8-arm")
 STAGING = REPO / "runs" / "quality_ship"
 
 
@@ -548,6 +548,21 @@ def _ci(acc: float, n: int) -> str:
     return f"±{196 * (acc * (1 - acc) / n) ** 0.5:.1f}"
 
 
+def qdq_in_float(fmt: str, out: dict) -> bool:
+    """Whether ``fmt`` was measured through edge-dfd's float QDQ path (full-range int8 on an x86 CPU without
+    VNNI, see edge_dfd.runtime.onnx): its scores are those of ARM64 / VNNI int8 kernels, its latency is not."""
+    from edge_dfd.machine import VNNI, X86
+    from edge_dfd.runtime.onnx import FULL_RANGE_FORMATS
+
+    m = out["machine"]
+    return (fmt in FULL_RANGE_FORMATS and str(m.get("arch", "")).lower() in X86
+            and not set(VNNI) & set(m.get("cpu_flags", [])))
+
+
+def ms_cell(fmt: str, e: dict, out: dict) -> str:
+    return f"{e['latency_ms']:.1f}" + (" (float QDQ, not int8 speed)" if qdq_in_float(fmt, out) else "")
+
+
 def results_markdown(out: dict) -> str:
     lines = ["# Detection quality (issue 6)", "",
              f"Command: `{out['command']}`  ",
@@ -577,7 +592,7 @@ def results_markdown(out: dict) -> str:
     for fmt, e in out["shipped"].items():
         a, b = e["140k"], e["tpdne"]
         thr = e.get("threshold", selected.get("threshold"))
-        lines.append(f"| {fmt} | {e['bytes'] / 1e6:.1f} | {e['latency_ms']:.1f} | "
+        lines.append(f"| {fmt} | {e['bytes'] / 1e6:.1f} | {ms_cell(fmt, e, out)} | "
                      f"{'-' if thr is None else format(thr, '.4f')} | {a['accuracy']:.3f} | {a['auc']:.3f} | "
                      f"{a['eer']:.3f} | {b['accuracy']:.3f} | {b['auc']:.3f} | {b['eer']:.3f} |")
     return "\n".join(lines) + "\n"
@@ -691,7 +706,7 @@ def model_card(out: dict) -> str:
     last = (out.get("reshipped") or [None])[-1]
     resh = (f"; {', '.join(last['formats'])} re-converted and re-measured {last['time'][:10]} - this VM's run-to-run "
             "noise is about ±10 %") if last else ""
-    rows = "\n".join(f"| {fmt} | {e['bytes'] / 1e6:.1f} | {e['latency_ms']:.1f} | "
+    rows = "\n".join(f"| {fmt} | {e['bytes'] / 1e6:.1f} | {ms_cell(fmt, e, out)} | "
                      f"{e.get('threshold', sel['threshold']):.4f} | {cell(e, '140k')} | {cell(e, 'tpdne')} |"
                      for fmt, e in sh.items())
     nets = " and ".join(ARCH_TEXT[a] for a in archs)
@@ -725,13 +740,26 @@ def model_card(out: dict) -> str:
                    f"{f32['tpdne']['accuracy']:.3f}; AUC {i8['140k']['auc']:.3f} vs {f32['140k']['auc']:.3f} and "
                    f"{i8['tpdne']['auc']:.3f} vs {f32['tpdne']['auc']:.3f}). `edge-dfd convert`'s gate still flags it: one "
                    f"verification image of 100 moves by more than 0.3 in probability.")
-        o8 = out["shipped"].get("onnx-int8")
+        o8, oa = sh.get("onnx-int8"), sh.get("onnx-int8-arm")
         if o8:
             pi += (f" onnx-int8 scores 140k {o8['140k']['accuracy']:.3f} / AUC {o8['140k']['auc']:.3f} and tpdne "
-                   f"{o8['tpdne']['accuracy']:.3f} / {o8['tpdne']['auc']:.3f}: ONNX Runtime's x86 int8 kernels need 7-bit "
-                   f"weights on CPUs without VNNI (see the README), so prefer tflite-int8 where int8 matters.")
-        pi += ("\n\nEach int8 file carries its own threshold (column above), chosen by `edge-dfd convert` on its 200 "
-               "calibration images (valid images) as the value that best reproduces the Keras verdicts.")
+                   f"{o8['tpdne']['accuracy']:.3f} / {o8['tpdne']['auc']:.3f}: it keeps 7-bit weights so that ONNX "
+                   f"Runtime's int8 kernels cannot saturate on x86 CPUs without VNNI (see the README).")
+        if oa:
+            d = max(f32[s]["accuracy"] - oa[s]["accuracy"] for s in ("140k", "tpdne"))
+            pi += (f" onnx-int8-arm, the same with full 8-bit weights for ARM64 (Raspberry Pi, Jetson, Apple silicon) "
+                   f"and x86 CPUs with VNNI, scores 140k {oa['140k']['accuracy']:.3f} / AUC {oa['140k']['auc']:.3f} and "
+                   f"tpdne {oa['tpdne']['accuracy']:.3f} / {oa['tpdne']['auc']:.3f}: "
+                   f"{'within' if d <= 0.01 else 'more than'} 1 point of fp32.")
+            if qdq_in_float("onnx-int8-arm", out):
+                pi += (" This machine has no VNNI, so edge-dfd ran that file's quantised graph in float (the int8 "
+                       "kernels here would saturate): its scores are the arithmetic of ARM64 / VNNI int8 kernels, its "
+                       "ms/face here is not int8 speed.")
+        moved = [f for f, e in sh.items() if abs(e.get("threshold", sel["threshold"]) - sel["threshold"]) > 1e-6]
+        pi += ("\n\n`edge-dfd convert` gives an int8 file its own threshold when, on its 200 calibration images "
+               "(valid images), another value reproduces the Keras verdicts significantly better (exact sign test, "
+               "p < 0.05): " + (f"{', '.join(moved)} carry one (column above)." if moved else
+                                "no file here needed one, so all carry the Keras threshold."))
     if finetuned:
         method = (f"Every weight fine-tuned end to end (BatchNorm kept in inference mode with ImageNet statistics) with "
                   f"`tools/finetune_torch.py` in PyTorch on the same graph (verified against the Keras model: max |Δp| "

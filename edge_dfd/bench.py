@@ -177,7 +177,8 @@ def measure(job: dict) -> dict:
     records = [Record(Path(p), int(lab)) for p, lab in job.get("records") or []]
     probe_files = job.get("probe_files") or []
     src = [str(r.path) for r in records] or probe_files
-    res: dict = {"format": backend.format, "runtime": backend.runtime, "provider": backend.provider,
+    provider = backend.provider + (" (QDQ in float)" if getattr(backend, "qdq_in_float", False) else "")
+    res: dict = {"format": backend.format, "runtime": backend.runtime, "provider": provider,
                  "threshold": backend.threshold, "load_ms": load_ms, "baseline_rss_mb": baseline}
 
     # batch-1 inputs: decoded data (or probes), with the sequential preprocessing time
@@ -446,6 +447,11 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
                     row = _replace(row, agreement=float(((p >= t) == (ref >= ref_t)).mean()),
                                    max_abs_diff=float(np.abs(p - ref).max()))
                 rows.append(row)
+    in_float = sorted({r.format for r in rows if (r.provider or "").endswith("(QDQ in float)")})
+    if in_float:
+        notes.append(f"{', '.join(in_float)}: full 8-bit weights, which this CPU's int8 kernels (x86 without VNNI) "
+                     "would saturate, so its quantised graph ran in float: its accuracy and agreement are what an "
+                     "ARM64 / VNNI CPU computes; its latency is not int8 latency")
     if not data:
         notes.append(f"accuracy {NOT_MEASURED}: no labelled images ship with edge-dfd; add them with "
                      "`edge-dfd bench --data DIR` (DIR = a 140k-layout folder, e.g. the Kaggle 140k dataset)")

@@ -42,7 +42,9 @@ FORMATS: dict[str, Format] = {
                "LiteRT full-integer int8, uint8 input (raw pixels straight in)"),
         Format("onnx", ".onnx", "", "onnx", "float32", False, 1e-4, 1e-5, 1.0, "ONNX float32"),
         Format("onnx-int8", ".onnx", "_int8", "onnx", "float32", True, 0.30, 0.05, 0.90,
-               "ONNX static QDQ int8, per-channel, calibrated"),
+               "ONNX static QDQ int8, per-channel, calibrated; 7-bit weights (safe on every CPU)"),
+        Format("onnx-int8-arm", ".onnx", "_int8arm", "onnx", "float32", True, 0.30, 0.05, 0.90,
+               "ONNX static QDQ int8, full 8-bit weights: for ARM64 and x86 with VNNI (run in float elsewhere)"),
     )
 }
 

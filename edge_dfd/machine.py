@@ -45,6 +45,29 @@ def cpu_flags() -> list[str]:
     return [f for f in FLAGS if f in have]
 
 
+X86 = ("x86_64", "amd64", "i386", "i686", "x86")
+VNNI = ("avx512_vnni", "avx_vnni")
+
+
+def int8_saturates() -> bool:
+    """True on x86 CPUs without VNNI: onnxruntime's u8 x s8 kernels there sum pairs of products in 16 bits
+    (VPMADDUBSW), which saturates for weights using the full int8 range. ARM64 and VNNI CPUs accumulate in
+    32 bits. Flags come from /proc/cpuinfo, else numpy's CPU dispatch table (macOS, Windows)."""
+    if platform.machine().lower() not in X86:
+        return False
+    info = _cpuinfo()
+    if info.get("flags"):
+        return not set(VNNI) & set(info["flags"].split())
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as feats
+    except ImportError:  # numpy < 2
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__ as feats
+        except ImportError:
+            return True
+    return not feats.get("AVX512VNNI", False)
+
+
 def versions() -> dict:
     out = {}
     for name in PACKAGES:

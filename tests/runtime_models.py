@@ -88,6 +88,7 @@ def build_tiny_models(root=None) -> dict[str, Path]:
     tf2onnx.convert.from_function(tf.function(lambda t: model(t)), input_signature=spec, opset=15,
                                   output_path=str(paths["onnx"]))
     paths["onnx-int8"] = _onnx_int8(paths["onnx"], root / "tiny_int8.onnx", calib)
+    paths["onnx-int8-arm"] = _onnx_int8(paths["onnx"], root / "tiny_int8arm.onnx", calib, activations="QUInt8")
 
     for name, p in paths.items():
         dtype = "uint8" if name == "tflite-int8-io" else "float32"
@@ -97,7 +98,7 @@ def build_tiny_models(root=None) -> dict[str, Path]:
     return paths
 
 
-def _onnx_int8(src: Path, dst: Path, calib: np.ndarray) -> Path:
+def _onnx_int8(src: Path, dst: Path, calib: np.ndarray, activations: str = "QInt8") -> Path:
     import onnxruntime as ort
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -116,5 +117,5 @@ def _onnx_int8(src: Path, dst: Path, calib: np.ndarray) -> Path:
             return next(self._it, None)
 
     quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+                    activation_type=getattr(QuantType, activations), weight_type=QuantType.QInt8)
     return dst

@@ -56,7 +56,7 @@ def test_float_exports_agree_and_discriminate():
     assert np.ptp(p_tfl) > 1e-3
 
 
-@pytest.mark.parametrize("fmt", ["tflite-int8", "tflite-int8-io", "onnx-int8", "tflite-fp16"])
+@pytest.mark.parametrize("fmt", ["tflite-int8", "tflite-int8-io", "onnx-int8", "onnx-int8-arm", "tflite-fp16"])
 def test_reduced_precision_exports_stay_close_to_fp32(fmt):
     rng = np.random.default_rng(1)
     x = rng.integers(0, 256, (3, 256, 256, 3)).astype(np.uint8)

@@ -97,3 +97,13 @@ def test_ci_and_markdown():
     # 5 views x 2.0 ms int8 here x (17 / 2.0) Pi-4 factor = 85 ms; 5 x 4.0 x 11.5 = 230 ms fp32
     assert "≈ 85 ms per face int8" in card and "≈ 230 ms fp32" in card and "Goal not fully reached" in card
     assert "1,888 features per view" in card and "5 backbone passes per face" in card
+
+
+@pytest.mark.parametrize("arch, flags, in_float", [("x86_64", ["avx2"], True), ("x86_64", ["avx2", "avx512_vnni"], False),
+                                                   ("aarch64", ["asimd"], False)])
+def test_full_range_int8_latency_is_labelled_where_it_ran_in_float(arch, flags, in_float):
+    """onnx-int8-arm measured on an x86 CPU without VNNI ran its QDQ graph in float: its ms/face is not int8 speed."""
+    e = {"bytes": 2e6, "latency_ms": 10.0}
+    out = {"machine": {"arch": arch, "cpu_flags": flags}}
+    assert q.qdq_in_float("onnx-int8-arm", out) is in_float and not q.qdq_in_float("onnx-int8", out)
+    assert q.ms_cell("onnx-int8-arm", e, out) == ("10.0 (float QDQ, not int8 speed)" if in_float else "10.0")

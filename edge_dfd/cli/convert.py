@@ -11,7 +11,7 @@ import click
 @click.command("convert")
 @click.argument("model", type=click.Path(dir_okay=True, path_type=str))
 @click.option("--formats", "formats", default="all", show_default=True,
-              help="'all' or a comma list: tflite-fp32, tflite-fp16, tflite-int8, tflite-int8-io, onnx, onnx-int8.")
+              help="'all' or a comma list: tflite-fp32, tflite-fp16, tflite-int8, tflite-int8-io, onnx, onnx-int8, onnx-int8-arm.")
 @click.option("--calib-data", type=click.Path(path_type=str), default=None,
               help="Dataset folder whose valid split calibrates int8 and verifies every export "
                    "[default: the data folder recorded in the model by `edge-dfd train`].")

@@ -4,9 +4,18 @@
 ``CPUExecutionProvider``). A provider that is not available is an error listing the available ones:
 never a silent fallback, because a benchmark that quietly ran elsewhere would lie. ``provider`` records
 the provider the session actually uses.
+
+``onnx-int8-arm`` files carry full 8-bit weights, which onnxruntime's u8 x s8 kernels on x86 CPUs without VNNI
+saturate (16-bit pair sums). On such a CPU the session runs with QDQ fusion off: QuantizeLinear /
+DequantizeLinear in float around float kernels, i.e. the same quantised arithmetic at float speed, so the
+verdicts match what an ARM64 or VNNI CPU computes with its int8 kernels (``qdq_in_float``; one note on stderr).
+``EDGE_DFD_ONNX_QDQ=int8`` forces the int8 kernels, ``=float`` the float path, for any ONNX file.
 """
 
 from __future__ import annotations
+
+import os
+import sys
 
 import numpy as np
 
@@ -16,6 +25,9 @@ from edge_dfd.meta import onnx_meta_from_session
 from edge_dfd.runtime.base import Backend, check_input_shape, check_output_shape
 
 DEFAULT_PROVIDER = "CPUExecutionProvider"
+FULL_RANGE_FORMATS = ("onnx-int8-arm",)  # weights at the full int8 range: need 32-bit int8 accumulation
+QDQ_ENV = "EDGE_DFD_ONNX_QDQ"
+_noted: set[str] = set()
 _TYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8}
 
 
@@ -37,16 +49,8 @@ class ONNXBackend(Backend):
             raise ModelError(
                 f"ONNX execution provider '{want}' is not available in this onnxruntime; available: {', '.join(avail)}"
             )
-        opts = ort.SessionOptions()
-        if threads is not None:
-            opts.intra_op_num_threads = int(threads)
-            opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(where, sess_options=opts, providers=[want])
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
-            msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"{where}: onnxruntime cannot load this model ({msg})") from None
+        self.qdq_in_float = False
+        self.session = self._session(ort, want, qdq_in_float=False)
         used = self.session.get_providers()
         if not used or used[0] != want:
             raise ModelError(f"{where}: asked for provider '{want}' but the session uses {used}")
@@ -67,6 +71,45 @@ class ONNXBackend(Backend):
             guess = FORMATS["onnx"]
         in_dtype = "uint8" if self._in_dtype == np.uint8 else "float32"
         self._resolve_meta(onnx_meta_from_session(self.session, where), size, in_dtype, guess)
+        if want == DEFAULT_PROVIDER and self._wants_qdq_in_float():
+            self.session = self._session(ort, want, qdq_in_float=True)
+            self.qdq_in_float = True
+
+    def _session(self, ort, provider: str, qdq_in_float: bool):
+        opts = ort.SessionOptions()
+        if self.threads is not None:
+            opts.intra_op_num_threads = int(self.threads)
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        if qdq_in_float:
+            opts.add_session_config_entry("session.disable_quant_qdq", "1")
+        try:
+            return ort.InferenceSession(str(self.path), sess_options=opts, providers=[provider])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
+            msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.path}: onnxruntime cannot load this model ({msg})") from None
+
+    def _wants_qdq_in_float(self) -> bool:
+        from edge_dfd.machine import int8_saturates
+
+        force = os.environ.get(QDQ_ENV, "").strip().lower()
+        if force not in ("", "int8", "float"):
+            raise ModelError(f"{QDQ_ENV}={force!r}: expected 'int8' or 'float'")
+        if force:
+            return force == "float"
+        if self.fmt.name not in FULL_RANGE_FORMATS or not int8_saturates():
+            return False
+        if str(self.path) not in _noted:
+            _noted.add(str(self.path))
+            print(f"note: {self.path.name} has full 8-bit weights, which this CPU's int8 kernels (x86 without VNNI) "
+                  "would saturate; running its quantised graph in float instead (same verdicts as on ARM64 / VNNI, "
+                  "not int8 speed; the onnx-int8 file runs int8 here)", file=sys.stderr)
+        return True
+
+    def describe(self) -> dict:
+        d = super().describe()
+        d["qdq_in_float"] = self.qdq_in_float
+        return d
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         x = x.astype(self._in_dtype, copy=False)
