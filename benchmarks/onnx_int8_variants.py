@@ -2,6 +2,7 @@
 
     python benchmarks/onnx_int8_variants.py                 # every variant (about 5 min each on 2 cores)
     python benchmarks/onnx_int8_variants.py --variants base,dw_full
+    python benchmarks/onnx_int8_variants.py --variants dw_full,full8 --float-qdq   # + the float QDQ path
 
 For each variant: quantize_static (QDQ, per-channel, MinMax) on the same 200 calibration images `edge-dfd convert`
 uses (both shared sets' valid splits), then batch-1 latency (median of 20, 2 threads) and, on the valid and
@@ -33,13 +34,14 @@ SRC = Q.REPO / "edge_dfd" / "assets" / "default" / "detector.onnx"
 KEYS = [f"{s}_{sp}" for s in Q.SETS for sp in ("valid", "test")]
 VARIANTS = {  # name: (what, quantize_static overrides; "dw"/"stem" are resolved per graph below)
     "base": ("7-bit weights everywhere (reduce_range; the converter before 2026-11-26)", {}),
-    "dw_full": ("depthwise weights full 8-bit, 7-bit elsewhere (the converter now)", {"dw": "full"}),
+    "dw_full": ("depthwise weights full 8-bit, 7-bit elsewhere (onnx-int8)", {"dw": "full"}),
     "s8s8": ("int8 activations, full 8-bit weights", {"activation_type": "QInt8", "reduce_range": False}),
     "conv_only": ("only Conv nodes quantised, 7-bit", {"op_types_to_quantize": ["Conv"]}),
     "dw_float": ("depthwise convolutions left in float, 7-bit elsewhere", {"dw": "float"}),
     "stem_float": ("full 8-bit weights, stem convolutions left in float", {"stem": "float", "reduce_range": False}),
     "stem_rr": ("full 8-bit weights except the stem convolutions (7-bit)", {"stem": "rr", "reduce_range": False}),
     "excl_head": ("7-bit everywhere, pooled taps + standardise + head left in float", {"head": "float"}),
+    "full8": ("full 8-bit weights everywhere (onnx-int8-arm)", {"reduce_range": False}),
 }
 OUT = Q.RESULTS / "onnx_int8_variants"
 
@@ -88,11 +90,13 @@ def kwargs(pre: Path, cfg: dict) -> dict:
     return kw
 
 
-def session(path):
+def session(path, qdq_in_float: bool = False):
     import onnxruntime as ort
 
     o = ort.SessionOptions()
     o.intra_op_num_threads = 2
+    if qdq_in_float:  # what edge_dfd.runtime.onnx does for onnx-int8-arm on x86 without VNNI
+        o.add_session_config_entry("session.disable_quant_qdq", "1")
     return ort.InferenceSession(str(path), o, providers=["CPUExecutionProvider"])
 
 
@@ -112,6 +116,10 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--float-qdq", action="store_true",
+                    help="also score each variant with QDQ fusion off (Quantize/DequantizeLinear + float kernels: the "
+                         "arithmetic of int8 kernels that cannot saturate, i.e. ARM64 / VNNI) and record how far it is "
+                         "from this CPU's int8 kernels")
     args = ap.parse_args(argv)
     names = [v for v in args.variants.split(",") if v]
     bad = [v for v in names if v not in VARIANTS]
@@ -141,24 +149,32 @@ def main(argv=None) -> int:
 
         t0 = time.time()
         q.quantize_static(str(pre), str(out), Reader(), **kwargs(pre, cfg))
-        s, x1 = session(out), data["140k_test"][0][:1].astype(np.float32)
-        for _ in range(3):
-            s.run(None, {in_name: x1})
-        ts = []
-        for _ in range(20):
-            t = time.perf_counter()
-            s.run(None, {in_name: x1})
-            ts.append((time.perf_counter() - t) * 1000)
-        row = {"name": name, "what": what, "quantize_s": round(time.time() - t0), "ms": round(float(np.median(ts)), 1),
+        row = {"name": name, "what": what, "quantize_s": round(time.time() - t0),
                "mb": round(out.stat().st_size / 1e6, 1), "time": time.strftime("%Y-%m-%d %H:%M")}
-        for k, (x, y) in data.items():
-            p = run(s, x)
-            row[k] = {"mean_dp": round(float(np.abs(p - ref[k]).mean()), 4),
-                      "max_dp": round(float(np.abs(p - ref[k]).max()), 3),
-                      "flips": int(((p >= thr) != (ref[k] >= thr)).sum()),
-                      "acc": round(float(((p >= thr) == (y == 1)).mean()), 3),
-                      "acc_fp32": round(float(((ref[k] >= thr) == (y == 1)).mean()), 3),
-                      "auc": round(float(roc_auc_score(y, p)), 4)}
+        p_int8 = {}
+        for mode in ((False, True) if args.float_qdq else (False,)):
+            s, x1 = session(out, mode), data["140k_test"][0][:1].astype(np.float32)
+            for _ in range(3):
+                s.run(None, {in_name: x1})
+            ts = []
+            for _ in range(20):
+                t = time.perf_counter()
+                s.run(None, {in_name: x1})
+                ts.append((time.perf_counter() - t) * 1000)
+            r = row.setdefault("float_qdq", {}) if mode else row
+            r["ms"] = round(float(np.median(ts)), 1)
+            for k, (x, y) in data.items():
+                p = run(s, x)
+                r[k] = {"mean_dp": round(float(np.abs(p - ref[k]).mean()), 4),
+                        "max_dp": round(float(np.abs(p - ref[k]).max()), 3),
+                        "flips": int(((p >= thr) != (ref[k] >= thr)).sum()),
+                        "acc": round(float(((p >= thr) == (y == 1)).mean()), 3),
+                        "acc_fp32": round(float(((ref[k] >= thr) == (y == 1)).mean()), 3),
+                        "auc": round(float(roc_auc_score(y, p)), 4)}
+                if mode:  # how far this CPU's int8 kernels are from the non-saturating arithmetic
+                    r[k]["mean_dp_vs_int8_kernels"] = round(float(np.abs(p - p_int8[k]).mean()), 4)
+                else:
+                    p_int8[k] = p
         rows[name] = row
         print(json.dumps(row), flush=True)
     doc = {"command": "python benchmarks/onnx_int8_variants.py", "machine": machine_facts(threads=2),
@@ -181,6 +197,13 @@ def markdown(doc: dict) -> str:
         a, b, c, d = (r[k] for k in ("140k_valid", "tpdne_valid", "140k_test", "tpdne_test"))
         lines.append(f"| {r['name']} | {r['what']} | {r['ms']} | {a['mean_dp']:.3f} / {a['flips']} | "
                      f"{b['mean_dp']:.3f} / {b['flips']} | {c['acc']:.3f} / {c['auc']:.3f} | {d['acc']:.3f} / {d['auc']:.3f} |")
+        f = r.get("float_qdq")
+        if f:
+            a, b, c, d = (f[k] for k in ("140k_valid", "tpdne_valid", "140k_test", "tpdne_test"))
+            lines.append(f"| {r['name']}, QDQ in float | the same file, QDQ fusion off = non-saturating int8 arithmetic "
+                         f"(ARM64 / VNNI); mean dP from this CPU's int8 kernels {a['mean_dp_vs_int8_kernels']:.3f} / "
+                         f"{b['mean_dp_vs_int8_kernels']:.3f} | {f['ms']} | {a['mean_dp']:.3f} / {a['flips']} | "
+                         f"{b['mean_dp']:.3f} / {b['flips']} | {c['acc']:.3f} / {c['auc']:.3f} | {d['acc']:.3f} / {d['auc']:.3f} |")
     lines += ["", "Not in the table: U8U8 (uint8 weights, no reduce_range) is accurate by construction but ran "
               "1.6 s per face here (no fast kernel); Percentile calibration ran out of memory (24 GB) on this graph."]
     return "\n".join(lines) + "\n"
