@@ -29,6 +29,7 @@ import quality as Q  # noqa: E402
 
 from edge_dfd.convert import select_images  # noqa: E402
 from edge_dfd.converters.onnx import depthwise_weights, range_overrides  # noqa: E402
+from edge_dfd.runtime.onnx import QDQ_IN_FLOAT  # noqa: E402
 
 SRC = Q.REPO / "edge_dfd" / "assets" / "default" / "detector.onnx"
 KEYS = [f"{s}_{sp}" for s in Q.SETS for sp in ("valid", "test")]
@@ -96,7 +97,7 @@ def session(path, qdq_in_float: bool = False):
     o = ort.SessionOptions()
     o.intra_op_num_threads = 2
     if qdq_in_float:  # what edge_dfd.runtime.onnx does for onnx-int8-arm on x86 without VNNI
-        o.add_session_config_entry("session.disable_quant_qdq", "1")
+        o.add_session_config_entry(*QDQ_IN_FLOAT)
     return ort.InferenceSession(str(path), o, providers=["CPUExecutionProvider"])
 
 

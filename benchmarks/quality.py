@@ -551,12 +551,11 @@ def _ci(acc: float, n: int) -> str:
 def qdq_in_float(fmt: str, out: dict) -> bool:
     """Whether ``fmt`` was measured through edge-dfd's float QDQ path (full-range int8 on an x86 CPU without
     VNNI, see edge_dfd.runtime.onnx): its scores are those of ARM64 / VNNI int8 kernels, its latency is not."""
-    from edge_dfd.machine import VNNI, X86
+    from edge_dfd.machine import int8_saturates
     from edge_dfd.runtime.onnx import FULL_RANGE_FORMATS
 
     m = out["machine"]
-    return (fmt in FULL_RANGE_FORMATS and str(m.get("arch", "")).lower() in X86
-            and not set(VNNI) & set(m.get("cpu_flags", [])))
+    return fmt in FULL_RANGE_FORMATS and int8_saturates(str(m.get("arch", "")), m.get("cpu_flags", []))
 
 
 def ms_cell(fmt: str, e: dict, out: dict) -> str:

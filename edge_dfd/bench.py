@@ -177,9 +177,9 @@ def measure(job: dict) -> dict:
     records = [Record(Path(p), int(lab)) for p, lab in job.get("records") or []]
     probe_files = job.get("probe_files") or []
     src = [str(r.path) for r in records] or probe_files
-    provider = backend.provider + (" (QDQ in float)" if getattr(backend, "qdq_in_float", False) else "")
-    res: dict = {"format": backend.format, "runtime": backend.runtime, "provider": provider,
-                 "threshold": backend.threshold, "load_ms": load_ms, "baseline_rss_mb": baseline}
+    in_float = getattr(backend, "qdq_in_float", False)
+    res: dict = {"format": backend.format, "runtime": backend.runtime, "qdq_in_float": in_float,
+                 "provider": backend.provider + (" (QDQ in float)" if in_float else ""), "threshold": backend.threshold, "load_ms": load_ms, "baseline_rss_mb": baseline}
 
     # batch-1 inputs: decoded data (or probes), with the sequential preprocessing time
     imgs, t_pre = [], 0.0
@@ -415,6 +415,7 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
     groups = _group_targets(list(models), formats, out / "cache", data, log, convert_kwargs)
     notes = []
     rows: list[BenchRow] = []
+    in_float: list[str] = []  # formats whose quantised graph ran in float (see edge_dfd.runtime.onnx)
     tf_ok = have_tensorflow()
     with tempfile.TemporaryDirectory(prefix="edge-dfd-bench-") as tmp:
         tmp = Path(tmp)
@@ -439,6 +440,8 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
                 log(f"measuring {tgt.group} {tgt.fmt} ({tgt.path.name}) ...")
                 res = measure_isolated(job, tmp)
                 row = _row(tgt, res, threads, floor)
+                if res.get("qdq_in_float") and tgt.fmt not in in_float:
+                    in_float.append(tgt.fmt)
                 if tgt.fmt == "keras" and res.get("ok"):
                     ref, ref_t = np.asarray(res.get("probe_p")), res["threshold"]
                 if ref is not None and res.get("ok") and res.get("probe_p") is not None:
@@ -447,7 +450,6 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
                     row = _replace(row, agreement=float(((p >= t) == (ref >= ref_t)).mean()),
                                    max_abs_diff=float(np.abs(p - ref).max()))
                 rows.append(row)
-    in_float = sorted({r.format for r in rows if (r.provider or "").endswith("(QDQ in float)")})
     if in_float:
         notes.append(f"{', '.join(in_float)}: full 8-bit weights, which this CPU's int8 kernels (x86 without VNNI) "
                      "would saturate, so its quantised graph ran in float: its accuracy and agreement are what an "

@@ -49,15 +49,17 @@ X86 = ("x86_64", "amd64", "i386", "i686", "x86")
 VNNI = ("avx512_vnni", "avx_vnni")
 
 
-def int8_saturates() -> bool:
+def int8_saturates(arch: str | None = None, flags=None) -> bool:
     """True on x86 CPUs without VNNI: onnxruntime's u8 x s8 kernels there sum pairs of products in 16 bits
     (VPMADDUBSW), which saturates for weights using the full int8 range. ARM64 and VNNI CPUs accumulate in
-    32 bits. Flags come from /proc/cpuinfo, else numpy's CPU dispatch table (macOS, Windows)."""
-    if platform.machine().lower() not in X86:
+    32 bits. ``arch`` / ``flags`` describe another machine (e.g. recorded ``machine_facts``); by default this
+    one: flags from /proc/cpuinfo, else numpy's CPU dispatch table (macOS, Windows)."""
+    if (arch if arch is not None else platform.machine()).lower() not in X86:
         return False
-    info = _cpuinfo()
-    if info.get("flags"):
-        return not set(VNNI) & set(info["flags"].split())
+    if flags is None:
+        flags = (_cpuinfo().get("flags") or "").split() or None
+    if flags is not None:
+        return not set(VNNI) & set(flags)
     try:
         from numpy._core._multiarray_umath import __cpu_features__ as feats
     except ImportError:  # numpy < 2

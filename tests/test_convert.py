@@ -336,11 +336,13 @@ def test_matched_threshold_reproduces_the_keras_verdicts():
 
 
 def test_sign_test_p():
+    from math import comb
+
     from edge_dfd.convert import sign_test_p
 
     assert sign_test_p(0, 0) == 1.0 and sign_test_p(2, 0) == 0.5 and sign_test_p(5, 0) == 0.0625
     assert sign_test_p(6, 0) == pytest.approx(0.03125) and sign_test_p(0, 6) == pytest.approx(0.03125)
-    assert sign_test_p(10, 2) == pytest.approx(2 * sum(__import__("math").comb(12, i) for i in range(10, 13)) / 4096)
+    assert sign_test_p(10, 2) == pytest.approx(2 * sum(comb(12, i) for i in range(10, 13)) / 4096)
 
 
 def test_int8_threshold_is_rematched_and_stored(tiny, tmp_path, monkeypatch):

@@ -95,6 +95,8 @@ def test_this_cpu_saturates_and_the_float_path_does_not(tmp_path):
     the runtime uses gives the exact one (4 x 255 x 127 = 129,540, i.e. 126.5 steps of 1024)."""
     import onnxruntime as ort
 
+    from edge_dfd.runtime.onnx import QDQ_IN_FLOAT
+
     path = tmp_path / "sat.onnx"
     _saturating_conv(path)
     x = {"x": np.full((1, 4, 1, 1), 255, np.float32)}
@@ -102,7 +104,7 @@ def test_this_cpu_saturates_and_the_float_path_does_not(tmp_path):
     def run(qdq_in_float: bool) -> float:
         o = ort.SessionOptions()
         if qdq_in_float:
-            o.add_session_config_entry("session.disable_quant_qdq", "1")
+            o.add_session_config_entry(*QDQ_IN_FLOAT)
         return float(ort.InferenceSession(str(path), o, providers=["CPUExecutionProvider"]).run(None, x)[0].item())
 
     exact = 4 * 255 * 127

@@ -27,6 +27,7 @@ from edge_dfd.runtime.base import Backend, check_input_shape, check_output_shape
 DEFAULT_PROVIDER = "CPUExecutionProvider"
 FULL_RANGE_FORMATS = ("onnx-int8-arm",)  # weights at the full int8 range: need 32-bit int8 accumulation
 QDQ_ENV = "EDGE_DFD_ONNX_QDQ"
+QDQ_IN_FLOAT = ("session.disable_quant_qdq", "1")  # session config entry: QDQ fusion off, Q/DQ + float kernels
 _noted: set[str] = set()
 _TYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8}
 
@@ -82,7 +83,7 @@ class ONNXBackend(Backend):
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         if qdq_in_float:
-            opts.add_session_config_entry("session.disable_quant_qdq", "1")
+            opts.add_session_config_entry(*QDQ_IN_FLOAT)
         try:
             return ort.InferenceSession(str(self.path), sess_options=opts, providers=[provider])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
