@@ -112,10 +112,11 @@ def _data_root(calib_data, meta: ModelMeta | None, keras_path: Path) -> Path | N
 
 def _load_images(records, size: int, what: str):
     """Decode records through preprocess.load_image; unreadable ones are skipped and counted."""
+    from edge_dfd import progress
     from edge_dfd.preprocess import load_image
 
     xs, ys, bad = [], [], []
-    for r in records:
+    for r in progress.iterate(records, desc=f"reading {what} images", unit="img", leave=False):
         try:
             xs.append(load_image(r.path, size))
             ys.append(r.is_fake)
@@ -156,10 +157,20 @@ def select_images(root: Path, size: int, calib_size: int, verify_size: int):
 # ---------------------------------------------------------------- verification
 
 
-def keras_predict(model, x: np.ndarray) -> np.ndarray:
-    """P(fake) of the source Keras model for uint8 images, in chunks."""
-    out = [np.asarray(model(x[i : i + PREDICT_CHUNK].astype(np.float32), training=False)).reshape(-1)
-           for i in range(0, len(x), PREDICT_CHUNK)]
+def keras_predict(model, x: np.ndarray, desc: str = "keras: scoring images") -> np.ndarray:
+    """P(fake) of the source Keras model for uint8 images, in chunks (with a progress bar)."""
+    return predict_chunked(lambda b: np.asarray(model(b.astype(np.float32), training=False)), x, desc)
+
+
+def predict_chunked(predict, x: np.ndarray, desc: str) -> np.ndarray:
+    """``predict`` over ``x`` in chunks of PREDICT_CHUNK images with a progress bar -> (N,) float32."""
+    from edge_dfd import progress
+
+    out = []
+    with progress.bar(len(x), desc, unit="img", leave=False) as bar:
+        for i in range(0, len(x), PREDICT_CHUNK):
+            out.append(np.asarray(predict(x[i : i + PREDICT_CHUNK])).reshape(-1))
+            bar.update(len(out[-1]))
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0,), np.float32)
 
 
@@ -252,7 +263,7 @@ def convert_model(keras_path, formats="all", out_dir=None, calib_data=None, cali
 
     sha = sha256_file(keras_path)
     threshold = float(src_meta.threshold)
-    p_ref = keras_predict(model, verify_set.x) if verify else None
+    p_ref = keras_predict(model, verify_set.x, "keras: scoring verification images") if verify else None
     p_ref_calib = None
     results = []
     with ExportContext(model, size, calib.x if calib is not None and len(calib.x) else None, opset) as ctx:
@@ -267,7 +278,7 @@ def convert_model(keras_path, formats="all", out_dir=None, calib_data=None, cali
                 write_meta(path, meta)
                 if fmt.quantized and match_threshold and len(calib.x) >= MATCH_MIN_IMAGES:
                     if p_ref_calib is None:
-                        p_ref_calib = keras_predict(model, calib.x)
+                        p_ref_calib = keras_predict(model, calib.x, "keras: scoring calibration images")
                     _match_threshold(path, meta, calib, p_ref_calib, threshold, say)
                 res.threshold = meta.threshold
                 if verify:
@@ -341,7 +352,7 @@ def _match_threshold(path: Path, meta: ModelMeta, calib: ImageSet, p_ref, thresh
     in the file's metadata (verification then runs on other images)."""
     from edge_dfd.runtime import load_model
 
-    p_exp = load_model(path).predict(calib.x)
+    p_exp = predict_chunked(load_model(path).predict, calib.x, f"{meta.format}: matching the threshold")
     t = matched_threshold(p_ref, p_exp, threshold)
     if t == threshold:
         return
@@ -361,7 +372,7 @@ def _verify(res: ConvertResult, fmt: Format, path: Path, meta: ModelMeta, vset: 
     from edge_dfd.runtime import load_model
 
     backend = load_model(path)
-    p_exp = backend.predict(vset.x)
+    p_exp = predict_chunked(backend.predict, vset.x, f"{fmt.name}: verifying")
     nums = compare(p_ref, p_exp, threshold, vset.y_fake, export_threshold=meta.threshold)
     bad = problems(fmt, nums)
     res.max_abs_diff, res.mean_abs_diff = nums["max_abs_diff"], nums["mean_abs_diff"]

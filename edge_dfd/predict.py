@@ -196,16 +196,27 @@ def run_predict(backend, inputs, out=None, batch_size: int = 32, as_json: bool =
     if not items:
         raise DataError("no images to classify: " + "; ".join(f"{r}: {why}" for r, why in problems[:5]))
     threshold = backend.threshold
+    from edge_dfd import progress
+
+    bar = progress.bar(len(items), f"predict {backend.format}", unit="img", stream=stderr)
+    if bar.mode == "tty":  # result lines on the same screen as the bar: print them above it
+        def show(line):
+            progress.echo(line, stdout)
+    else:
+        def show(line):
+            print(line, file=stdout)
 
     def on_error(exc: ImageError):
         summary.errors.append((exc.path, exc.reason))
-        print(f"skipped: {exc.path}: {exc.reason}", file=stderr)
+        bar.write(f"skipped: {exc.path}: {exc.reason}")
+        bar.update(1)
 
     results = []
     t0 = time.perf_counter()
     writer = _ResultWriter(out_path) if out_path else None
     try:
         for item, p in predict_items(backend, items, batch_size=batch_size, on_error=on_error):
+            bar.update(1)
             verdict = "fake" if p >= threshold else "real"
             row = {"path": item.path, "p_fake": round(float(p), 6), "verdict": verdict, "threshold": threshold}
             if item.label is not None:
@@ -218,7 +229,8 @@ def run_predict(backend, inputs, out=None, batch_size: int = 32, as_json: bool =
             if as_json:
                 results.append(row)
             else:
-                print(f"{row['p_fake']:.4f}  {verdict:<4}  {item.path}", file=stdout)
+                show(f"{row['p_fake']:.4f}  {verdict:<4}  {item.path}")
+        bar.close()
         summary.seconds = time.perf_counter() - t0
         if summary.n == 0:  # every input was unreadable: nothing was classified, so this is not a success
             path, why = summary.errors[-1]
@@ -226,6 +238,7 @@ def run_predict(backend, inputs, out=None, batch_size: int = 32, as_json: bool =
         if writer:
             writer.commit()
     finally:
+        bar.close()
         if writer:
             writer.close()
     if as_json:

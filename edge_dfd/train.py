@@ -107,7 +107,9 @@ class RunResult:
 
 
 def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    from edge_dfd.progress import echo
+
+    echo(msg)  # stderr, above a progress bar if one is drawn
 
 
 # ---------------------------------------------------------------- input pipeline
@@ -347,6 +349,66 @@ def _run_keeper(run_dir: Path, cfg: TrainConfig, monitor: str, skips: SkipLog):
     return RunKeeper()
 
 
+def _progress_bars(epochs: int, train_steps: int | None, valid_steps: int | None):
+    """A callback that draws the steps of each epoch (and its validation) with ``edge_dfd.progress``: a bar
+    with rate and ETA on a terminal, a line every ~10 s otherwise (Keras's own output is off: verbose=0).
+    The step counts start as estimates (images / global batch); each epoch then uses the count of the last."""
+    keras = require("keras", "training")
+    from edge_dfd import progress
+
+    class ProgressBars(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.steps = {"train": train_steps, "valid": valid_steps}
+            self.bar = None
+            self.phase = None
+            self.epoch = 0
+            self.shown = 0.0
+
+        def _open(self, phase: str, desc: str):
+            self._close()
+            self.phase = phase
+            self.bar = progress.bar(self.steps[phase], desc, unit="step", leave=False)
+            self.shown = 0.0
+
+        def _close(self):
+            if self.bar is not None:
+                if self.bar.n:
+                    self.steps[self.phase] = self.bar.n  # the real count (unreadable images drop out)
+                self.bar.close()
+                self.bar = None
+
+        def _step(self, logs):
+            if self.bar is None:
+                return
+            self.bar.update(1)
+            now = time.monotonic()
+            if logs and now - self.shown >= 1.0:  # reading the logs syncs with the device: not every step
+                self.shown = now
+                self.bar.set_postfix("  ".join(f"{k} {float(logs[k]):.4f}" for k in ("loss", "accuracy") if k in logs))
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+            self._open("train", f"epoch {epoch + 1}/{epochs}")
+
+        def on_train_batch_end(self, batch, logs=None):
+            self._step(logs)
+
+        def on_test_begin(self, logs=None):
+            self._open("valid", f"epoch {self.epoch + 1}/{epochs} validation")
+
+        def on_test_batch_end(self, batch, logs=None):
+            self._step(logs)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self._close()  # before RunKeeper prints the epoch line
+
+        def on_train_end(self, logs=None):
+            self._close()
+
+    return ProgressBars()
+
+
 # ---------------------------------------------------------------- run
 
 
@@ -461,11 +523,15 @@ def train(config) -> RunResult:
     backup = distribute.backup_and_restore(dist, out_dir / "checkpoints" / "backup",  # every worker restores
                                            run_dir / "checkpoints" / "backup", double_checkpoint=True)
     keeper = _run_keeper(run_dir, cfg, monitor, skips)
+    per_step = dist.global_batch(cfg.batch_size)
+    bars = _progress_bars(cfg.epochs, -(-len(ds_records["train"]) // per_step),
+                          -(-len(ds_records["valid"]) // per_step) if valid_ds is not None else None)
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     with warnings.catch_warnings():
         # tf.data after .filter() has unknown length: Keras warns about it on the first epoch; harmless.
         warnings.filterwarnings("ignore", message=".*(ran out of data|shuffle=True).*")
-        model.fit(train_ds, validation_data=valid_fit, epochs=cfg.epochs, callbacks=[keeper, backup], verbose=0)
+        model.fit(train_ds, validation_data=valid_fit, epochs=cfg.epochs, callbacks=[bars, keeper, backup],
+                  verbose=0)
     distribute.dump_weights(dist, model)
     rows = read_history(run_dir / "history.csv")
     if not rows:

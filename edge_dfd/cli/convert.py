@@ -28,22 +28,28 @@ import click
                    "(at least 50) so the int8 verdicts reproduce the Keras ones].")
 @click.option("--unsafe", is_flag=True, help="Allow Lambda layers (runs code stored in the file: trusted files only).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result rows as JSON on stdout.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress bars for reading, calibration and verification (drawn on stderr when stderr is a "
+                   "terminal; otherwise one line every ~10 s).")
 def cmd(model, formats, calib_data, calib_size, verify_size, out_dir, opset, no_verify, keep_threshold, unsafe,
-        as_json):
+        as_json, quiet):
     """Export MODEL.keras to verified TFLite and ONNX files that carry their own metadata.
 
     Each file is checked against the Keras model right after it is written (max / mean |dP|, verdict
     agreement, accuracy); beyond its format's tolerance the command exits 3 with the numbers.
+    Progress (rate, ETA) goes to stderr.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from edge_dfd import progress
     from edge_dfd.convert import convert_model, raise_for_failures
     from edge_dfd.formats import parse_formats
 
+    progress.set_quiet(quiet)
     parse_formats(formats)  # unknown names fail before TensorFlow is imported
     results = convert_model(model, formats, out_dir=out_dir, calib_data=calib_data, calib_size=calib_size,
                             verify_size=verify_size, verify=not no_verify, opset=opset, unsafe=unsafe,
                             match_threshold=not keep_threshold,
-                            progress=lambda m: click.echo(m, err=True))
+                            progress=progress.echo)
     click.echo(summary_table(results), err=True)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in results], indent=2))

@@ -20,14 +20,20 @@ from edge_dfd.formats import FORMATS
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
               help="Also write the results to a .csv or .jsonl file (written atomically).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of a table.")
-def cmd(inputs, model, fmt, threads, batch_size, provider, out, as_json):
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress bar (it is drawn on stderr when stderr is a terminal; otherwise one line every ~10 s).")
+def cmd(inputs, model, fmt, threads, batch_size, provider, out, as_json, quiet):
     """Classify INPUT... (files, folders searched recursively, globs like 'faces/**/*.jpg', or a 140k
     split CSV such as data/test.csv). Prints P(fake), the verdict at the model's threshold and the path
-    per image; unreadable images are listed on stderr and skipped. A summary goes to stderr.
+    per image; unreadable images are listed on stderr and skipped. A summary and the progress
+    (rate, ETA) go to stderr.
     """
     import os
 
+    from edge_dfd import progress
     from edge_dfd.predict import run_predict
+
+    progress.set_quiet(quiet)
     from edge_dfd.runtime import load_model
 
     backend = load_model(model, format=fmt, threads=threads or os.cpu_count(), provider=provider)

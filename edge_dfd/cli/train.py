@@ -39,14 +39,20 @@ from edge_dfd.models import ARCHS  # light: no TensorFlow import (keras is impor
               help="tf.distribute: mirrored = all local GPUs; multi-worker = the cluster in $TF_CONFIG "
                    "(README: distributed).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress bar within each epoch (drawn on stderr when stderr is a terminal; otherwise one "
+                   "line every ~10 s). The per-epoch line stays.")
 def cmd(data_dir, arch, epochs, batch_size, img_size, weights, freeze_base, seed, out_dir, resume, augment,
-        jpeg_aug, blur_aug, lr, patience, distribute, as_json):
+        jpeg_aug, blur_aug, lr, patience, distribute, as_json, quiet):
     """Train a detector (output P(fake)) and write model.keras, history.csv, curves.png,
-    confusion_matrix.png, report.json/.txt (test split) and config.json into --out."""
+    confusion_matrix.png, report.json/.txt (test split) and config.json into --out.
+    Each epoch's steps show as a progress bar (rate, ETA) on stderr."""
     import json
 
+    from edge_dfd import progress
     from edge_dfd.train import TrainConfig, train
 
+    progress.set_quiet(quiet)
     res = train(TrainConfig(data=data_dir, out=out_dir, arch=arch, epochs=epochs, batch_size=batch_size,
                             img_size=img_size, weights=weights, freeze_base=freeze_base, seed=seed, resume=resume,
                             augment=augment, jpeg_aug=jpeg_aug, blur_aug=blur_aug, lr=lr, patience=patience,

@@ -86,9 +86,12 @@ class ExportContext:
             )
         return self.calib
 
-    def calib_batches(self, dtype=np.float32):
-        """Calibration images one at a time as (1, S, S, 3) arrays of ``dtype`` (raw 0..255 values)."""
-        for img in self.calib:
+    def calib_batches(self, dtype=np.float32, desc: str = "calibrating"):
+        """Calibration images one at a time as (1, S, S, 3) arrays of ``dtype`` (raw 0..255 values), with a
+        progress bar (the quantiser runs the model on each as it takes it)."""
+        from edge_dfd import progress
+
+        for img in progress.iterate(self.calib, desc=desc, unit="img", leave=False):
             yield img[None].astype(dtype)
 
 

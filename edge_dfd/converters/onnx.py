@@ -88,16 +88,16 @@ def onnx_fp32(ctx: ExportContext, out: Path) -> None:
 class _Reader:
     """onnxruntime CalibrationDataReader over the calibration images, one image per batch."""
 
-    def __init__(self, input_name: str, ctx: ExportContext):
-        self.name, self.ctx = input_name, ctx
-        self.it = iter(ctx.calib_batches())
+    def __init__(self, input_name: str, ctx: ExportContext, desc: str = "calibrating"):
+        self.name, self.ctx, self.desc = input_name, ctx, desc
+        self.it = iter(ctx.calib_batches(desc=desc))
 
     def get_next(self):
         x = next(self.it, None)
         return None if x is None else {self.name: x}
 
     def rewind(self):
-        self.it = iter(self.ctx.calib_batches())
+        self.it = iter(self.ctx.calib_batches(desc=self.desc))
 
 
 @register("onnx-int8")
@@ -128,7 +128,7 @@ def _quantize(ctx: ExportContext, out: Path, name: str, full_range: bool) -> Non
         extra = {} if full_range else {"TensorQuantOverrides": full_range_depthwise(pre)}
         with atomic_path(out) as tmp:
             q.quantize_static(
-                str(pre), str(tmp), _Reader(name_in, ctx),
+                str(pre), str(tmp), _Reader(name_in, ctx, f"{name}: calibrating"),
                 quant_format=q.QuantFormat.QDQ, per_channel=True,
                 activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
                 calibrate_method=q.CalibrationMethod.MinMax, reduce_range=not full_range,

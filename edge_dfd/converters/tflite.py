@@ -38,9 +38,11 @@ def _representative(ctx: ExportContext, name: str):
     extremes = [np.zeros((1, size, size, 3), np.float32), np.full((1, size, size, 3), 255.0, np.float32)]
 
     def gen():
+        from edge_dfd import progress
+
         for x in extremes:
             yield [x]
-        for img in images:
+        for img in progress.iterate(images, desc=f"{name}: calibrating", unit="img", leave=False):
             yield [img[None].astype(np.float32)]
 
     return gen
