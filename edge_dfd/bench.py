@@ -63,6 +63,8 @@ class BenchRow:
     threshold: float | None = None
     n: int | None = None
     accuracy: float | None = None
+    accuracy_ci95_low: float | None = None  # 95 % Wilson interval of the accuracy over the n images
+    accuracy_ci95_high: float | None = None
     balanced_accuracy: float | None = None
     auc: float | None = None
     ap: float | None = None
@@ -146,11 +148,14 @@ def perturb(img: np.ndarray, name: str) -> np.ndarray:
     raise ValueError(name)
 
 
-def latency_ms(backend, inputs: np.ndarray, warmup: int, runs: int) -> np.ndarray:
-    """Batch-1 ``backend.predict`` times in ms (after ``warmup`` untimed runs), cycling through inputs."""
+def latency_ms(backend, inputs: np.ndarray, warmup: int, runs: int, bar=None) -> np.ndarray:
+    """Batch-1 ``backend.predict`` times in ms (after ``warmup`` untimed runs), cycling through inputs.
+    ``bar`` (optional, a progress Bar) advances once per run, outside the timed region."""
     n = len(inputs)
     for i in range(warmup):
         backend.predict(inputs[i % n : i % n + 1])
+        if bar is not None:
+            bar.update(1)
     out = np.empty(runs)
     clock = time.perf_counter
     for i in range(runs):
@@ -158,17 +163,24 @@ def latency_ms(backend, inputs: np.ndarray, warmup: int, runs: int) -> np.ndarra
         t0 = clock()
         backend.predict(x)
         out[i] = (clock() - t0) * 1000.0
+        if bar is not None:
+            bar.update(1)
     return out
 
 
-def measure(job: dict) -> dict:
-    """Measure one model file as described by ``job`` (in this process); returns a JSON-able dict."""
+def measure(job: dict, make_bar=None) -> dict:
+    """Measure one model file as described by ``job`` (in this process); returns a JSON-able dict.
+
+    ``make_bar(total, desc, unit)`` makes the progress bar of each phase (latency, accuracy or throughput,
+    robustness); default ``edge_dfd.progress.bar``, in the bench worker a relay to the parent process."""
+    from edge_dfd import progress
     from edge_dfd.data import Record
     from edge_dfd.evaluate import score_records
     from edge_dfd.metrics import binary_report
     from edge_dfd.preprocess import decode_image, load_image, prepare_batch
     from edge_dfd.runtime import load_model
 
+    make_bar = make_bar or progress.bar
     baseline = _rss_mb()
     t0 = time.perf_counter()
     backend = load_model(job["path"], threads=job["threads"], provider=job.get("provider"))
@@ -207,13 +219,15 @@ def measure(job: dict) -> dict:
     t = time.perf_counter()
     backend.predict(lat_in[:1])
     res["first_inference_ms"] = (time.perf_counter() - t) * 1000.0
-    lat = latency_ms(backend, lat_in, job["warmup"], job["runs"])
+    with make_bar(job["warmup"] + job["runs"], "latency", unit="run") as bar:
+        lat = latency_ms(backend, lat_in, job["warmup"], job["runs"], bar=bar)
     res["latency"] = {"p50": float(np.percentile(lat, 50)), "p90": float(np.percentile(lat, 90)),
                       "p99": float(np.percentile(lat, 99)), "mean": float(lat.mean())}
 
     # end to end over the data (accuracy) or over the probe files (throughput only)
     if records:
-        y, p, errors, secs = score_records(backend, records, batch_size=BATCH)
+        with make_bar(len(records), "accuracy", unit="img") as bar:
+            y, p, errors, secs = score_records(backend, records, batch_size=BATCH, bar=bar)
         res["report"] = binary_report(y, p, backend.threshold) if y.size else None
         res["skipped_images"] = len(errors)
         res["images_per_s"] = y.size / secs if secs > 0 else None
@@ -221,17 +235,22 @@ def measure(job: dict) -> dict:
         from edge_dfd.predict import Item, predict_items
 
         t = time.perf_counter()
-        k = sum(1 for _ in predict_items(backend, [Item(f) for f in probe_files], batch_size=BATCH))
+        with make_bar(len(probe_files), "throughput", unit="img") as bar:
+            k = 0
+            for _ in predict_items(backend, [Item(f) for f in probe_files], batch_size=BATCH):
+                k += 1
+                bar.update(1)
         res["images_per_s"] = k / (time.perf_counter() - t)
     if probe is not None:
         res["probe_p"] = backend.predict(probe).tolist()
     if job.get("robustness") and records:
-        res["robustness"] = _robustness(backend, records, decode_image, prepare_batch, binary_report)
+        with make_bar(len(PERTURBATIONS) * len(records), "robustness", unit="img") as bar:
+            res["robustness"] = _robustness(backend, records, decode_image, prepare_batch, binary_report, bar=bar)
     res["peak_rss_mb"] = _rss_mb()
     return res
 
 
-def _robustness(backend, records, decode_image, prepare_batch, binary_report) -> dict:
+def _robustness(backend, records, decode_image, prepare_batch, binary_report, bar=None) -> dict:
     out = {}
     originals = []
     for r in records:
@@ -245,35 +264,53 @@ def _robustness(backend, records, decode_image, prepare_batch, binary_report) ->
         for i in range(0, len(originals), BATCH):
             chunk = [perturb(img, name) for img, _ in originals[i : i + BATCH]]
             ps.append(backend.predict(prepare_batch(chunk, backend.input_size)))
+            if bar is not None:
+                bar.update(len(chunk))
         rep = binary_report(y, np.concatenate(ps), backend.threshold)
         out[name] = {"accuracy": rep["accuracy"], "auc": rep["auc"]}
     return out
 
 
 def _worker_main(argv) -> int:
+    from edge_dfd import progress
+
     job_path, out_path = argv
     job = json.loads(Path(job_path).read_text())
-    try:
-        res = {"ok": True, **measure(job)}
+    try:  # progress goes to the parent as tagged lines on this process's stdout (measure_isolated reads them)
+        res = {"ok": True, **measure(job, make_bar=progress.relay_to(sys.stdout))}
     except EdgeDFDError as exc:
         res = {"ok": False, "error": str(exc)}
     Path(out_path).write_text(json.dumps(res))
     return 0
 
 
-def measure_isolated(job: dict, workdir: Path) -> dict:
-    """``measure(job)`` in a fresh Python process (honest per-format peak RSS)."""
+def measure_isolated(job: dict, workdir: Path, label: str = "") -> dict:
+    """``measure(job)`` in a fresh Python process (honest per-format peak RSS). Its progress is drawn here,
+    each phase's bar described as ``label`` + phase (``edge_dfd.progress.Mirror``)."""
+    from edge_dfd import progress
+
     fd, job_path = tempfile.mkstemp(prefix="job.", suffix=".json", dir=workdir)
     os.close(fd)
     out_path = job_path[:-5] + ".out.json"
     Path(job_path).write_text(json.dumps(job))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    mirror = progress.Mirror(label)
     try:
-        proc = subprocess.run([sys.executable, "-m", "edge_dfd.bench", job_path, out_path],
-                              capture_output=True, text=True, env=env, check=False)
-        if proc.returncode != 0 or not Path(out_path).is_file():
-            lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-            why = lines[-1][:200] if lines else f"exit code {proc.returncode}"
+        with tempfile.TemporaryFile("w+", dir=workdir) as err:
+            proc = subprocess.Popen([sys.executable, "-m", "edge_dfd.bench", job_path, out_path],
+                                    stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+            try:
+                for line in proc.stdout:
+                    mirror.feed(line)
+            finally:
+                proc.stdout.close()
+                returncode = proc.wait()
+                mirror.close()
+            err.seek(0)
+            stderr = err.read()
+        if returncode != 0 or not Path(out_path).is_file():
+            lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+            why = lines[-1][:200] if lines else f"exit code {returncode}"
             return {"ok": False, "error": f"measuring process failed ({why})"}
         return json.loads(Path(out_path).read_text())
     finally:
@@ -385,16 +422,21 @@ def _convert_cached(src: Path, wanted: list[str], cache_root: Path, data, log, c
 def run_bench(models=(), data=None, split: str = "test", formats: str | None = "all", threads: int = 2,
               warmup: int = 10, runs: int | None = None, floor: float | None = None, robustness: bool = False,
               out_dir=None, provider: str | None = None, log=None, convert_kwargs: dict | None = None,
-              probes: int | None = None) -> BenchResult:
+              probes: int | None = None, sample: int | None = None, seed: int = 0) -> BenchResult:
     """Measure every requested format of every model; returns the rows (does not write files).
 
     ``runs`` / ``probes`` default to 100 / 64, or to ``DEFAULT_MODEL_RUNS`` / ``DEFAULT_MODEL_PROBES`` when no
     model is given (the bundled 10-pass detector in 7 formats must finish within 3 minutes on 2 cores).
     ``convert_kwargs`` go to ``edge_dfd.convert.convert_model`` (e.g. calib_size, verify_size).
+    ``sample``: measure accuracy on a class-stratified sample of that many images of ``data`` (drawn with
+    ``seed``; the same images for every format), recorded in ``settings["sample"]``.
     """
+    from edge_dfd import progress
+    from edge_dfd.errors import UsageError
+    from edge_dfd.evaluate import sample_info
     from edge_dfd.machine import machine_facts
 
-    log = log or (lambda msg: print(msg, file=sys.stderr))
+    log = log or progress.echo
     if runs is None:
         runs = 100 if models else DEFAULT_MODEL_RUNS
     if probes is None:
@@ -405,19 +447,28 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
         raise EdgeDFDError("--floor needs labelled images: add --data DIR")
     if robustness and not data:
         raise EdgeDFDError("--robustness needs labelled images: add --data DIR")
+    if sample is not None and not data:
+        raise UsageError(f"--sample {sample} needs labelled images: add --data DIR")
     parse_formats(formats, allow_keras=True)  # unknown names fail even when no .keras model needs them
-    out = ensure_writable_dir(out_dir or "bench-results")
-    records = None
+    records, population = None, None
     if data:
         from edge_dfd.data import load_split
+        from edge_dfd.evaluate import sample_records
 
-        records = [[str(r.path), int(r.label)] for r in load_split(data, split)]
+        recs = load_split(data, split)
+        population = len(recs)
+        recs = sample_records(recs, sample, seed, where=f"{data} [{split}]")  # a bad --sample: before any output
+        records = [[str(r.path), int(r.label)] for r in recs]
+    out = ensure_writable_dir(out_dir or "bench-results")
     groups = _group_targets(list(models), formats, out / "cache", data, log, convert_kwargs)
     notes = []
     rows: list[BenchRow] = []
     in_float: list[str] = []  # formats whose quantised graph ran in float (see edge_dfd.runtime.onnx)
     tf_ok = have_tensorflow()
-    with tempfile.TemporaryDirectory(prefix="edge-dfd-bench-") as tmp:
+    todo = sum(1 for g in groups for t in g if t.status is None and (t.fmt != "keras" or tf_ok))
+    done = 0
+    with tempfile.TemporaryDirectory(prefix="edge-dfd-bench-") as tmp, \
+            progress.bar(todo, "bench", unit="format") as overall:
         tmp = Path(tmp)
         probe_cache: dict[int, tuple[str, list[str]]] = {}
         for group in groups:
@@ -438,7 +489,9 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
                        "robustness": robustness,
                        "provider": provider if tgt.path.suffix.lower() == ".onnx" else None}
                 log(f"measuring {tgt.group} {tgt.fmt} ({tgt.path.name}) ...")
-                res = measure_isolated(job, tmp)
+                done += 1
+                res = measure_isolated(job, tmp, label=f"[{done}/{todo}] {tgt.fmt}")
+                overall.update(1)
                 row = _row(tgt, res, threads, floor)
                 if res.get("qdq_in_float") and tgt.fmt not in in_float:
                     in_float.append(tgt.fmt)
@@ -454,6 +507,10 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
         notes.append(f"{', '.join(in_float)}: full 8-bit weights, which this CPU's int8 kernels (x86 without VNNI) "
                      "would saturate, so its quantised graph ran in float: its accuracy and agreement are what an "
                      "ARM64 / VNNI CPU computes; its latency is not int8 latency")
+    if data:
+        drawn = (f"a class-stratified sample of {len(records)} of the {population} images (seed {seed}), the same for "
+                 "every format" if sample is not None else f"all {len(records)} images")
+        notes.append(f"accuracy on {drawn} of {data} [{split}]; acc 95% CI = its Wilson score interval")
     if not data:
         notes.append(f"accuracy {NOT_MEASURED}: no labelled images ship with edge-dfd; add them with "
                      "`edge-dfd bench --data DIR` (DIR = a 140k-layout folder, e.g. the Kaggle 140k dataset)")
@@ -466,7 +523,7 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
     settings = {"data": str(data) if data else None, "split": split if data else None, "threads": threads,
                 "warmup": warmup, "runs": runs, "floor": floor, "robustness": robustness,
                 "provider": provider, "n_images": len(records) if records else None,
-                "probe_inputs": probes}
+                "probe_inputs": probes, "sample": sample_info(sample, seed, population) if data else None}
     return BenchResult(machine_facts(threads), rows, notes, settings)
 
 
@@ -530,16 +587,20 @@ def _row(tgt: _Target, res: dict, threads: int, floor: float | None) -> BenchRow
                 size_mb=round(size / 1e6, 3) if size else None, threads=threads)
     if not res.get("ok"):
         return BenchRow(status=f"failed: {res.get('error', 'unknown error')}", **base)
+    from edge_dfd.metrics import wilson_interval
+
     rep = res.get("report") or {}
     lat = res["latency"]
     status = "ok"
     acc = rep.get("accuracy")
+    ci = wilson_interval(round(acc * rep["n"]), rep["n"]) if acc is not None and rep.get("n") else (None, None)
     if floor is not None and (acc is None or acc < floor):
         status = "below floor"
     r2 = lambda v, k=3: None if v is None else round(float(v), k)
     return BenchRow(
         status=status, runtime=res.get("runtime"), provider=res.get("provider"), threshold=res.get("threshold"),
-        n=rep.get("n"), accuracy=acc, balanced_accuracy=rep.get("balanced_accuracy"), auc=rep.get("auc"),
+        n=rep.get("n"), accuracy=acc, accuracy_ci95_low=ci[0], accuracy_ci95_high=ci[1],
+        balanced_accuracy=rep.get("balanced_accuracy"), auc=rep.get("auc"),
         ap=rep.get("ap"), eer=rep.get("eer"), precision=rep.get("precision"), recall=rep.get("recall"),
         f1=rep.get("f1"), latency_ms_p50=r2(lat["p50"]), latency_ms_p90=r2(lat["p90"]),
         latency_ms_p99=r2(lat["p99"]), latency_ms_mean=r2(lat["mean"]), preprocess_ms=r2(res.get("preprocess_ms")),
@@ -589,8 +650,11 @@ def _fmt(v, spec="{:.4f}") -> str:
 
 def table_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:
     multi = len({r.model for r in result.rows}) > 1
-    cols = ([("model", "model", "{}")] if multi else []) + TABLE_COLS
     measured = any(r.accuracy is not None for r in result.rows)
+    cols = ([("model", "model", "{}")] if multi else []) + TABLE_COLS
+    if measured:  # the accuracy's 95 % interval, right after it
+        i = next(k for k, c in enumerate(cols) if c[0] == "accuracy") + 1
+        cols = cols[:i] + [("accuracy_ci95", "acc 95% CI", "{:.3f}")] + cols[i:]
     body = []
     for r in result.rows:
         d = r.to_dict()
@@ -598,6 +662,9 @@ def table_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:
         for key, _, spec in cols:
             if key == "accuracy" and not measured and r.status == "ok":
                 line.append(NOT_MEASURED)
+            elif key == "accuracy_ci95":
+                lo, hi = d.get("accuracy_ci95_low"), d.get("accuracy_ci95_high")
+                line.append("-" if lo is None else f"{_fmt(lo, spec)}-{_fmt(hi, spec)}")
             else:
                 line.append(_fmt(d.get(key), spec))
         body.append(line)

@@ -15,6 +15,12 @@ class EdgeDFDError(Exception):
     exit_code = 1
 
 
+class UsageError(EdgeDFDError):
+    """An option value that can only be judged once the data is read (e.g. ``--sample`` larger than the split)."""
+
+    exit_code = 2
+
+
 class DataError(EdgeDFDError):
     """Bad dataset layout, CSV contents or image files."""
 

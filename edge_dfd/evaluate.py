@@ -6,7 +6,6 @@ the same ``score_records`` so its accuracy equals ``evaluate``'s on the same dat
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -15,14 +14,18 @@ import numpy as np
 from edge_dfd.errors import DataError
 
 
-def score_records(backend, records, batch_size: int = 32, on_error=None):
-    """P(fake) for dataset records -> (y_fake, p_fake, errors, seconds); unreadable images are skipped."""
+def score_records(backend, records, batch_size: int = 32, on_error=None, bar=None):
+    """P(fake) for dataset records -> (y_fake, p_fake, errors, seconds); unreadable images are skipped.
+
+    ``bar`` (an ``edge_dfd.progress`` Bar or RelayBar) advances by one per image, readable or not."""
     from edge_dfd.predict import Item, predict_items
 
     errors = []
 
     def err(exc):
         errors.append((exc.path, exc.reason))
+        if bar is not None:
+            bar.update(1)
         if on_error is not None:
             on_error(exc)
 
@@ -32,8 +35,32 @@ def score_records(backend, records, batch_size: int = 32, on_error=None):
     for item, p in predict_items(backend, items, batch_size=batch_size, on_error=err):
         ys.append(1 - item.label)
         ps.append(p)
+        if bar is not None:
+            bar.update(1)
     secs = time.perf_counter() - t0
     return np.asarray(ys, np.int64), np.asarray(ps, np.float32), errors, secs
+
+
+def sample_records(records, sample: int | None, seed: int = 0, where: str = "the split"):
+    """``sample`` class-stratified records (``edge_dfd.data.stratified_sample``, reproducible for ``seed``), or
+    all of them when ``sample`` is None. UsageError (exit 2) for a size below 1 or above the records' count."""
+    if sample is None:
+        return records
+    from edge_dfd.data import stratified_sample
+    from edge_dfd.errors import UsageError
+
+    if sample < 1:
+        raise UsageError(f"--sample {sample}: expected a positive number of images")
+    if sample > len(records):
+        raise UsageError(f"--sample {sample}: larger than the {len(records)} images of {where}")
+    return stratified_sample(records, sample, seed=seed)
+
+
+def sample_info(sample: int | None, seed: int, population: int) -> dict | None:
+    """What goes into the results about a --sample (None without one)."""
+    if sample is None:
+        return None
+    return {"n": int(sample), "seed": int(seed), "of": int(population), "stratified": True}
 
 
 def default_out_dir(model, split: str) -> Path:
@@ -42,25 +69,34 @@ def default_out_dir(model, split: str) -> Path:
 
 
 def evaluate(model, data, split: str = "test", out_dir=None, threads=None, provider=None,
-             format=None, batch_size: int = 32, write: bool = True, log=None) -> dict:
-    """Run ``model`` on ``data``/``split`` and return the report dict (files written to ``out_dir``)."""
+             format=None, batch_size: int = 32, write: bool = True, log=None, sample: int | None = None,
+             seed: int = 0) -> dict:
+    """Run ``model`` on ``data``/``split`` and return the report dict (files written to ``out_dir``).
+
+    ``sample``: only that many images, a class-stratified sample drawn with ``seed`` (recorded in the report
+    as ``sample``). The report's ``accuracy_ci95`` is the accuracy's 95 % Wilson interval."""
     from edge_dfd import data as datamod
-    from edge_dfd.metrics import binary_report
+    from edge_dfd import progress
+    from edge_dfd.metrics import accuracy_ci95, binary_report
     from edge_dfd.report import write_report
     from edge_dfd.runtime import load_model
 
-    log = log or (lambda msg: print(msg, file=sys.stderr))
+    log = log or progress.echo
     records = datamod.load_split(data, split)
     if not records:
         raise DataError(f"{data}: split '{split}' has no images")
+    population = len(records)
+    records = sample_records(records, sample, seed, where=f"{data} [{split}]")
     backend = load_model(model, format=format, threads=threads, provider=provider)
     if write:  # an unwritable --out fails now, not after the whole evaluation
         from edge_dfd.fsutil import ensure_writable_dir
 
         ensure_writable_dir(Path(out_dir) if out_dir else default_out_dir(model, split))
-    log(f"evaluating {backend.path.name} ({backend.format}) on {len(records)} images of {data} [{split}]")
-    y, p, errors, secs = score_records(backend, records, batch_size=batch_size,
-                                       on_error=lambda e: log(f"skipped: {e}"))
+    drawn = "" if sample is None else f" (a stratified sample of {population}, seed {seed})"
+    log(f"evaluating {backend.path.name} ({backend.format}) on {len(records)} images of {data} [{split}]{drawn}")
+    with progress.bar(len(records), f"evaluate {backend.format}", unit="img") as bar:
+        y, p, errors, secs = score_records(backend, records, batch_size=batch_size,
+                                           on_error=lambda e: log(f"skipped: {e}"), bar=bar)
     if y.size == 0:
         raise DataError(f"{data}: no readable images in split '{split}'")
     extra = {
@@ -73,8 +109,12 @@ def evaluate(model, data, split: str = "test", out_dir=None, threads=None, provi
         "split": split,
         "skipped": [{"path": a, "reason": b} for a, b in errors],
         "seconds": round(secs, 3),
+        "accuracy_ci95": accuracy_ci95(y, p, backend.threshold),
+        "sample": sample_info(sample, seed, population),
     }
     title = f"{backend.path.name} ({backend.format}) on {Path(data).name} [{split}]"
+    if sample is not None:
+        title += f", stratified sample of {len(records)}/{population} (seed {seed})"
     if write:
         out = Path(out_dir) if out_dir else default_out_dir(model, split)
         rep = write_report(out, y, p, backend.threshold, title=title, extra=extra)

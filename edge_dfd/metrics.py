@@ -90,6 +90,9 @@ def report_text(rep: dict, title: str = "") -> str:
         return "n/a" if v is None else f"{v:.4f}"
 
     lines.append(f"accuracy           {f(rep['accuracy'])}   (n={rep['n']}, threshold={rep['threshold']:.4f})")
+    if rep.get("accuracy_ci95"):
+        lo, hi = rep["accuracy_ci95"]
+        lines.append(f"  95% interval     {lo:.4f} - {hi:.4f}   (Wilson, over the {rep['n']} images)")
     lines.append(f"balanced accuracy  {f(rep['balanced_accuracy'])}")
     lines.append(f"ROC AUC            {f(rep['auc'])}   (positive class: fake)")
     lines.append(f"average precision  {f(rep['ap'])}")
@@ -120,3 +123,34 @@ def choose_threshold(y_fake, p_fake) -> float:
         if bacc > best + 1e-12 or (abs(bacc - best) <= 1e-12 and abs(t - 0.5) < abs(best_t - 0.5)):
             best, best_t = bacc, float(t)
     return best_t
+
+
+Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile
+
+
+def wilson_interval(k, n, z: float = Z95) -> tuple[float, float] | None:
+    """Wilson score interval of a proportion ``k / n`` (95 % for the default ``z``); None when ``n`` is 0.
+
+    Unlike the normal approximation it stays inside [0, 1] and is not degenerate at 0 or n successes
+    (e.g. 1800 of 2000 images right: 0.8861 - 0.9124).
+    """
+    k, n = int(k), int(n)
+    if n <= 0:
+        return None
+    if not 0 <= k <= n:
+        raise ValueError(f"successes {k} out of range 0..{n}")
+    phat = k / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    centre = (phat + z2 / (2 * n)) / denom
+    half = z * np.sqrt(phat * (1.0 - phat) / n + z2 / (4.0 * n * n)) / denom
+    lo = 0.0 if k == 0 else max(0.0, centre - half)
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return float(lo), float(hi)
+
+
+def accuracy_ci95(y_fake, p_fake, threshold: float) -> list[float] | None:
+    """[low, high] 95 % Wilson interval of the accuracy at ``threshold`` (None with no images)."""
+    y, p = _as_arrays(y_fake, p_fake)
+    ci = wilson_interval(int(((p >= threshold).astype(np.int64) == y).sum()), y.size)
+    return None if ci is None else [ci[0], ci[1]]

@@ -82,9 +82,9 @@ def test_bench_files_vanish_after_validation(model, tmp_path, cli_run, monkeypat
     imgs = sorted((ds / IMAGES_SUBDIR / "test").rglob("*.jpg"))
     real = bench.measure_isolated
 
-    def measure(job, workdir):
+    def measure(job, workdir, **kw):
         _sabotage(imgs[:4])  # after the CSV was validated, before the measuring process reads the images
-        return real(job, workdir)
+        return real(job, workdir, **kw)
 
     monkeypatch.setattr(bench, "measure_isolated", measure)
     code, out, err = cli_run("bench", model, "--data", ds, "--runs", "2", "--warmup", "0", "--out", tmp_path / "b",
