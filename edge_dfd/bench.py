@@ -38,12 +38,12 @@ from edge_dfd.fsutil import (
     ensure_writable_dir,
     sha256_file,
 )
+from edge_dfd.perturb import PERTURBATIONS, perturb
 
 PROBE_N = 64
 DEFAULT_MODEL_RUNS, DEFAULT_MODEL_PROBES = 50, 32  # `edge-dfd bench` with no model: the bundled detector
 PREPROCESS_SAMPLE = 200
 BATCH = 32
-PERTURBATIONS = ("jpeg90", "jpeg75", "jpeg50", "jpeg30", "down0.5", "down0.75", "blur1", "blur2")
 NOT_MEASURED = "not measured"
 
 
@@ -129,23 +129,6 @@ def _rss_mb() -> float:
 
     scale = 1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0  # macOS reports bytes, Linux KiB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
-
-
-def perturb(img: np.ndarray, name: str) -> np.ndarray:
-    """One robustness perturbation of an RGB uint8 image at its own resolution (OpenCV)."""
-    import cv2
-
-    if name.startswith("jpeg"):
-        _, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(name[4:])])
-        return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
-    if name.startswith("down"):
-        f = float(name[4:])
-        h, w = img.shape[:2]
-        small = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    if name.startswith("blur"):
-        return cv2.GaussianBlur(img, (0, 0), sigmaX=float(name[4:]))
-    raise ValueError(name)
 
 
 def latency_ms(backend, inputs: np.ndarray, warmup: int, runs: int, bar=None) -> np.ndarray:

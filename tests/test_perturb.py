@@ -1,0 +1,86 @@
+"""edge_dfd.perturb (bench --robustness rows) and edge_dfd.release.augment (the training views): real pixel
+checks on synthetic images - sizes, where the face ends up, what the border and compression do."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_dfd import perturb as P
+from edge_dfd.release import augment as A
+
+
+def _scene(size=128):
+    """A smooth gradient background with a bright square 'face' in the middle 30 %."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    img = np.stack([xx * 255 // size, yy * 255 // size, np.full_like(xx, 90)], -1).astype(np.uint8)
+    q = round(size * 0.35)
+    img[q:size - q, q:size - q] = 250
+    return img
+
+
+def _bright_side(img) -> float:
+    """Side length of the bright square, from its pixel count."""
+    return float(np.sqrt((img.min(axis=2) > 200).sum()))
+
+
+@pytest.mark.parametrize("name", P.PERTURBATIONS)
+def test_every_perturbation_keeps_size_and_dtype(name):
+    img = _scene()
+    out = P.perturb(img, name)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    diff = np.abs(out.astype(int) - img.astype(int)).mean()
+    assert 0.0 < diff < 40.0, (name, diff)  # it changed the image, and it is still the same image
+
+
+def test_zoom_out_shrinks_the_face_to_the_asked_fraction():
+    img = _scene(200)
+    assert _bright_side(img) == pytest.approx(60, abs=1)
+    for fill in (0.8, 0.65):
+        assert _bright_side(P.perturb(img, f"zoom{fill}")) == pytest.approx(60 * fill, abs=2)
+
+
+def test_border_is_grey_and_jpeg_error_grows_as_quality_falls():
+    img = _scene(128)
+    framed = P.perturb(img, "border8")
+    assert np.all(framed[:6, :6] == 127) and np.all(framed[-6:, -6:] == 127)
+    errs = [np.abs(P.perturb(img, f"jpeg{q}").astype(int) - img).mean() for q in (90, 75, 50, 30)]
+    assert errs == sorted(errs) and errs[-1] > errs[0] * 1.5
+
+
+def test_mjpg_round_trip_is_close_and_unknown_names_are_refused():
+    img = _scene(96)
+    out = P.mjpg(img)
+    assert np.abs(out.astype(int) - img).mean() < 4.0
+    with pytest.raises(ValueError, match="unknown perturbation 'zoomx'"):
+        P.perturb(img, "zoomx")
+    with pytest.raises(ValueError, match="unknown perturbation 'sharpen'"):
+        P.perturb(img, "sharpen")
+
+
+def test_pad_reflects_further_than_the_image_itself():
+    img = _scene(32)
+    big = P.pad(img, 70, 70, 70, 70, "reflect")
+    assert big.shape == (172, 172, 3)
+    np.testing.assert_array_equal(big[70:102, 70:102], img)
+    blurred = P.pad(img, 10, 10, 10, 10, "blurred")
+    np.testing.assert_array_equal(blurred[10:42, 10:42], img)
+
+
+def test_augment_is_reproducible_and_keeps_the_size():
+    img = _scene(128)
+    box = (32, 32, 96, 96)
+    a = [A.augment(img, np.random.default_rng(7), box) for _ in range(2)]
+    np.testing.assert_array_equal(a[0], a[1])
+    views = [A.augment(img, np.random.default_rng(s), box) for s in range(40)]
+    assert all(v.shape == img.shape and v.dtype == np.uint8 for v in views)
+    changed = sum(np.abs(v.astype(int) - img).mean() > 0.5 for v in views)
+    assert 25 <= changed <= 40  # about one view in six stays clean (flips aside)
+
+
+def test_live_crop_frames_the_box_with_a_margin():
+    img = _scene(200)
+    rng = np.random.default_rng(0)
+    sides = [_bright_side(A.live_crop(img, (70, 70, 130, 130), rng)) for _ in range(20)]
+    # the 60-px box plus 0.15..0.55 of its side on every side, resized to 200 px: the face spans 95..154 px
+    assert all(90 <= s <= 160 for s in sides) and np.std(sides) > 3
