@@ -736,7 +736,9 @@ def plot_pareto(result: BenchResult, path) -> Path | None:
     rows = [r for r in rows if getattr(r, ykey) is not None]
     if not rows:
         return None
-    plt = _plt()
+    plt = _plt(path)
+    if plt is None:  # no matplotlib: one note on stderr, the tables are written anyway
+        return None
     fig, ax = plt.subplots(figsize=(7, 4.5))
     xs = np.array([r.latency_ms_p50 for r in rows])
     ys = np.array([getattr(r, ykey) for r in rows])

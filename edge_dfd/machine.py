@@ -87,15 +87,33 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def memory_gb() -> float | None:
+    """Total physical memory in GiB (sysconf: Linux and macOS), None where unknown."""
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def physical_cores() -> int | None:
+    """Distinct (package, core) pairs in /proc/cpuinfo; None where it does not list them (Arm, non-Linux)."""
+    cores, phys = set(), None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                k, _, v = (s.strip() for s in line.partition(":"))
+                if k == "physical id":
+                    phys = v
+                elif k == "core id":
+                    cores.add((phys, v))
+    except OSError:
+        return None
+    return len(cores) or None
+
+
 def machine_facts(threads: int | None = None) -> dict:
     """One dict with everything needed to compare results between machines."""
-    try:
-        import psutil
-
-        mem_gb = round(psutil.virtual_memory().total / 2**30, 1)
-        physical = psutil.cpu_count(logical=False)
-    except ImportError:
-        mem_gb, physical = None, None
+    mem_gb, physical = memory_gb(), physical_cores()
     return {
         "cpu": cpu_model(),
         "arch": platform.machine(),

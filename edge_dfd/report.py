@@ -1,10 +1,12 @@
 """Reports and plots written in one place: report.json, report.txt, confusion_matrix.png, curves.png.
 
-All files are written atomically. matplotlib runs with the non-interactive Agg backend.
+All files are written atomically. matplotlib (the ``plots`` extra) runs with the non-interactive Agg backend;
+without it the plots are skipped with one note on stderr each and everything else is still written.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +15,14 @@ from edge_dfd.fsutil import atomic_path, atomic_write_json, atomic_write_text, e
 from edge_dfd.metrics import CLASS_NAMES, binary_report, report_text
 
 
-def _plt():
-    import matplotlib
-
+def _plt(what=None):
+    """matplotlib.pyplot, or None (after a one-line note naming ``what`` on stderr) when it is not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        if what is not None:
+            print(f"note: {what} not written: plots need matplotlib (pip install 'edge-dfd[plots]')", file=sys.stderr)
+        return None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -30,8 +37,10 @@ def save_figure(fig, path) -> Path:
     return Path(path)
 
 
-def plot_confusion_matrix(cm, path, title: str = "Confusion matrix") -> Path:
-    plt = _plt()
+def plot_confusion_matrix(cm, path, title: str = "Confusion matrix") -> Path | None:
+    plt = _plt(path)
+    if plt is None:
+        return None
     cm = np.asarray(cm)
     fig, ax = plt.subplots(figsize=(4.2, 3.8))
     ax.imshow(cm, cmap="Blues")
@@ -46,9 +55,11 @@ def plot_confusion_matrix(cm, path, title: str = "Confusion matrix") -> Path:
     return save_figure(fig, path)
 
 
-def plot_curves(history: dict, path, title: str = "Training curves") -> Path:
-    """Accuracy and loss, train vs validation (the study's Figures 13/16/19)."""
-    plt = _plt()
+def plot_curves(history: dict, path, title: str = "Training curves") -> Path | None:
+    """Accuracy and loss, train vs validation (the study's Figures 13/16/19); None without matplotlib."""
+    plt = _plt(path)
+    if plt is None:
+        return None
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     epochs = np.asarray(history.get("epoch", range(1, len(history.get("loss", [])) + 1))) 
     for ax, key in zip(axes, ("accuracy", "loss")):
@@ -65,12 +76,15 @@ def plot_curves(history: dict, path, title: str = "Training curves") -> Path:
 
 
 def write_report(out_dir, y_fake, p_fake, threshold: float, title: str = "", extra: dict | None = None) -> dict:
-    """Compute the report and write report.json, report.txt and confusion_matrix.png into out_dir."""
+    """Compute the report and write report.json, report.txt and confusion_matrix.png into out_dir.
+
+    The returned dict (not the file) also lists the names written under ``files`` (no PNG without matplotlib)."""
     out = ensure_writable_dir(out_dir)
     rep = binary_report(y_fake, p_fake, threshold)
     if extra:
         rep.update(extra)
     atomic_write_json(out / "report.json", rep)
     atomic_write_text(out / "report.txt", report_text(rep, title))
-    plot_confusion_matrix(rep["confusion_matrix"], out / "confusion_matrix.png", title or "Confusion matrix")
+    png = plot_confusion_matrix(rep["confusion_matrix"], out / "confusion_matrix.png", title or "Confusion matrix")
+    rep["files"] = ["report.json", "report.txt"] + ([png.name] if png is not None else [])
     return rep

@@ -42,4 +42,4 @@ def cmd(model, data_dir, split, out_dir, threads, batch_size, provider, sample, 
         click.echo(json.dumps(rep, indent=2))
     else:
         click.echo(report_text(rep, rep["title"]), nl=False)
-    click.echo(f"wrote {rep['out_dir']}/report.json, report.txt, confusion_matrix.png", err=True)
+    click.echo(f"wrote {rep['out_dir']}/" + ", ".join(rep["files"]), err=True)
