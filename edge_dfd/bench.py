@@ -337,7 +337,7 @@ def _group_targets(models, formats, cache_root: Path, data, log, convert_kwargs=
         if not have:
             zoo.default_path()  # raises the 'bundled model missing' ModelError
         wanted = [f.name for f in parse_formats(formats, allow_keras=True)]
-        groups.append([_Target("default", n, zoo.default_dir() / FORMATS[n].filename(zoo.STEM))
+        groups.append([_Target("default", n, zoo.default_path(n))  # default_path checks the manifest
                        for n in wanted if n in have])
         return groups
     for m in models:

@@ -1,12 +1,24 @@
-"""The bundled default model: ``edge_dfd/assets/default/detector<tag><suffix>`` per format, plus MODEL_CARD.md.
+"""The bundled default model: ``edge_dfd/assets/default/detector<tag><suffix>`` per format, plus MODEL_CARD.md
+and ``manifest.json`` (format -> file, sha256, bytes; the model version).
 
 ``--model default`` (predict, live) loads ``DEFAULT_FORMAT``; ``edge-dfd bench`` with no arguments
-measures every format present.
+measures every format present; ``edge-dfd convert default`` converts the bundled ``detector.keras``.
+
+Every bundled file is checked against the manifest the first time it is used in a process (``default_path``):
+a corrupted or truncated file is a one-line ModelError naming it and the expected hash. After replacing the
+bundled files, regenerate the manifest with one command::
+
+    python -m edge_dfd.zoo --write-manifest [DIR] [--version V]
+
+(``write_manifest(dir)`` in Python). A folder without a manifest (``EDGE_DFD_DEFAULT_MODEL_DIR`` pointing at
+your own model set) is used unchecked.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
 
 from edge_dfd.errors import ModelError
@@ -16,6 +28,8 @@ DEFAULT_DIR = Path(__file__).parent / "assets" / "default"
 STEM = "detector"
 DEFAULT_FORMAT = "tflite-fp32"  # what `--model default` loads in predict / live: exact vs Keras; int8 is not faster on x86 without VNNI (use --format tflite-int8 on Arm)
 MODEL_CARD = "MODEL_CARD.md"
+MANIFEST = "manifest.json"
+_VERIFIED: dict[tuple, str] = {}  # (resolved path, size, mtime_ns) -> sha256: each file is hashed once per process
 
 
 def default_dir() -> Path:
@@ -34,6 +48,7 @@ def default_path(format: str | None = None) -> Path:
             f"the bundled default model is missing in format '{fmt.name}' ({p} not found; "
             f"bundled formats: {listed}). Pass a model file with --model PATH"
         )
+    verify_bundled(p, fmt.name)
     return p
 
 
@@ -46,3 +61,131 @@ def available_formats() -> list[str]:
 def model_card() -> Path | None:
     p = default_dir() / MODEL_CARD
     return p if p.is_file() else None
+
+
+# ---------------------------------------------------------------- manifest
+
+
+def read_manifest(folder=None) -> dict | None:
+    """The folder's manifest.json as a dict, None when there is none; ModelError when it is unreadable."""
+    p = Path(folder or default_dir()) / MANIFEST
+    if not p.is_file():
+        return None
+    try:
+        man = json.loads(p.read_text(encoding="utf-8"))
+        if not isinstance(man, dict) or not isinstance(man.get("files"), dict):
+            raise ValueError("no 'files' table")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{p}: unreadable bundled-model manifest ({exc}); regenerate it with "
+                         "python -m edge_dfd.zoo --write-manifest") from None
+    return man
+
+
+def _sha256(p: Path) -> str:
+    from edge_dfd.fsutil import sha256_file
+
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _VERIFIED:
+        _VERIFIED[key] = sha256_file(p)
+    return _VERIFIED[key]
+
+
+def verify_bundled(path, format: str | None = None) -> None:
+    """Check one bundled file against the manifest of its folder (size first, then sha256, hashed once per
+    process); ModelError naming the file and the expected hash when it differs. No manifest, or no entry for
+    the file: nothing to check."""
+    p = Path(path)
+    man = read_manifest(p.parent)
+    if man is None:
+        return
+    entry = man["files"].get(format) if format else None
+    if entry is None or entry.get("file") != p.name:
+        entry = next((e for e in man["files"].values() if isinstance(e, dict) and e.get("file") == p.name), None)
+    if entry is None:
+        return
+    want, size = str(entry.get("sha256", "")), entry.get("bytes")
+    have_size = p.stat().st_size
+    if size is not None and have_size != size:
+        raise ModelError(f"bundled model file {p} is {have_size} bytes, the manifest says {size} "
+                         f"(sha256 {want}): truncated or replaced; reinstall edge-dfd or pass --model PATH")
+    got = _sha256(p)
+    if got != want:
+        raise ModelError(f"bundled model file {p} is corrupted: sha256 {got[:16]}..., the manifest expects {want}; "
+                         "reinstall edge-dfd or pass --model PATH")
+
+
+def write_manifest(folder=None, version: str | None = None) -> Path:
+    """(Re)write ``folder``/manifest.json from the bundled files present (every FORMATS row); returns its path.
+
+    ``version`` names the model; by default it is kept from the existing manifest when its files are unchanged,
+    else the first 12 hex digits of the source Keras sha256 recorded in the files' metadata (or of
+    detector.keras itself).
+    """
+    from edge_dfd.fsutil import atomic_write_json, sha256_file
+    from edge_dfd.meta import read_meta
+
+    d = Path(folder or default_dir())
+    try:
+        old = read_manifest(d)
+    except ModelError:  # a damaged manifest is what this replaces
+        old = None
+    files, source = {}, None
+    for name, f in FORMATS.items():
+        p = d / f.filename(STEM)
+        if not p.is_file():
+            continue
+        files[name] = {"file": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size}
+        if source is None and name != "keras":
+            try:
+                source = getattr(read_meta(p), "source_sha256", None)
+            except Exception:  # noqa: BLE001 - a file without readable metadata still gets hashed
+                source = None
+    if not files:
+        raise ModelError(f"{d}: no bundled model files ({STEM}<tag><suffix>) to list")
+    if version is None and old is not None and old.get("files") == files:
+        version = old.get("model_version")
+    if version is None:
+        source = source or (files.get("keras") or {}).get("sha256") or next(iter(files.values()))["sha256"]
+        version = f"src-{source[:12]}"
+    from edge_dfd import __version__
+
+    man = {"model_version": version, "stem": STEM, "edge_dfd_version": __version__,
+           "files": files,
+           "regenerate": "python -m edge_dfd.zoo --write-manifest"}
+    return atomic_write_json(d / MANIFEST, man)
+
+
+def _main(argv=None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m edge_dfd.zoo", description="The bundled default model's manifest.")
+    ap.add_argument("--write-manifest", action="store_true", help="(re)write manifest.json from the files present")
+    ap.add_argument("--check", action="store_true", help="verify every listed file against the manifest")
+    ap.add_argument("--version", default=None, help="model version to record [default: kept / src-<sha12>]")
+    ap.add_argument("dir", nargs="?", default=None, help="bundle folder [default: the bundled one]")
+    a = ap.parse_args(argv)
+    d = Path(a.dir) if a.dir else default_dir()
+    try:
+        if a.write_manifest:
+            p = write_manifest(d, a.version)
+            man = read_manifest(d)
+            print(f"wrote {p}: {len(man['files'])} file(s), model version {man['model_version']}")
+        if a.check or not a.write_manifest:
+            man = read_manifest(d)
+            if man is None:
+                raise ModelError(f"{d}: no {MANIFEST}")
+            for name, e in man["files"].items():
+                p = d / e["file"]
+                if not p.is_file():
+                    raise ModelError(f"bundled model file {p} listed in the manifest is missing")
+                verify_bundled(p, name)
+            print(f"{d}: {len(man['files'])} file(s) match {MANIFEST} (model version {man['model_version']})")
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
