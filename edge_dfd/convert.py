@@ -9,9 +9,18 @@ starts from, and for each requested format:
    source and size) with ``edge_dfd.meta.write_meta``;
 3. verifies it right away through ``edge_dfd.runtime.load_model`` - the same code every user runs - on
    ``verify_size`` validation images that were NOT used for calibration: max / mean |dP(fake)|, verdict
-   agreement at the model's threshold, accuracy of both. The numbers go into the file's metadata and the
-   result row; a row beyond its format's tolerances (``Format.max_abs_diff`` / ``mean_abs_diff`` /
-   ``min_agreement``) or an int8 model whose verdicts collapse to one class is ``ok=False``.
+   agreement at the model's threshold, accuracy and ROC AUC of both. The numbers go into the file's metadata
+   and the result row; ``problems`` is the gate (``ok=False`` rows; the CLI exits 3):
+
+   * float formats: numeric parity, a bug check (``Format.max_abs_diff`` / ``mean_abs_diff`` /
+     ``min_agreement``; fp32 must match Keras to ~1e-4);
+   * int8 formats: what users see, with the sample's uncertainty - fail when the upper 95 % (Clopper-Pearson)
+     bound of the verdict agreement is below ``min_agreement``, when accuracy drops by more than
+     ``max_accuracy_drop`` and the drop is significant (exact sign test on the discordant images, p < 0.05),
+     when ROC AUC drops by more than ``max_auc_drop`` significantly (paired DeLong test, p < 0.05), or when
+     the verdicts collapse to one class, or when the probabilities shift systematically (median |dP| above
+     ``max_median_abs_diff``: a broken calibration that happens to keep the verdicts on these images). max /
+     mean |dP| are reported, not gated: one outlier image must not fail a file that gives the same answers.
 
 Calibration and verification images are class-stratified samples of the validation split of
 ``calib_data`` (default: the data folder recorded in the model by ``edge-dfd train``). With no labelled
@@ -34,6 +43,7 @@ from edge_dfd.fsutil import ensure_writable_dir, sha256_file
 from edge_dfd.meta import ModelMeta, read_meta, write_meta
 
 CALIB_SEED, VERIFY_SEED = 0, 1
+DEFAULT_OUT = "exports/default"  # where `convert default` writes without --out (never into the installed package)
 MATCH_MIN_IMAGES = 50  # fewer calibration images: keep the Keras threshold (too few to move it)
 PREDICT_CHUNK = 32
 
@@ -56,6 +66,9 @@ class ConvertResult:
     threshold: float | None = None
     ok: bool = True
     error: str | None = None
+    agreement_ci95: list | None = None
+    auc_keras: float | None = None
+    auc_export: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,10 +116,13 @@ def _data_root(calib_data, meta: ModelMeta | None, keras_path: Path) -> Path | N
     recorded = (meta.training or {}).get("data") if meta else None
     if not recorded:
         return None
-    for cand in (Path(recorded).expanduser(), keras_path.parent / recorded):
-        if cand.is_dir():
-            return cand
-    print(f"note: the model's recorded data folder {recorded} is not here; pass --calib-data DIR", file=sys.stderr)
+    names = [str(r) for r in recorded] if isinstance(recorded, (list, tuple)) else [str(recorded)]
+    for name in names:  # a model trained on several folders records a list: the first one found here
+        for cand in (Path(name).expanduser(), keras_path.parent / name):
+            if cand.is_dir():
+                return cand
+    shown = ", ".join(names)
+    print(f"note: the model's recorded data folder {shown} is not here; pass --calib-data DIR", file=sys.stderr)
     return None
 
 
@@ -183,32 +199,124 @@ def compare(p_ref: np.ndarray, p_exp: np.ndarray, threshold: float, y_fake=None,
         "n": int(len(d)),
         "max_abs_diff": float(d.max()) if len(d) else 0.0,
         "mean_abs_diff": float(d.mean()) if len(d) else 0.0,
+        "median_abs_diff": float(np.median(d)) if len(d) else 0.0,
         "agreement": float((v_ref == v_exp).mean()) if len(d) else 1.0,
         "fake_fraction_keras": float(v_ref.mean()) if len(d) else 0.0,
         "fake_fraction_export": float(v_exp.mean()) if len(d) else 0.0,
         "accuracy_keras": None,
         "accuracy_export": None,
     }
+    n_agree = int((v_ref == v_exp).sum())
+    nums["agreement_ci95"] = list(binomial_ci(n_agree, len(d))) if len(d) else [0.0, 1.0]
+    nums.update(auc_keras=None, auc_export=None, auc_drop_p=None, keras_only_correct=None, export_only_correct=None,
+                accuracy_drop_p=None)
     if y_fake is not None and len(y_fake) == len(d) and len(d):
-        nums["accuracy_keras"] = float((v_ref == (y_fake == 1)).mean())
-        nums["accuracy_export"] = float((v_exp == (y_fake == 1)).mean())
+        y = np.asarray(y_fake) == 1
+        ok_ref, ok_exp = v_ref == y, v_exp == y
+        nums["accuracy_keras"] = float(ok_ref.mean())
+        nums["accuracy_export"] = float(ok_exp.mean())
+        b, c = int((ok_ref & ~ok_exp).sum()), int((ok_exp & ~ok_ref).sum())  # the discordant images
+        nums.update(keras_only_correct=b, export_only_correct=c, accuracy_drop_p=sign_test_p(b, c))
+        if y.any() and not y.all():
+            from edge_dfd.metrics import roc_auc
+
+            nums["auc_keras"], nums["auc_export"] = roc_auc(y, p_ref), roc_auc(y, p_exp)
+            nums["auc_drop_p"] = delong_p(y, p_ref, p_exp)
     return nums
 
 
+GATE_ALPHA = 0.05  # int8 gate: significance level of the accuracy / AUC drop tests
+
+
 def problems(fmt: Format, nums: dict) -> list[str]:
-    """Tolerance violations of one verified export (empty list = passes)."""
+    """Gate violations of one verified export (empty list = passes); see the module docstring."""
     out = []
-    if nums["max_abs_diff"] > fmt.max_abs_diff:
-        out.append(f"max |dp| {nums['max_abs_diff']:.3g} > {fmt.max_abs_diff:g}")
-    if nums["mean_abs_diff"] > fmt.mean_abs_diff:
-        out.append(f"mean |dp| {nums['mean_abs_diff']:.3g} > {fmt.mean_abs_diff:g}")
-    if nums["agreement"] < fmt.min_agreement:
-        out.append(f"agreement {nums['agreement']:.3f} < {fmt.min_agreement:g}")
+    if not fmt.quantized:  # float formats: numeric parity, strict (a bug check)
+        if nums["max_abs_diff"] > fmt.max_abs_diff:
+            out.append(f"max |dp| {nums['max_abs_diff']:.3g} > {fmt.max_abs_diff:g}")
+        if nums["mean_abs_diff"] > fmt.mean_abs_diff:
+            out.append(f"mean |dp| {nums['mean_abs_diff']:.3g} > {fmt.mean_abs_diff:g}")
+        if nums["agreement"] < fmt.min_agreement:
+            out.append(f"agreement {nums['agreement']:.3f} < {fmt.min_agreement:g}")
+        return out
     keras_both = 0.0 < nums["fake_fraction_keras"] < 1.0
-    if fmt.quantized and keras_both and nums["fake_fraction_export"] in (0.0, 1.0):
+    if keras_both and nums["fake_fraction_export"] in (0.0, 1.0):
         cls = "fake" if nums["fake_fraction_export"] == 1.0 else "real"
         out.append(f"collapsed to one class (every image '{cls}')")
+    med = nums.get("median_abs_diff", 0.0)
+    if med > fmt.max_median_abs_diff:
+        out.append(f"median |dp| {med:.3g} > {fmt.max_median_abs_diff:g} (probabilities shifted systematically)")
+    lo, hi = nums.get("agreement_ci95") or binomial_ci(round(nums["agreement"] * nums["n"]), nums["n"])
+    if hi < fmt.min_agreement:
+        out.append(f"agreement {nums['agreement']:.3f} (95% CI {lo:.3f}-{hi:.3f}) < {fmt.min_agreement:g}")
+    acc_k, acc_e, p_acc = nums.get("accuracy_keras"), nums.get("accuracy_export"), nums.get("accuracy_drop_p")
+    if acc_k is not None and p_acc is not None and acc_k - acc_e > fmt.max_accuracy_drop and p_acc < GATE_ALPHA:
+        out.append(f"accuracy {acc_k:.3f} -> {acc_e:.3f} (Keras alone right on {nums['keras_only_correct']}, the "
+                   f"export alone on {nums['export_only_correct']} images; sign test p={p_acc:.2g}), "
+                   f"drop > {fmt.max_accuracy_drop:g}")
+    auc_k, auc_e, p_auc = nums.get("auc_keras"), nums.get("auc_export"), nums.get("auc_drop_p")
+    if auc_k is not None and p_auc is not None and auc_k - auc_e > fmt.max_auc_drop and p_auc < GATE_ALPHA:
+        out.append(f"ROC AUC {auc_k:.3f} -> {auc_e:.3f} (DeLong p={p_auc:.2g}), drop > {fmt.max_auc_drop:g}")
     return out
+
+
+def binomial_ci(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) two-sided confidence interval of a proportion ``k`` / ``n`` (numpy only)."""
+    from math import lgamma
+
+    if n <= 0:
+        return 0.0, 1.0
+    a = (1.0 - level) / 2.0
+    i = np.arange(n + 1)
+    logc = np.array([lgamma(n + 1) - lgamma(j + 1) - lgamma(n - j + 1) for j in range(n + 1)])
+
+    def cdf(x: int, p: float) -> float:  # P(X <= x), X ~ Binomial(n, p)
+        if x < 0:
+            return 0.0
+        if p <= 0.0:
+            return 1.0
+        if p >= 1.0:
+            return 1.0 if x >= n else 0.0
+        lp = logc[: x + 1] + i[: x + 1] * np.log(p) + (n - i[: x + 1]) * np.log1p(-p)
+        m = lp.max()
+        return float(min(1.0, np.exp(m) * np.exp(lp - m).sum()))
+
+    def solve(f, target: float) -> float:  # f decreasing in p on [0, 1]: the p with f(p) = target
+        lo_, hi_ = 0.0, 1.0
+        for _ in range(60):
+            mid = (lo_ + hi_) / 2.0
+            lo_, hi_ = (mid, hi_) if f(mid) > target else (lo_, mid)
+        return (lo_ + hi_) / 2.0
+
+    lower = 0.0 if k <= 0 else solve(lambda p: cdf(k - 1, p), 1.0 - a)  # P(X >= k) = a
+    upper = 1.0 if k >= n else solve(lambda p: cdf(k, p), a)  # P(X <= k) = a
+    return lower, upper
+
+
+def delong_p(y_fake, p_a, p_b) -> float:
+    """Two-sided p-value of DeLong's test that two scores of the SAME images have equal ROC AUC (paired).
+
+    1.0 (no evidence) with fewer than 2 images of a class or a degenerate (zero) variance estimate: a handful
+    of perfectly separated images says nothing about the AUC difference."""
+    from math import erfc, sqrt
+
+    y = np.asarray(y_fake).astype(bool).ravel()
+    comps = []
+    for p in (p_a, p_b):
+        p = np.asarray(p, np.float64).ravel()
+        pos, neg = p[y][:, None], p[~y][None, :]
+        psi = (pos > neg) + 0.5 * (pos == neg)
+        comps.append((psi.mean(axis=1), psi.mean(axis=0)))  # per-fake and per-real structural components
+    m, n = int(y.sum()), int((~y).sum())
+    if m < 2 or n < 2:
+        return 1.0
+    s10 = np.cov(np.stack([comps[0][0], comps[1][0]]))
+    s01 = np.cov(np.stack([comps[0][1], comps[1][1]]))
+    var = (s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / m + (s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]) / n
+    diff = comps[0][0].mean() - comps[1][0].mean()
+    if var <= 1e-15:
+        return 1.0
+    return float(erfc(abs(diff) / sqrt(var) / sqrt(2.0)))
 
 
 # ---------------------------------------------------------------- main entry
@@ -232,6 +340,11 @@ def convert_model(keras_path, formats="all", out_dir=None, calib_data=None, cali
     if calib_size < 1 or verify_size < 1:
         raise EdgeDFDError(f"calib_size={calib_size} and verify_size={verify_size} must be >= 1")
     opset = check_opset(DEFAULT_OPSET if opset is None else opset)
+    if str(keras_path) == "default":  # the bundled source model (checked against the bundle's manifest)
+        from edge_dfd import zoo
+
+        keras_path = zoo.default_path("keras")
+        out_dir = out_dir or DEFAULT_OUT
     keras_path = Path(keras_path).expanduser()
     model = load_keras(keras_path, unsafe=unsafe)
     try:
@@ -378,15 +491,28 @@ def _verify(res: ConvertResult, fmt: Format, path: Path, meta: ModelMeta, vset: 
     res.max_abs_diff, res.mean_abs_diff = nums["max_abs_diff"], nums["mean_abs_diff"]
     res.agreement = nums["agreement"]
     res.accuracy_keras, res.accuracy_export = nums["accuracy_keras"], nums["accuracy_export"]
+    res.agreement_ci95, res.auc_keras, res.auc_export = nums["agreement_ci95"], nums["auc_keras"], nums["auc_export"]
     res.verify_n, res.verify_source = nums["n"], vset.source
     meta.verification = {**nums, "source": vset.source, "threshold": threshold, "export_threshold": meta.threshold,
                          "ok": not bad,
-                         "tolerance": {"max_abs_diff": fmt.max_abs_diff, "mean_abs_diff": fmt.mean_abs_diff,
-                                       "min_agreement": fmt.min_agreement}}
+                         "tolerance": _tolerance(fmt)}
     write_meta(path, meta)
     if bad:
         res.ok = False
         res.error = f"{fmt.name} disagrees with the Keras model on {nums['n']} images: " + "; ".join(bad)
+        if fmt.quantized:  # reported with the failure, never a reason on their own
+            res.error += f" (max / mean |dp| {nums['max_abs_diff']:.3g} / {nums['mean_abs_diff']:.3g})"
+
+
+def _tolerance(fmt: Format) -> dict:
+    """What the gate checked for this format (recorded in the file's verification metadata)."""
+    if not fmt.quantized:
+        return {"max_abs_diff": fmt.max_abs_diff, "mean_abs_diff": fmt.mean_abs_diff,
+                "min_agreement": fmt.min_agreement}
+    return {"min_agreement_upper95": fmt.min_agreement, "max_accuracy_drop": fmt.max_accuracy_drop,
+            "max_auc_drop": fmt.max_auc_drop, "max_median_abs_diff": fmt.max_median_abs_diff,
+            "alpha": GATE_ALPHA, "collapse": True,
+            "reported_not_gated": ["max_abs_diff", "mean_abs_diff"]}
 
 
 def raise_for_failures(results: list[ConvertResult]) -> None:

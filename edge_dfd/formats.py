@@ -1,7 +1,17 @@
 """ONE table of model formats, keyed by name. The CLI choices, converters, bench and tests loop over it.
 
 Adding a format = one row here + one converter function registered in ``edge_dfd.converters``.
-Tolerances are on |delta P(fake)| against the source Keras model, on validation images.
+
+What ``edge-dfd convert`` checks against the source Keras model on its verification images
+(``edge_dfd.convert.problems``):
+
+* float formats (not ``quantized``): numeric parity, a bug check - max / mean |delta P(fake)| within
+  ``max_abs_diff`` / ``mean_abs_diff`` and verdict agreement >= ``min_agreement``;
+* integer formats: what users see - verdict agreement whose upper 95 % bound reaches ``min_agreement``, no
+  significant (sign test / DeLong, p < 0.05) loss of accuracy or ROC AUC larger than ``max_accuracy_drop`` /
+  ``max_auc_drop``, no collapse to one class, and no systematic shift of the probabilities (median |dP| within
+  ``max_median_abs_diff``). Their max / mean |dP| are reported, not gated (one outlier image must not fail a file
+  that gives the same answers).
 """
 
 from __future__ import annotations
@@ -22,12 +32,18 @@ class Format:
     quantized: bool
     max_abs_diff: float  # allowed max |dp| vs Keras on the verification set
     mean_abs_diff: float  # allowed mean |dp|
-    min_agreement: float  # allowed fraction of identical verdicts at the model's threshold
+    min_agreement: float  # allowed fraction of identical verdicts at the model's threshold (int8: upper 95 % bound)
     description: str
+    max_accuracy_drop: float = 0.0  # int8: a significant accuracy loss vs Keras larger than this fails
+    max_auc_drop: float = 0.0  # int8: a significant ROC AUC loss vs Keras larger than this fails
+    max_median_abs_diff: float = 1.0  # int8: the typical |dP| (robust to outliers): a broken calibration
 
     def filename(self, stem: str) -> str:
         return f"{stem}{self.tag}{self.suffix}"
 
+
+# int8 rows: max / mean |dP| are reported only; the gate is agreement (upper 95 % bound >= 0.90) and accuracy / AUC
+INT8_GATE = {"max_accuracy_drop": 0.03, "max_auc_drop": 0.03, "max_median_abs_diff": 0.10}
 
 FORMATS: dict[str, Format] = {
     f.name: f
@@ -37,14 +53,14 @@ FORMATS: dict[str, Format] = {
         # fp16 weight rounding moves a confident fine-tuned model's logit by ~0.1: up to ~0.03 in p near 0.5
         Format("tflite-fp16", ".tflite", "_fp16", "tflite", "float32", False, 5e-2, 2e-3, 0.98, "LiteRT float16 weights"),
         Format("tflite-int8", ".tflite", "_int8", "tflite", "float32", True, 0.30, 0.05, 0.90,
-               "LiteRT full-integer int8, float32 input/output"),
+               "LiteRT full-integer int8, float32 input/output", **INT8_GATE),
         Format("tflite-int8-io", ".tflite", "_int8io", "tflite", "uint8", True, 0.30, 0.05, 0.90,
-               "LiteRT full-integer int8, uint8 input (raw pixels straight in)"),
+               "LiteRT full-integer int8, uint8 input (raw pixels straight in)", **INT8_GATE),
         Format("onnx", ".onnx", "", "onnx", "float32", False, 1e-4, 1e-5, 1.0, "ONNX float32"),
         Format("onnx-int8", ".onnx", "_int8", "onnx", "float32", True, 0.30, 0.05, 0.90,
-               "ONNX static QDQ int8, per-channel, calibrated; 7-bit weights (safe on every CPU)"),
+               "ONNX static QDQ int8, per-channel, calibrated; 7-bit weights (safe on every CPU)", **INT8_GATE),
         Format("onnx-int8-arm", ".onnx", "_int8arm", "onnx", "float32", True, 0.30, 0.05, 0.90,
-               "ONNX static QDQ int8, full 8-bit weights: for ARM64 and x86 with VNNI (run in float elsewhere)"),
+               "ONNX static QDQ int8, full 8-bit weights: for ARM64 and x86 with VNNI (run in float elsewhere)", **INT8_GATE),
     )
 }
 
