@@ -1,7 +1,7 @@
 """User-facing errors. The CLI prints ``error: <message>`` for these and exits with ``exit_code``.
 
 Exit codes (documented in the README): 0 ok, 1 error, 2 usage error (click), 3 quality gate failed
-(``bench --floor``, ``convert`` verification), 130 interrupted.
+(``bench --floor``, ``convert`` verification), 130 interrupted; ``live`` stopped by SIGTERM / SIGHUP: 143 / 129.
 """
 
 from __future__ import annotations

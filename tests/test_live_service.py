@@ -368,3 +368,33 @@ def test_stage_times_constant_memory():
         st.add("infer", float(i % 100))
     assert len(st.samples["infer"]) == 1000 and st.seen["infer"] == 20000
     assert 40 <= st.percentiles()["infer"]["p50"] <= 60  # uniform 0..99: the sample keeps the distribution
+
+
+def test_systemd_unit_matches_the_cli():
+    """examples/edge-dfd-live.service: its ExecStart parses as `edge-dfd live` options, its output folders are
+    the StateDirectory, and the exit codes of a signal stop are declared clean."""
+    import shlex
+
+    import click
+
+    from edge_dfd.cli.live import cmd
+
+    unit = (REPO / "examples" / "edge-dfd-live.service").read_text()
+    text = unit.replace("\\\n", " ")
+    keys: dict[str, str] = {}
+    for line in text.splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            k, v = line.split("=", 1)
+            keys[k.strip()] = v.strip()
+    argv = shlex.split(keys["ExecStart"])
+    assert argv[0].endswith("/edge-dfd") and argv[1] == "live"
+    ctx = cmd.make_context("live", argv[2:])  # raises on an unknown option or a bad value
+    p = ctx.params
+    assert p["save_segment"] == 300 and p["events_rotate"] == "1d" and p["heartbeat"] == 60
+    state = {f"/var/lib/{d}" for d in keys["StateDirectory"].split()}
+    for opt in ("events", "save", "status"):
+        assert str(Path(p[opt]).parent) in state, (opt, p[opt], state)
+    assert set(keys["SuccessExitStatus"].split()) == {"129", "143"}
+    assert keys["Restart"] == "on-failure" and keys["User"] not in ("root", "0") and keys["Type"] == "notify"
+    with pytest.raises(click.UsageError):
+        cmd.make_context("live", ["--events-rotate", "5m"])
