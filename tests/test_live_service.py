@@ -278,7 +278,9 @@ def test_bad_output_folders_are_one_line_errors(cli_run, model, clip, tmp_path):
              ("--events", blocked / "e.jsonl", "is not a folder"),
              ("--save", tmp_path / "missing" / "v.avi", "does not exist"),
              ("--status", blocked / "s.json", "is not a folder")]
-    if os.geteuid() != 0:  # root writes into read-only folders
+    if Path("/proc/sys").is_dir():  # read-only even for root
+        cases.append(("--events", Path("/proc/sys/e.jsonl"), "is not writable"))
+    if os.geteuid() != 0:  # root writes into folders without write permission
         ro = tmp_path / "ro"
         ro.mkdir(mode=0o555)
         cases.append(("--events", ro / "e.jsonl", "is not writable"))
