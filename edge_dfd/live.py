@@ -498,7 +498,7 @@ def run_live(cfg: LiveConfig, backend=None, detector: FaceDetector | None = None
     SIGINT, SIGTERM and SIGHUP stop it gracefully: the current frame is finished, the outputs are finalised and
     the summary is printed (``edge_dfd.signals``). An output that fails mid-run (disk full) stops it the same
     way, keeping everything written so far (``stats.error``, exit 1)."""
-    from edge_dfd.outputs import OutputError, check_output_path, parse_rotate
+    from edge_dfd.outputs import OutputClosed, OutputError, check_output_path, parse_rotate
     from edge_dfd.preprocess import set_opencv_threads
     from edge_dfd.signals import GracefulStop
 
@@ -556,6 +556,8 @@ def run_live(cfg: LiveConfig, backend=None, detector: FaceDetector | None = None
                         quit_ = out.emit(frame, faces, times)
                     except OutputError as exc:  # this frame's output was rolled back: it does not count
                         stats.error = str(exc)
+                        break
+                    except OutputClosed:  # `--events - | head`: the reader has what it wanted
                         break
                     times.add("draw", (time.perf_counter() - t0) * 1e3)
                     times.add("capture", frame.capture_ms)

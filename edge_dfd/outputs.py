@@ -43,6 +43,10 @@ class OutputError(EdgeDFDError):
     """An output that cannot be written mid-run (disk full, I/O error): the run stops and keeps what it wrote."""
 
 
+class OutputClosed(Exception):
+    """The reader of ``--events -`` closed the pipe: stop like at the end of the source."""
+
+
 def warn(msg: str) -> None:
     print(f"warning: {msg}", file=sys.stderr, flush=True)
 
@@ -232,8 +236,10 @@ class EventLog:
             try:
                 sys.stdout.write(data)
                 sys.stdout.flush()
-            except BrokenPipeError:
-                raise OutputError("--events -: stdout was closed (broken pipe)") from None
+            except BrokenPipeError:  # the reader went away (| head): a normal end, not an error
+                raise OutputClosed("--events -: stdout was closed") from None
+            except OSError as exc:  # a terminal that went away, ...
+                raise OutputError(f"--events -: cannot write to stdout ({exc.strerror or exc})") from None
             self.lines += len(lines)
             return
         if self._opened_period is not None and self._period(time.time()) != self._opened_period:

@@ -229,6 +229,21 @@ def test_events_append_and_torn_line_repaired(cli_run, model, clip, tmp_path):
     assert len(ev.read_text().splitlines()) == 2 + 12 + 5
 
 
+def test_events_to_stdout_as_they_happen_and_a_closed_pipe(model, frames):
+    """`--events -` lines arrive while the run goes on (an endless stream); a reader that closes the pipe
+    (`| head`) ends the run cleanly: exit 0, the summary, no traceback."""
+    with MJPEGServer(frames, fps=15, drop_every=None) as srv:
+        p = subprocess.Popen([sys.executable, "-m", "edge_dfd", "live", "--model", str(model), "--source", srv.url,
+                              "--faces", "none", "--events", "-"], cwd=REPO, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        first = [json.loads(p.stdout.readline()) for _ in range(3)]
+        assert [e["frame"] for e in first] == [0, 1, 2]
+        p.stdout.close()
+        err = p.stderr.read()
+        assert p.wait(timeout=60) == 0 and "Traceback" not in err and "warning" not in err, err
+    assert summary(err)["frames"] >= 3
+
+
 def test_events_rotation_by_size_keeps_newest(cli_run, model, clip, tmp_path):
     ev = tmp_path / "ev.jsonl"
     code, _, err = cli_run("live", "--model", model, "--source", clip, "--faces", "none", "--events", ev,
