@@ -58,6 +58,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     ap.add_argument("--keep-data", action="store_true", help="keep the events / video folder")
+    ap.add_argument("--note", default="", help="a line for the report (e.g. why the run is shorter)")
     args = ap.parse_args(argv)
 
     from mjpeg_server import MJPEGServer, scene_frames
@@ -141,6 +142,7 @@ def main(argv=None) -> int:
     res = {
         "command": "python benchmarks/soak_live.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "note": args.note,
         "machine": machine_facts(args.threads),
         "load_avg_1min_at_end": round(os.getloadavg()[0], 1),
         "live_command": " ".join(cmd),
@@ -186,6 +188,7 @@ def markdown(r: dict) -> str:
         "",
         f"live: `{r['live_command']}`",
         "",
+        *([f"**Note:** {r['note']}", ""] if r.get("note") else []),
         "| measure | value |",
         "|---|---|",
         f"| duration | {r['minutes_run']} min (asked {r['minutes_asked']}) |",
