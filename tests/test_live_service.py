@@ -157,9 +157,7 @@ def test_short_soak_sigkill_restart_sigterm(model, frames, tmp_path):
         # run 1: SIGKILL
         p = start(model, srv.url, *args, env=env)
         wait_status(st, 1, p)
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 10:
-            time.sleep(0.5)
+        time.sleep(10)
         p.kill()
         p.communicate(timeout=30)
         assert p.returncode == -signal.SIGKILL
