@@ -1,0 +1,570 @@
+"""arm64, verified under emulation: the Raspberry Pi runtime install and its predictions, compared with x86.
+
+    python -m benchmarks.arm64_emulated                       # bundled tflite-int8 + onnx-int8-arm, 150 + 150 images
+    python benchmarks/arm64_emulated.py --per-dataset 40      # quicker
+    python benchmarks/arm64_emulated.py --model a.tflite --model b.onnx --qemu-cpu cortex-a72,cortex-a76
+
+What it does, every step cached under runs/arm64/ (git-ignored; ``--fresh`` re-runs the predictions):
+
+1. An arm64 Debian bookworm root (Python 3.11, glibc 2.36, like 64-bit Raspberry Pi OS Bookworm) WITHOUT
+   touching kernel settings: ``debootstrap --foreign`` downloads and unpacks the essential packages; its second
+   stage would have to execute arm64 programs (chroot), which fails here with "Exec format error" because
+   binfmt_misc is not mounted. So the .deb files debootstrap downloaded for the rest of the base set (python3,
+   python3-venv, ...) are unpacked with ``dpkg-deb --fsys-tarfile | tar -x --keep-directory-symlink`` (plain
+   ``dpkg-deb -x`` replaces the merged-/usr ``/lib`` symlink with a directory and breaks the dynamic loader).
+   No maintainer script runs; Python needs none. Every arm64 program is started explicitly as
+   ``qemu-aarch64-static -cpu CPU -L ROOT ROOT/...``; an emulated program cannot start another one (no binfmt),
+   so nothing here relies on subprocesses inside the emulator.
+2. ``ROOT/proc`` is a directory holding only a ``cpuinfo`` written for the emulated core (Cortex-A72 = Pi 4,
+   Cortex-A76 = Pi 5); every other /proc path falls through ``-L`` to the host's. Without it onnxruntime
+   (pytorch/cpuinfo) reads the host's x86 /proc/cpuinfo, finds no ARM cores and dies with SIGSEGV on import.
+3. A venv inside the root made by the emulated Python (``-m venv --copies --without-pip``; pip from Debian's
+   python3-pip-whl), the aarch64 wheels of the runtime dependencies in pyproject.toml downloaded on x86
+   (``pip download --platform manylinux..._aarch64 --only-binary=:all: --python-version 3.11``, pinned to the
+   versions of the x86 environment so both sides run the same releases) and the edge-dfd wheel built on x86
+   (``pip wheel --no-deps``, pure Python), installed by the emulated pip with ``--no-index --find-links``.
+4. ``python -m edge_dfd predict --json --model FILE <images>`` on arm64 (emulated) and on x86 (this Python),
+   on the test splits of ../shared/data/faces140k-sample and ffhq-tpdne-128 (``--per-dataset`` images of
+   each, a seeded shuffle). The model files are copied (by sha256) into runs/arm64/models/ first, so both
+   sides read the same bytes even if the bundled files change meanwhile.
+5. Per format and emulated CPU: max / mean / median |dP| arm64 vs x86, verdict agreement (each side at its
+   own file's threshold), accuracy on both sides; which runtime path each side used (``describe()``:
+   XNNPACK threads, onnxruntime provider, ``qdq_in_float``); machine facts inside and outside the emulator.
+   Writes benchmarks/results/arm64_emulated.{json,md}.
+
+Timings under emulation mean nothing: QEMU's TCG translates every arm64 instruction (NEON and dot-product
+included) into x86 code, tens to hundreds of times slower than a real core and not proportionally. The wall
+times are recorded only to say how long the check takes. Measure speed on the device with ``edge-dfd bench``.
+
+Needs (Debian): ``apt-get install qemu-user-static debootstrap``, network access to a Debian mirror and to PyPI
+(or the configured index) for the first run, root (debootstrap), and ../shared/data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EDGE_DFD_SHARED_DATA", REPO.parent / "shared" / "data"))
+DATASETS = (SHARED / "faces140k-sample", SHARED / "ffhq-tpdne-128")
+WORK = REPO / "runs" / "arm64"
+RESULTS = REPO / "benchmarks" / "results"
+DEFAULT_MODELS = (REPO / "edge_dfd" / "assets" / "default" / "detector_int8.tflite",
+                  REPO / "edge_dfd" / "assets" / "default" / "detector_int8arm.onnx")
+SUITE = "bookworm"
+MIRROR = "http://deb.debian.org/debian"
+ROOT_PACKAGES = ("python3", "python3-venv", "libgomp1")
+# Wheel tags the aarch64 wheels use (ai-edge-litert: manylinux_2_27, onnxruntime: 2_28, opencv: 2014/2_17).
+AARCH64_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_27_aarch64",
+                     "manylinux_2_28_aarch64")
+QEMU = "qemu-aarch64-static"
+# /proc/cpuinfo lines of the emulated cores: (CPU part, Features) as a Raspberry Pi's kernel prints them.
+CPUINFO = {
+    "cortex-a72": ("0xd08", "fp asimd evtstrm crc32 cpuid"),  # Raspberry Pi 4 (BCM2711)
+    "cortex-a76": ("0xd0b", "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm "
+                            "lrcpc dcpop asimddp"),  # Raspberry Pi 5 (BCM2712)
+    "neoverse-n1": ("0xd0c", "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm "
+                             "lrcpc dcpop asimddp ssbs"),
+}
+TIMING_NOTE = ("Timings under emulation mean nothing: QEMU translates every arm64 instruction (NEON and dot-product "
+               "kernels included) into x86 code in software, tens to hundreds of times slower than a real core and "
+               "not in proportion between formats. Wall times are recorded only to say how long this check takes; "
+               "measure speed on the device with `edge-dfd bench`.")
+
+# Runs inside both Pythons (x86 and emulated arm64): facts about that side, one JSON line on stdout.
+PROBE = r"""
+import json, os, platform, sys
+from importlib import metadata
+out = {"uname_m": platform.machine(), "uname": list(os.uname()), "python": platform.python_version(),
+       "libc": list(platform.libc_ver()), "executable": sys.executable}
+out["versions"] = {}
+for n in ("edge-dfd", "numpy", "onnxruntime", "ai-edge-litert", "opencv-python-headless", "pillow", "flatbuffers"):
+    try:
+        out["versions"][n] = metadata.version(n)
+    except metadata.PackageNotFoundError:
+        pass
+try:
+    from numpy._core._multiarray_umath import __cpu_features__ as f
+    out["numpy_cpu_features"] = sorted(k for k, v in f.items() if v)
+except Exception as e:
+    out["numpy_cpu_features"] = repr(e)
+import edge_dfd, onnxruntime
+out["edge_dfd_file"] = edge_dfd.__file__
+out["onnxruntime_providers"] = onnxruntime.get_available_providers()
+from edge_dfd.machine import int8_saturates
+out["int8_saturates"] = int8_saturates()
+print(json.dumps(out))
+"""
+
+
+def log(*a):
+    print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sh(cmd, log_file: Path | None = None, **kw) -> subprocess.CompletedProcess:
+    """Run a command; on failure raise with the tail of its output."""
+    cmd = [str(c) for c in cmd]
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if log_file is not None:
+        with open(log_file, "a") as f:
+            f.write(f"$ {' '.join(cmd)[:500]}\n{r.stdout}\n{r.stderr}\n[rc={r.returncode}]\n")
+    if r.returncode != 0:
+        tail = (r.stdout + r.stderr).strip().splitlines()[-15:]
+        raise RuntimeError(f"command failed (rc={r.returncode}): {' '.join(cmd)[:300]}\n" + "\n".join(tail))
+    return r
+
+
+# ------------------------------------------------------------------ the comparison (pure numpy, unit-tested)
+
+
+def compare(p_x86, p_arm, labels, thr_x86: float, thr_arm: float) -> dict:
+    """arm64 vs x86 on the same images. ``labels``: 1 = fake, 0 = real (None: no accuracy).
+
+    Verdict = fake when P(fake) >= that side's threshold (as ``edge-dfd predict`` decides)."""
+    a = np.asarray(p_x86, dtype=np.float64).reshape(-1)
+    b = np.asarray(p_arm, dtype=np.float64).reshape(-1)
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError(f"need two non-empty arrays of the same length, got {a.shape} and {b.shape}")
+    dp = np.abs(a - b)
+    va, vb = a >= thr_x86, b >= thr_arm
+    out = {
+        "n": int(a.size),
+        "max_abs_dp": float(dp.max()),
+        "mean_abs_dp": float(dp.mean()),
+        "median_abs_dp": float(np.median(dp)),
+        "identical": int((dp == 0).sum()),
+        "agreement": float((va == vb).mean()),
+        "disagree": int((va != vb).sum()),
+        "disagree_idx": [int(i) for i in np.flatnonzero(va != vb)],
+        "threshold_x86": float(thr_x86),
+        "threshold_arm64": float(thr_arm),
+    }
+    if labels is not None:
+        y = np.asarray(labels).reshape(-1).astype(bool)
+        if y.shape != a.shape:
+            raise ValueError(f"labels: {y.shape} for {a.shape} predictions")
+        out["accuracy_x86"] = float((va == y).mean())
+        out["accuracy_arm64"] = float((vb == y).mean())
+        out["fake_share"] = float(y.mean())
+    return out
+
+
+def markdown(doc: dict) -> str:
+    lines = ["# arm64 (emulated) vs x86: the runtime install and its predictions", "",
+             f"Written {doc['written']} by `{doc['command']}`.", "",
+             f"**{TIMING_NOTE}**", ""]
+    for note in doc.get("notes", []):
+        lines += [f"- {note}"]
+    lines += ["", "## Results", "",
+              "| format | file (sha256) | emulated CPU | N | max abs dP | mean abs dP | median abs dP | verdict agreement "
+              "| accuracy x86 | accuracy arm64 | x86 path | arm64 path |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    for r in doc["results"]:
+        c = r["compare"]
+        lines.append(
+            f"| {r['format']} | {r['file']} ({r['sha256'][:12]}) | {r['qemu_cpu']} | {c['n']} | {c['max_abs_dp']:.2e} "
+            f"| {c['mean_abs_dp']:.2e} | {c['median_abs_dp']:.2e} | {c['agreement']:.4f} ({c['disagree']} differ) "
+            f"| {c['accuracy_x86']:.4f} | {c['accuracy_arm64']:.4f} | {r['x86']['path_used']} | {r['arm64']['path_used']} |")
+    lines += ["", "P(fake) is compared as `edge-dfd predict --json` prints it (6 decimals), so |dP| below 1e-6 shows "
+              "as 0. Verdicts: fake when P(fake) >= the threshold stored in the file (each side reads its own copy).",
+              "", "Per dataset (same columns):", "",
+              "| format | emulated CPU | dataset | N | max abs dP | mean abs dP | agreement | accuracy x86 | accuracy arm64 |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in doc["results"]:
+        for name, c in r["per_dataset"].items():
+            lines.append(f"| {r['format']} | {r['qemu_cpu']} | {name} | {c['n']} | {c['max_abs_dp']:.2e} "
+                         f"| {c['mean_abs_dp']:.2e} | {c['agreement']:.4f} | {c['accuracy_x86']:.4f} "
+                         f"| {c['accuracy_arm64']:.4f} |")
+    m = doc["machine"]
+    lines += ["", "## Machine", "",
+              "| | x86 (host) | arm64 (emulated) |", "|---|---|---|",
+              f"| uname -m | {m['x86']['uname_m']} | {m['arm64']['uname_m']} (`uname -m` in the root: "
+              f"{m['arm64_uname_m_binary']}) |",
+              f"| Python / libc | {m['x86']['python']} / {' '.join(m['x86']['libc'])} | {m['arm64']['python']} / "
+              f"{' '.join(m['arm64']['libc'])} |"]
+    names = sorted(set(m["x86"]["versions"]) | set(m["arm64"]["versions"]))
+    for n in names:
+        lines.append(f"| {n} | {m['x86']['versions'].get(n, '-')} | {m['arm64']['versions'].get(n, '-')} |")
+    lines += [f"| int8 kernels saturate (x86 without VNNI) | {m['x86']['int8_saturates']} | "
+              f"{m['arm64']['int8_saturates']} |",
+              "", f"- Host CPU: {m['host_cpu']}; emulator: {m['qemu_version']}; arm64 root: Debian "
+              f"{m['debian_version']} ({SUITE}) made without kernel changes (see the script's docstring).",
+              f"- Emulated CPU features (numpy, per `-cpu`): " + "; ".join(
+                  f"{cpu}: {' '.join(f) if isinstance(f, list) else f}" for cpu, f in m["arm64_cpu_features"].items()),
+              f"- edge-dfd source: git {doc['source']['git_head'][:12]}"
+              f"{' + uncommitted changes' if doc['source']['dirty'] else ''}; wheel RECORD sha256 "
+              f"{doc['source']['wheel_record_sha256'][:12]}.",
+              "", "## Wall time of this check (NOT a speed measurement)", "",
+              "| format | emulated CPU | x86 s | arm64 emulated s |", "|---|---|---:|---:|"]
+    for r in doc["results"]:
+        lines.append(f"| {r['format']} | {r['qemu_cpu']} | {r['x86']['wall_s']:.1f} | {r['arm64']['wall_s']:.1f} |")
+    lines += ["", TIMING_NOTE, ""]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ building the arm64 side
+
+
+def qemu_cmd(root: Path, cpu: str, exe, *args) -> list:
+    return [QEMU, "-cpu", cpu, "-L", root, exe, *args]
+
+
+def write_cpuinfo(root: Path, cpu: str) -> None:
+    """ROOT/proc/cpuinfo for the emulated core, one entry per host CPU (the /sys topology is the host's)."""
+    part, features = CPUINFO[cpu]
+    n = len(_cpu_list(Path("/sys/devices/system/cpu/possible").read_text().strip()))
+    entry = ("processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: {f}\nCPU implementer\t: 0x41\n"
+             "CPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: {p}\nCPU revision\t: 1\n\n")
+    proc = root / "proc"
+    if proc.is_symlink():
+        proc.unlink()
+    proc.mkdir(exist_ok=True)
+    (proc / "cpuinfo").write_text("".join(entry.format(i=i, f=features, p=part) for i in range(n)))
+
+
+def _cpu_list(s: str) -> list[int]:
+    out = []
+    for part in s.split(","):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def build_root(work: Path, mirror: str, logf: Path) -> Path:
+    root = work / "root"
+    marker = root / ".edge-dfd-root.json"
+    if marker.is_file():
+        return root
+    tmp = work / "root.partial"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    log(f"debootstrap --foreign {SUITE} arm64 into {tmp} ...")
+    sh(["debootstrap", "--arch=arm64", "--foreign", "--variant=minbase", "--include=" + ",".join(ROOT_PACKAGES),
+        SUITE, tmp, mirror], logf)
+    # The second stage runs arm64 programs in a chroot: without binfmt_misc the kernel cannot exec them.
+    second = subprocess.run(["chroot", str(tmp), "/debootstrap/debootstrap", "--second-stage"],
+                            capture_output=True, text=True)
+    note = (second.stderr or second.stdout).strip().splitlines()[-1:] or [""]
+    log(f"debootstrap --second-stage in a chroot: rc={second.returncode} {note[0]}")
+    base = (tmp / "debootstrap" / "base").read_text().split()
+    archives = tmp / "var" / "cache" / "apt" / "archives"
+    for pkg in base:
+        debs = glob.glob(str(archives / f"{pkg}_*.deb"))
+        if len(debs) != 1:
+            raise RuntimeError(f"{pkg}: expected one .deb in {archives}, found {debs}")
+        p1 = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", debs[0]], stdout=subprocess.PIPE)
+        p2 = subprocess.run(["tar", "-x", "--keep-directory-symlink", "-C", str(tmp)], stdin=p1.stdout,
+                            capture_output=True, text=True)
+        p1.stdout.close()
+        if p1.wait() != 0 or p2.returncode != 0:
+            raise RuntimeError(f"extracting {debs[0]} failed: {p2.stderr.strip()[-300:]}")
+    for d in ("lib", "bin", "sbin"):
+        if not (tmp / d).is_symlink():
+            raise RuntimeError(f"{tmp / d} is no longer the merged-/usr symlink")
+    facts = {"suite": SUITE, "mirror": mirror, "packages": ROOT_PACKAGES, "base_extracted": base,
+             "second_stage": {"rc": second.returncode, "message": note[0]},
+             "debian_version": (tmp / "etc" / "debian_version").read_text().strip()}
+    tmp.rename(root)
+    write_cpuinfo(root, "cortex-a72")
+    r = sh(qemu_cmd(root, "cortex-a72", root / "usr" / "bin" / "python3", "-c",
+                    "import platform; print(platform.machine(), platform.python_version())"), logf)
+    facts["python"] = r.stdout.strip()
+    marker.write_text(json.dumps(facts, indent=2))
+    log(f"arm64 root ready: {r.stdout.strip()}")
+    return root
+
+
+def runtime_requirements() -> list[str]:
+    """pyproject's [project] dependencies, pinned to the versions installed on this (x86) side when present."""
+    import tomllib
+    from importlib import metadata
+
+    from packaging.requirements import Requirement  # pip vendors it; the x86 venv has it via setuptools/wheel
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    out = []
+    for d in deps:
+        req = Requirement(d)
+        try:
+            out.append(f"{req.name}=={metadata.version(req.name)}")
+        except metadata.PackageNotFoundError:
+            out.append(str(req))
+    return out
+
+
+def build_venv(root: Path, work: Path, logf: Path, cpu: str) -> Path:
+    venv = root / "opt" / "venv"
+    py = venv / "bin" / "python"
+    if not (venv / ".edge-dfd-pip").is_file():
+        if venv.exists():
+            shutil.rmtree(venv)
+        log("emulated: python3 -m venv --copies --without-pip; pip from python3-pip-whl ...")
+        sh(qemu_cmd(root, cpu, root / "usr" / "bin" / "python3", "-m", "venv", "--copies", "--without-pip", venv),
+           logf)
+        wheels = root / "usr" / "share" / "python-wheels"
+        pip_whl = next(wheels.glob("pip-*.whl"))
+        sh(qemu_cmd(root, cpu, py, pip_whl / "pip", "install", "-q", "--no-index", "--find-links", wheels, "pip"), logf)
+        (venv / ".edge-dfd-pip").write_text(pip_whl.name)
+    # runtime dependencies: aarch64 wheels fetched on x86
+    reqs = runtime_requirements()
+    wheel_dir = work / "wheels"
+    done = venv / ".edge-dfd-deps.json"
+    if not done.is_file() or json.loads(done.read_text()) != reqs:
+        log(f"pip download (aarch64, cp311): {' '.join(reqs)}")
+        cmd = [sys.executable, "-m", "pip", "download", "-q", "-d", wheel_dir, "--only-binary=:all:",
+               "--python-version", "3.11", "--implementation", "cp"]
+        for p in AARCH64_PLATFORMS:
+            cmd += ["--platform", p]
+        sh(cmd + reqs, logf)
+        log("emulated pip install --no-index --find-links wheels ...")
+        sh(qemu_cmd(root, cpu, py, "-m", "pip", "install", "-q", "--no-index", "--no-compile", "--find-links",
+                    wheel_dir, *reqs), logf)
+        done.write_text(json.dumps(reqs))
+    return py
+
+
+def build_edge_dfd(root: Path, py: Path, work: Path, logf: Path, cpu: str) -> dict:
+    """Build the edge-dfd wheel on x86 (pure Python) and install it into the arm64 venv if it changed."""
+    dist = work / "dist"
+    if dist.exists():
+        shutil.rmtree(dist)
+    log("pip wheel --no-deps (edge-dfd, on x86) ...")
+    sh([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", dist, REPO], logf)
+    whl = next(dist.glob("edge_dfd-*.whl"))
+    with zipfile.ZipFile(whl) as z:
+        record = next(n for n in z.namelist() if n.endswith(".dist-info/RECORD"))
+        rec_sha = hashlib.sha256(z.read(record)).hexdigest()
+    done = root / "opt" / "venv" / ".edge-dfd-wheel"
+    if not done.is_file() or done.read_text() != rec_sha:
+        log(f"emulated pip install {whl.name} ...")
+        sh(qemu_cmd(root, cpu, py, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
+                    "--force-reinstall", whl), logf)
+        done.write_text(rec_sha)
+    git = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "edge_dfd", "pyproject.toml"],
+                           capture_output=True, text=True)
+    return {"wheel": whl.name, "wheel_bytes": whl.stat().st_size, "wheel_record_sha256": rec_sha,
+            "git_head": git.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+
+
+# ------------------------------------------------------------------ images, models, predictions
+
+
+def select_images(per_dataset: int, seed: int) -> list[dict]:
+    from edge_dfd.data import load_split
+
+    out = []
+    for root in DATASETS:
+        recs = sorted(load_split(root, "test"), key=lambda r: str(r.path))
+        order = np.random.default_rng(seed).permutation(len(recs))[:per_dataset]
+        out += [{"path": str(recs[i].path), "fake": int(recs[i].is_fake), "dataset": root.name}
+                for i in sorted(order)]
+    return out
+
+
+def stage_model(path: Path, work: Path) -> tuple[Path, str]:
+    digest = sha256(path)
+    dst = work / "models" / digest[:16] / path.name
+    if not dst.is_file() or sha256(dst) != digest:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dst)
+        if sha256(dst) != digest:
+            raise RuntimeError(f"{path} changed while it was being copied; run again")
+    return dst, digest
+
+
+def run_predict(cmd: list, cwd: Path, log_path: Path, env: dict) -> tuple[dict, float]:
+    t0 = time.perf_counter()
+    with open(log_path, "w") as err:
+        r = subprocess.run([str(c) for c in cmd], cwd=cwd, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        tail = log_path.read_text().strip().splitlines()[-10:]
+        raise RuntimeError(f"predict failed (rc={r.returncode}), log {log_path}:\n" + "\n".join(tail))
+    return json.loads(r.stdout[r.stdout.index("{"):]), wall
+
+
+def path_used(model: dict) -> str:
+    s = f"{model['runtime']}: {model['provider']}"
+    if "qdq_in_float" in model:
+        s += ", QDQ in float" if model["qdq_in_float"] else ", int8 kernels"
+    return s
+
+
+def side_predictions(side: str, cpu: str, model: Path, digest: str, images: list[dict], args, root: Path,
+                     py: Path, env: dict) -> dict:
+    key = hashlib.sha256(json.dumps([i["path"] for i in images]).encode()).hexdigest()[:12]
+    tag = f"{side}-{cpu if side == 'arm64' else 'native'}-{digest[:12]}-{key}-t{args.threads}b{args.batch_size}"
+    cache = args.work / "preds" / f"{tag}.json"
+    if cache.is_file() and not args.fresh:
+        log(f"cached: {cache.name}")
+        return json.loads(cache.read_text())
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    predict = ["-m", "edge_dfd", "predict", "--json", "--threads", str(args.threads), "--batch-size",
+               str(args.batch_size), "--model", model, *[i["path"] for i in images]]
+    if side == "arm64":
+        write_cpuinfo(root, cpu)
+        cmd = qemu_cmd(root, cpu, py, *predict)
+    else:
+        cmd = [sys.executable, *predict]
+    log(f"{side} ({cpu if side == 'arm64' else platform.machine()}) predict {model.name} on {len(images)} images ...")
+    doc, wall = run_predict(cmd, args.work, cache.with_suffix(".log"), env)
+    res = {"model": doc["model"], "summary": doc["summary"], "wall_s": wall,
+           "p_fake": {r["path"]: r["p_fake"] for r in doc["results"]}}
+    cache.write_text(json.dumps(res))
+    log(f"  done in {wall:.0f} s (wall; meaningless under emulation)")
+    return res
+
+
+def probe(cmd_prefix: list, cwd: Path, env: dict) -> dict:
+    r = subprocess.run([str(c) for c in [*cmd_prefix, "-c", PROBE]], cwd=cwd, capture_output=True, text=True,
+                       env=env)
+    if r.returncode != 0:
+        raise RuntimeError(f"probe failed: {r.stderr.strip()[-500:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------ main
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", type=Path, default=None,
+                    help="model file (repeatable); default: the bundled detector_int8.tflite and detector_int8arm.onnx")
+    ap.add_argument("--per-dataset", type=int, default=150, help="test images from each shared set (default 150)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--qemu-cpu", default="cortex-a72",
+                    help=f"comma-separated emulated cores, of {', '.join(CPUINFO)} (default cortex-a72 = Pi 4)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--work", type=Path, default=WORK, help=f"cache folder (default {WORK.relative_to(REPO)})")
+    ap.add_argument("--mirror", default=MIRROR)
+    ap.add_argument("--fresh", action="store_true", help="re-run the predictions even when cached")
+    ap.add_argument("--out", type=Path, default=RESULTS / "arm64_emulated",
+                    help="results stem (.json and .md are written)")
+    args = ap.parse_args(argv)
+    cpus = [c.strip() for c in args.qemu_cpu.split(",") if c.strip()]
+    for c in cpus:
+        if c not in CPUINFO:
+            ap.error(f"--qemu-cpu {c}: expected one of {', '.join(CPUINFO)}")
+    if shutil.which(QEMU) is None or shutil.which("debootstrap") is None:
+        ap.error(f"needs {QEMU} and debootstrap: apt-get install qemu-user-static debootstrap")
+    models = args.model or list(DEFAULT_MODELS)
+    args.work = args.work.resolve()
+    args.work.mkdir(parents=True, exist_ok=True)
+    logf = args.work / "build.log"
+
+    root = build_root(args.work, args.mirror, logf)
+    write_cpuinfo(root, cpus[0])
+    py = build_venv(root, args.work, logf, cpus[0])
+    source = build_edge_dfd(root, py, args.work, logf, cpus[0])
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", EDGE_QDQ)}
+    env.update(PYTHONNOUSERSITE="1", TF_CPP_MIN_LOG_LEVEL="2")
+    machine = {"x86": probe([sys.executable], args.work, env), "arm64_cpu_features": {}}
+    for cpu in cpus:
+        write_cpuinfo(root, cpu)
+        facts = probe(qemu_cmd(root, cpu, py), args.work, env)
+        machine.setdefault("arm64", facts)
+        machine["arm64_cpu_features"][cpu] = facts["numpy_cpu_features"]
+    if not machine["arm64"]["edge_dfd_file"].startswith(str(root)):
+        raise RuntimeError(f"arm64 side imports edge_dfd from {machine['arm64']['edge_dfd_file']}, not the root's venv")
+    machine["arm64_uname_m_binary"] = sh(qemu_cmd(root, cpus[0], root / "usr" / "bin" / "uname", "-m")).stdout.strip()
+    machine["qemu_version"] = sh([QEMU, "--version"]).stdout.splitlines()[0]
+    machine["debian_version"] = (root / "etc" / "debian_version").read_text().strip()
+    from edge_dfd.machine import cpu_model
+
+    machine["host_cpu"] = cpu_model()
+    root_facts = json.loads((root / ".edge-dfd-root.json").read_text())
+
+    images = select_images(args.per_dataset, args.seed)
+    log(f"{len(images)} test images: " + ", ".join(f"{d.name} {sum(i['dataset'] == d.name for i in images)}"
+                                                    for d in DATASETS))
+    results = []
+    for src in models:
+        staged, digest = stage_model(src.resolve(), args.work)
+        x86 = side_predictions("x86", "native", staged, digest, images, args, root, py, env)
+        for cpu in cpus:
+            arm = side_predictions("arm64", cpu, staged, digest, images, args, root, py, env)
+            missing = [i["path"] for i in images if i["path"] not in x86["p_fake"] or i["path"] not in arm["p_fake"]]
+            if missing:
+                raise RuntimeError(f"{len(missing)} image(s) without a prediction on one side, e.g. {missing[0]}")
+            pa = [x86["p_fake"][i["path"]] for i in images]
+            pb = [arm["p_fake"][i["path"]] for i in images]
+            y = [i["fake"] for i in images]
+            cmp_all = compare(pa, pb, y, x86["model"]["threshold"], arm["model"]["threshold"])
+            cmp_all["disagree_paths"] = [images[k]["path"] for k in cmp_all.pop("disagree_idx")]
+            per = {}
+            for d in DATASETS:
+                ix = [k for k, i in enumerate(images) if i["dataset"] == d.name]
+                c = compare([pa[k] for k in ix], [pb[k] for k in ix], [y[k] for k in ix],
+                            x86["model"]["threshold"], arm["model"]["threshold"])
+                c.pop("disagree_idx")
+                per[d.name] = c
+            side = lambda s: {"describe": s["model"], "path_used": path_used(s["model"]), "wall_s": s["wall_s"],
+                              "summary": {k: v for k, v in s["summary"].items() if k != "errors"}}
+            results.append({"format": x86["model"]["format"], "file": src.name, "source_path": str(src),
+                            "sha256": digest, "bytes": staged.stat().st_size, "qemu_cpu": cpu,
+                            "compare": cmp_all, "per_dataset": per, "x86": side(x86), "arm64": side(arm)})
+            c = cmp_all
+            log(f"{results[-1]['format']} [{cpu}]: max|dP| {c['max_abs_dp']:.2e} mean {c['mean_abs_dp']:.2e} "
+                f"agreement {c['agreement']:.4f} acc x86 {c['accuracy_x86']:.4f} arm64 {c['accuracy_arm64']:.4f}")
+
+    manifest = REPO / "edge_dfd" / "assets" / "default" / "manifest.json"
+    notes = [
+        "arm64 side: Debian bookworm arm64 root (Python 3.11, glibc 2.36) run with qemu-user "
+        f"({QEMU} -cpu CPU -L ROOT), no binfmt_misc and no kernel change; debootstrap's second stage "
+        f"cannot run that way (chroot: rc={root_facts['second_stage']['rc']} "
+        f"'{root_facts['second_stage']['message']}'), so the base .debs were unpacked directly.",
+        "ROOT/proc/cpuinfo is synthetic (the emulated core's MIDR and features): onnxruntime's cpuinfo crashes "
+        "(SIGSEGV on import) on the host's x86 /proc/cpuinfo.",
+        "The arm64 venv holds the aarch64 wheels of pyproject's runtime dependencies, pinned to the x86 versions, "
+        "and the edge-dfd wheel built from this tree; both sides run `python -m edge_dfd predict --json`.",
+        "Emulation checks that the aarch64 builds install, import and compute the same answers (QEMU implements "
+        "arm64 integer, NEON and IEEE float semantics in software); it is not a run on Raspberry Pi hardware.",
+    ]
+    doc = {
+        "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": "python -m benchmarks.arm64_emulated " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "timing_note": TIMING_NOTE, "notes": notes,
+        "images": {"n": len(images), "per_dataset": args.per_dataset, "seed": args.seed,
+                   "datasets": {d.name: sum(i["dataset"] == d.name for i in images) for d in DATASETS},
+                   "split": "test"},
+        "bundled_manifest_model_version": (json.loads(manifest.read_text()).get("model_version")
+                                           if manifest.is_file() else None),
+        "threads": args.threads, "batch_size": args.batch_size,
+        "source": source, "root": root_facts, "machine": machine, "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(doc))
+    log(f"wrote {args.out.with_suffix('.json')} and .md")
+    return 0
+
+
+EDGE_QDQ = "EDGE_DFD_ONNX_QDQ"
+
+if __name__ == "__main__":
+    sys.exit(main())
