@@ -1,4 +1,7 @@
-"""Reproducible recipe for the bundled default detector (issue 6): every approach tried, scored on test.
+"""Reproducible recipe for the ten-pass TEACHER detector (issue 6): every approach tried, scored on test.
+
+The bundled default is now the single-pass detector built by ``python -m edge_dfd.release`` from this
+teacher; this script writes the teacher into runs/teacher/ (its files are also in git history at 5cc5463).
 
 Stages (each cached under runs/cache/, git-ignored; seeds fixed; --budget-min caps each stage's wall time)::
 
@@ -264,6 +267,9 @@ def stage_heads(args) -> None:
 
 SHIP_FORMATS = ("tflite-fp32", "tflite-fp16", "tflite-int8", "tflite-int8-io", "onnx", "onnx-int8", "onnx-int8-arm")
 STAGING = REPO / "runs" / "quality_ship"
+# The ten-pass model this script builds is the TEACHER of the bundled single-pass default (edge_dfd.release);
+# it no longer ships, so its files and card go to runs/teacher, never into edge_dfd/assets/default.
+TEACHER_DIR = REPO / "runs" / "teacher"
 
 
 def latency_ms(backend, image: np.ndarray, runs: int = 30) -> float:
@@ -490,7 +496,7 @@ def stage_ship(args) -> None:
         if not path.is_file() or (fmt == "keras" and not args.keras_eval):
             continue
         scores[fmt] = score_export(path, fmt, tests, row["threshold"])
-    dest = REPO / "edge_dfd" / "assets" / "default"
+    dest = TEACHER_DIR
     dest.mkdir(parents=True, exist_ok=True)
     for f in STAGING.glob("detector*"):
         if f.suffix in (".keras", ".tflite", ".onnx"):
@@ -526,7 +532,7 @@ def reship(args) -> None:
                             calib_size=args.calib_size, verify_size=args.verify_size, progress=log)
     conv = {r["format"]: r for r in out["conversion"]}
     tests = load_test_sets()
-    dest = REPO / "edge_dfd" / "assets" / "default"
+    dest = TEACHER_DIR
     for r in results:
         d = r.to_dict()
         conv[d["format"]] = d
@@ -655,7 +661,7 @@ def stage_card(args) -> None:
     out["command"] = COMMAND_FINETUNED if is_finetuned(sel) else COMMAND_FROZEN
     atomic_write_json(RESULTS / "quality.json", out)
     atomic_write_text(RESULTS / "quality.md", results_markdown(out))
-    atomic_write_text(REPO / "edge_dfd" / "assets" / "default" / "MODEL_CARD.md", model_card(out))
+    atomic_write_text(TEACHER_DIR / "MODEL_CARD.md", model_card(out))
     log("wrote quality.md and MODEL_CARD.md")
 
 

@@ -56,13 +56,14 @@ def cli():
     """
 
 
-def main(argv=None) -> int:
-    """Entry point: user errors become one line on stderr and an exit code, never a traceback."""
+def main(argv=None, group=None, prog_name: str = "edge-dfd") -> int:
+    """Entry point: user errors become one line on stderr and an exit code, never a traceback.
+    ``group``: another click command run under the same rules (``python -m edge_dfd.release``)."""
     from edge_dfd.errors import EdgeDFDError
 
     debug = os.environ.get("EDGE_DFD_DEBUG") == "1"
     try:
-        rv = cli.main(args=argv, prog_name="edge-dfd", standalone_mode=False)
+        rv = (group or cli).main(args=argv, prog_name=prog_name, standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
     except click.exceptions.Exit as e:
         code = e.exit_code

@@ -1,0 +1,123 @@
+"""Deployment augmentation: what a camera, a stream and ``edge-dfd live`` do to a face, applied at random.
+
+``augment(img, rng, box=...)`` returns one training view of a native-resolution RGB face image. The
+geometry comes first (how the face ends up framed in the crop), then the pixels (resampling, blur,
+sensor noise, colour, compression), each with its own probability; about one view in six is left clean
+so that still-image accuracy on FFHQ-framed crops is kept. The named perturbations of
+``bench --robustness`` (``edge_dfd.perturb``) are special cases of these draws.
+
+Geometry (one of):
+- ``live``: the square ``edge-dfd live`` cuts - the face detector's box plus a margin of 0.15-0.55 of its
+  side, jittered - from the image extended by its own surroundings (reflected, replicated, blurred or a
+  flat colour) where the square leaves the image;
+- ``zoom``: the face fills 55-100 % of the crop, shifted, on the same kinds of surroundings;
+- ``crop``: a random square of 80-100 % of the side (zoomed in, translated);
+- ``none``.
+Then: a thin border (letterbox / frame), horizontal flip, a small rotation.
+Pixels: rescale x0.5-x2 and back with random interpolations, Gaussian blur, sensor noise, colour / gamma,
+JPEG q30-95 (4:2:0) or an MJPG-like q60-95 (4:2:2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_dfd import perturb as P
+
+FILLS = ("reflect", "reflect", "blurred", "replicate", "constant")
+
+
+def _cv2():
+    import cv2
+
+    return cv2
+
+
+def _fill(rng) -> tuple[str, tuple]:
+    mode = FILLS[rng.integers(len(FILLS))]
+    value = tuple(int(v) for v in rng.integers(0, 256, 3))
+    return mode, value
+
+
+def live_crop(img: np.ndarray, box, rng) -> np.ndarray:
+    """The square a face detector's ``box`` (x1, y1, x2, y2) plus a random margin gives, cut from the image
+    extended by its surroundings where the square leaves it. Same size as ``img``."""
+    cv2 = _cv2()
+    h, w = img.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in box)
+    side = max(x2 - x1, y2 - y1) * (1.0 + 2.0 * rng.uniform(0.15, 0.55))
+    cx = (x1 + x2) / 2 + rng.normal(0, 0.04) * side
+    cy = (y1 + y2) / 2 + rng.normal(0, 0.04) * side
+    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
+    s = int(round(side))
+    pt, pl = max(0, -top), max(0, -left)
+    pb, pr = max(0, top + s - h), max(0, left + s - w)
+    mode, value = _fill(rng)
+    ext = P.pad(img, pt, pb, pl, pr, mode, value) if (pt or pb or pl or pr) else img
+    sq = ext[top + pt: top + pt + s, left + pl: left + pl + s]
+    return cv2.resize(sq, (w, h), interpolation=cv2.INTER_AREA if s > w else cv2.INTER_LINEAR)
+
+
+def random_crop(img: np.ndarray, rng) -> np.ndarray:
+    cv2 = _cv2()
+    h, w = img.shape[:2]
+    f = rng.uniform(0.8, 1.0)
+    s = max(8, int(round(min(h, w) * f)))
+    top, left = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
+    return cv2.resize(img[top:top + s, left:left + s], (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def rotate(img: np.ndarray, deg: float) -> np.ndarray:
+    cv2 = _cv2()
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)
+    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+
+def augment(img: np.ndarray, rng, box=None) -> np.ndarray:
+    """One random deployment view of ``img`` (RGB uint8, native size); ``box`` = the face detector's box on
+    it (x1, y1, x2, y2 pixels) or None (the ``live`` geometry is then replaced by ``zoom``)."""
+    img = np.ascontiguousarray(img, dtype=np.uint8)
+    if rng.random() < 1 / 6:  # clean view: FFHQ framing, native pixels (flip only)
+        return np.ascontiguousarray(img[:, ::-1]) if rng.random() < 0.5 else img
+    g = rng.random()
+    if g < 0.35 and box is not None:
+        img = live_crop(img, box, rng)
+    elif g < 0.65:
+        mode, value = _fill(rng)
+        img = P.zoom_out(img, rng.uniform(0.55, 1.0), mode, value, rng.uniform(-1, 1), rng.uniform(-1, 1))
+    elif g < 0.85:
+        img = random_crop(img, rng)
+    if rng.random() < 0.1:
+        px = int(rng.integers(2, max(3, img.shape[0] // 16)))
+        img = P.add_border(img, px, tuple(int(v) for v in rng.integers(0, 256, 3)))
+    if rng.random() < 0.5:
+        img = np.ascontiguousarray(img[:, ::-1])
+    if rng.random() < 0.2:
+        img = rotate(img, rng.uniform(-10, 10))
+    if rng.random() < 0.45:
+        f = float(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
+        img = P.rescale(img, f, P.INTERPOLATIONS[rng.integers(4)], P.INTERPOLATIONS[rng.integers(1, 4)])
+    if rng.random() < 0.2:
+        img = P.blur(img, rng.uniform(0.3, 2.0))
+    if rng.random() < 0.25:
+        img = color(img, rng)
+    if rng.random() < 0.2:
+        noise = rng.normal(0, rng.uniform(2, 8), img.shape)
+        img = np.clip(img + noise, 0, 255).astype(np.uint8)
+    q = rng.random()
+    if q < 0.4:
+        img = P.jpeg(img, int(rng.integers(30, 96)))
+    elif q < 0.55:
+        img = P.jpeg(img, int(rng.integers(60, 96)), "422")
+    return img
+
+
+def color(img: np.ndarray, rng) -> np.ndarray:
+    """Brightness, contrast, saturation and gamma, each drawn from a camera-like range."""
+    x = img.astype(np.float32) / 255.0
+    gray = x.mean(axis=2, keepdims=True)
+    x = gray + (x - gray) * rng.uniform(0.7, 1.3)                      # saturation
+    x = (x - 0.5) * rng.uniform(0.75, 1.25) + 0.5 + rng.uniform(-0.1, 0.1)  # contrast, brightness
+    x = np.clip(x, 0, 1) ** rng.uniform(0.75, 1.35)                      # gamma
+    return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
