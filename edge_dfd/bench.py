@@ -345,6 +345,10 @@ def _group_targets(models, formats, cache_root: Path, data, log, convert_kwargs=
         if str(m) == "default":
             groups.extend(_group_targets([], formats, cache_root, data, log, convert_kwargs))
             continue
+        if zoo.is_bundled_name(m):  # another bundled model ("ten-pass"): every format it has
+            d = zoo.NAMED[str(m)]
+            groups.append([_Target(str(m), n, zoo.bundled_path(str(m), n)) for n in zoo.available_formats(d)])
+            continue
         if not p.is_file():
             raise ModelError(f"{p}: model file not found")
         if p.suffix.lower() != ".keras":

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_dfd.errors import DataError
+from edge_dfd.zoo import is_bundled_name
 
 
 def score_records(backend, records, batch_size: int = 32, on_error=None, bar=None):
@@ -64,7 +65,7 @@ def sample_info(sample: int | None, seed: int, population: int) -> dict | None:
 
 
 def default_out_dir(model, split: str) -> Path:
-    name = "default" if str(model) == "default" else Path(model).name.replace(".", "_")
+    name = str(model) if is_bundled_name(model) else Path(model).name.replace(".", "_")
     return Path("eval") / f"{name}_{split}"
 
 

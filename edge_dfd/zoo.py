@@ -25,6 +25,9 @@ from edge_dfd.errors import ModelError
 from edge_dfd.formats import FORMATS, get_format
 
 DEFAULT_DIR = Path(__file__).parent / "assets" / "default"
+# Named bundled models besides "default": the previous default, the ten-pass teacher of the single-pass one,
+# kept (tflite-int8 only) because it is still the more accurate on clean, FFHQ-framed still images.
+NAMED = {"ten-pass": Path(__file__).parent / "assets" / "ten_pass"}
 STEM = "detector"
 DEFAULT_FORMAT = "tflite-fp32"  # what `--model default` loads in predict / live: exact vs Keras; int8 is not faster on x86 without VNNI (use --format tflite-int8 on Arm)
 MODEL_CARD = "MODEL_CARD.md"
@@ -52,10 +55,33 @@ def default_path(format: str | None = None) -> Path:
     return p
 
 
-def available_formats() -> list[str]:
-    """Names of the formats whose bundled file exists, in FORMATS order."""
-    d = default_dir()
+def available_formats(folder=None) -> list[str]:
+    """Names of the formats whose bundled file exists (in the default set or ``folder``), in FORMATS order."""
+    d = Path(folder) if folder is not None else default_dir()
     return [name for name, f in FORMATS.items() if (d / f.filename(STEM)).is_file()]
+
+
+def is_bundled_name(spec) -> bool:
+    """Whether a model spec names a bundled model ("default" or a key of NAMED) rather than a file."""
+    return str(spec) == "default" or str(spec) in NAMED
+
+
+def bundled_path(name: str, format: str | None = None) -> Path:
+    """Path of the bundled model ``name`` ("default" or a NAMED one) in ``format``: for a named set, the
+    default format if it has it, else its first bundled format. Manifest-checked like ``default_path``."""
+    if str(name) == "default":
+        return default_path(format)
+    d = NAMED[str(name)]
+    have = available_formats(d)
+    if format is None:
+        format = DEFAULT_FORMAT if DEFAULT_FORMAT in have else (have[0] if have else DEFAULT_FORMAT)
+    fmt = get_format(format)
+    p = d / fmt.filename(STEM)
+    if not p.is_file():
+        raise ModelError(f"the bundled model '{name}' is missing in format '{fmt.name}' ({p} not found; "
+                         f"bundled formats: {', '.join(have) or 'none'})")
+    verify_bundled(p, fmt.name)
+    return p
 
 
 def model_card() -> Path | None:

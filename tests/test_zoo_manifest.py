@@ -115,3 +115,24 @@ def test_the_shipped_bundle_matches_its_manifest():
     assert set(man["files"]) == present
     for name, e in man["files"].items():
         zoo.verify_bundled(zoo.DEFAULT_DIR / e["file"], name)
+
+
+def test_named_bundled_model_resolves_its_own_format_and_is_checked(tmp_path, monkeypatch):
+    """'ten-pass' (a NAMED set with only an int8 file) resolves to that file by default, refuses a format it
+    does not have in one line naming what it has, and is checked against its own manifest."""
+    from edge_dfd.runtime import resolve_model
+
+    d = tmp_path / "ten_pass"
+    d.mkdir()
+    (d / "detector_int8.tflite").write_bytes(b"int8 model bytes" * 10)
+    zoo.write_manifest(d, version="t-1")
+    monkeypatch.setattr(zoo, "NAMED", {"ten-pass": d})
+    monkeypatch.setattr(zoo, "_VERIFIED", {})
+    assert zoo.is_bundled_name("ten-pass") and zoo.is_bundled_name("default") and not zoo.is_bundled_name("x.tflite")
+    assert resolve_model("ten-pass") == d / "detector_int8.tflite"
+    with pytest.raises(ModelError, match=r"'ten-pass' is missing in format 'onnx'.*bundled formats: tflite-int8"):
+        resolve_model("ten-pass", "onnx")
+    (d / "detector_int8.tflite").write_bytes(b"INT8 model bytes" * 10)  # same size, other bytes
+    monkeypatch.setattr(zoo, "_VERIFIED", {})
+    with pytest.raises(ModelError, match="corrupted.*the manifest expects"):
+        resolve_model("ten-pass")

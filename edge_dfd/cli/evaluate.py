@@ -23,7 +23,7 @@ import click
 @click.option("--quiet", "-q", is_flag=True,
               help="No progress bar (it is drawn on stderr when stderr is a terminal; otherwise one line every ~10 s).")
 def cmd(model, data_dir, split, out_dir, threads, batch_size, provider, sample, seed, as_json, quiet):
-    """Evaluate MODEL (.keras, .tflite, .onnx or 'default') on one split of a dataset.
+    """Evaluate MODEL (.keras, .tflite, .onnx, 'default' or 'ten-pass') on one split of a dataset.
 
     The positive class is 'fake'; precision / recall / F1 at the top level are the fake class's.
     The accuracy comes with its 95% Wilson interval (accuracy_ci95). Progress goes to stderr.

@@ -19,7 +19,7 @@ def _check_rotate(ctx, param, value):
 
 @click.command("live")
 @click.option("--model", "-m", default="default", show_default=True,
-              help="Model file (.tflite, .onnx, .keras) or 'default' (the bundled model).")
+              help="Model file (.tflite, .onnx, .keras), 'default' (the bundled single-pass detector) or 'ten-pass' (the previous ten-pass one).")
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default=None,
               help="Format of the bundled model to use with --model default (e.g. tflite-int8 on a Pi).")
 @click.option("--source", "-s", default="0", show_default=True,

@@ -10,7 +10,7 @@ from edge_dfd.formats import FORMATS
 @click.command("predict")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("--model", "-m", default="default", show_default=True,
-              help="Model file (.keras/.tflite/.onnx) or 'default' (the bundled detector).")
+              help="Model file (.keras/.tflite/.onnx), 'default' (the bundled single-pass detector) or 'ten-pass' (the previous ten-pass one).")
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default=None,
               help="Format of the bundled model to use with --model default.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,

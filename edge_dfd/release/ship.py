@@ -177,18 +177,32 @@ def ship(student: Path, data: list[str], teacher_dir: Path, staging: Path, dest:
     for f in [src, *files.values()]:
         if f.is_file():
             shutil.copy2(f, dest / f.name)
-    try:
-        from edge_dfd.zoo import write_manifest
-    except ImportError:  # pragma: no cover - older tree
-        write_manifest = None
-    if write_manifest is not None:
-        write_manifest(dest)
+    from edge_dfd.zoo import write_manifest
+
+    write_manifest(dest)
+    bundle_teacher(teacher_dir)
     results.mkdir(parents=True, exist_ok=True)
     atomic_write_json(results / "detector_v2.json", out)
     atomic_write_text(results / "detector_v2.md", results_markdown(out))
     atomic_write_text(dest / "MODEL_CARD.md", model_card(out))
     log(f"wrote {dest}, {results / 'detector_v2.md'}")
     return out
+
+
+def bundle_teacher(teacher_dir: Path) -> Path | None:
+    """Ship the teacher's tflite-int8 file as the named bundled model ``ten-pass`` (``edge_dfd.zoo.NAMED``):
+    still the more accurate on clean FFHQ-framed stills. Only the int8 file (10.5 MB), to keep the wheel small."""
+    from edge_dfd.zoo import NAMED, write_manifest
+
+    src = teacher_dir / TEACHER_FORMATS["tflite-int8"]
+    if not src.is_file():
+        return None
+    d = NAMED["ten-pass"]
+    d.mkdir(parents=True, exist_ok=True)
+    if not (d / src.name).is_file() or (d / src.name).read_bytes() != src.read_bytes():
+        shutil.copy2(src, d / src.name)
+    write_manifest(d)
+    return d / src.name
 
 
 # ------------------------------------------------------------------ tables
@@ -249,6 +263,39 @@ def results_markdown(out: dict) -> str:
     return "\n".join(lines)
 
 
+def goals(out: dict) -> str:
+    """The detector issue's targets, each with the measured value and met / not met."""
+    sc, te = out["scores"]["student"], out["scores"]["teacher"]
+    f32, i8, t32, t8 = (sc.get("tflite-fp32"), sc.get("tflite-int8"), te.get("tflite-fp32"), te.get("tflite-int8"))
+    lines = []
+
+    def ok(b):
+        return "**met**" if b else "**not met**"
+
+    if i8 and t8:
+        r = i8["latency_ms"] / t8["latency_ms"]
+        lines.append(f"- One backbone pass per face; tflite-int8 {i8['latency_ms']:.1f} ms vs the teacher's "
+                     f"{t8['latency_ms']:.1f} ms here (ratio {r:.2f}, goal ≤ 0.20): {ok(r <= 0.2)}. Pi 4 estimate "
+                     f"{pi4_ms(i8, out, 'int8'):.0f} ms per face int8 (goal ≤ 40): {ok(pi4_ms(i8, out, 'int8') <= 40)}.")
+    if f32 and t32:
+        for s in TEST_SETS:
+            a, b = f32[s]["clean"], t32[s]["clean"]
+            lines.append(f"- {s} test accuracy / AUC {a['accuracy']:.3f} / {a['auc']:.3f} vs the teacher's "
+                         f"{b['accuracy']:.3f} / {b['auc']:.3f} (goal: at least the teacher's): "
+                         f"{ok(a['accuracy'] >= b['accuracy'] and a['auc'] >= b['auc'])}.")
+    if f32 and i8:
+        d = max(f32[s]["clean"]["accuracy"] - i8[s]["clean"]["accuracy"] for s in TEST_SETS)
+        lines.append(f"- tflite-int8 within 1 point of fp32 (largest loss {100 * d:.1f} points): {ok(d <= 0.01)}.")
+    if f32:
+        for s in TEST_SETS:
+            drop = f32[s]["clean"]["accuracy"] - f32["worst"][s]["accuracy"]
+            tdrop = (t32[s]["clean"]["accuracy"] - t32["worst"][s]["accuracy"]) if t32 else None
+            lines.append(f"- {s}: the worst perturbation ({f32['worst'][s]['condition']}) costs {100 * drop:.1f} points "
+                         f"(goal ≤ 3): {ok(drop <= 0.03)}" + (f"; the teacher loses {100 * tdrop:.1f} "
+                                                              f"({t32['worst'][s]['condition']})." if t32 else "."))
+    return "\n".join(lines)
+
+
 def model_card(out: dict) -> str:
     from edge_dfd.perturb import PERTURBATIONS
 
@@ -293,7 +340,8 @@ so every format carries the whole pipeline.
 ## Training (`python -m edge_dfd.release all`, one command; measured time in the README)
 - **Start**: the MobileNetV2, the per-feature standardisation and the MobileNetV2 part of the logistic head of
   the previous default — the ten-pass teacher (5 views × MobileNetV2 + EfficientNet-Lite0, fine-tuned end to end;
-  its files remain in git history at commit 5cc5463 and are restored by the command).
+  its files remain in git history at commit 5cc5463 and are restored by the command). Its tflite-int8 file
+  still ships as **`--model ten-pass`**: it remains the more accurate on clean, FFHQ-framed still images.
 - **Fine-tuned end to end** (BatchNorm in inference mode) for {s.get('epochs')} epochs × {s.get('steps')} batches of
   {s.get('batch')}, AdamW with cosine learning rate peak {s.get('lr')}, label smoothing {s.get('label_smoothing')},
   each batch half from each training set; the best epoch ({tr.get('best_epoch')}) by mean balanced accuracy on the
@@ -329,6 +377,9 @@ of the published Raspberry Pi 4 MobileNetV2 time (XNNPACK README: {PI4_XNNPACK_M
 | format | MB | ms here | threshold | {' | '.join(TEST_SETS)} |
 |---|---|---|---|{'---|' * len(TEST_SETS)}
 {fmt_rows}
+
+## Goals and where it stands
+{goals(out)}
 
 ## Limits — read before use
 - Trained on 4,779 images; the study's 97.9 % came from 100k. **Train on the full Kaggle 140k set** for real use.

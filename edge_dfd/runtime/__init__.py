@@ -21,15 +21,17 @@ RUNTIME_OF_SUFFIX = {".keras": "keras", ".tflite": "tflite", ".onnx": "onnx"}
 
 
 def resolve_model(spec, format: str | None = None) -> Path:
-    """A model spec (path or "default") -> an existing model file path; ModelError otherwise."""
-    if str(spec) == "default":
-        from edge_dfd import zoo
+    """A model spec (path, "default" or another bundled name such as "ten-pass") -> an existing model file
+    path; ModelError otherwise."""
+    from edge_dfd import zoo
 
-        return zoo.default_path(format)
+    if zoo.is_bundled_name(spec):
+        return zoo.bundled_path(str(spec), format)
     p = Path(spec).expanduser()
     suffix = p.suffix.lower()
     if suffix not in RUNTIME_OF_SUFFIX:
-        raise ModelError(f"{p}: unknown model type '{p.suffix}' (expected .keras, .tflite, .onnx or 'default')")
+        raise ModelError(f"{p}: unknown model type '{p.suffix}' (expected .keras, .tflite, .onnx, 'default' "
+                         f"or one of: {', '.join(zoo.NAMED)})")
     if not p.exists():
         raise ModelError(f"{p}: model file not found")
     if not p.is_file():
