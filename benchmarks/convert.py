@@ -29,6 +29,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
+
 def wake_up(model, x):
     """Give an untrained (weights none) model a non-constant output: BatchNorm statistics from one batch
     (momentum 0, one training-mode pass) and a random Dense head. Untrained Keras applications otherwise

@@ -27,8 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from edge_dfd.fsutil import atomic_write_json, atomic_write_text
-from edge_dfd.machine import machine_facts
+from edge_dfd.fsutil import atomic_write_json, atomic_write_text  # noqa: E402  (after the sys.path edit above)
+from edge_dfd.machine import machine_facts  # noqa: E402
 
 CONFIGS = (("none", 1), ("multi-worker", 1), ("multi-worker", 2))
 

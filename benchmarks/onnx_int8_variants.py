@@ -144,7 +144,7 @@ def main(argv=None) -> int:
             def __init__(self):
                 self.it = iter(calib.x[i:i + 1].astype(np.float32) for i in range(len(calib.x)))
 
-            def get_next(self):
+            def get_next(self, in_name=in_name):
                 x = next(self.it, None)
                 return None if x is None else {in_name: x}
 

@@ -61,7 +61,7 @@ def plot_curves(history: dict, path, title: str = "Training curves") -> Path | N
     if plt is None:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    epochs = np.asarray(history.get("epoch", range(1, len(history.get("loss", [])) + 1))) 
+    epochs = np.asarray(history.get("epoch", range(1, len(history.get("loss", [])) + 1)))
     for ax, key in zip(axes, ("accuracy", "loss")):
         for prefix, style in (("", "-o"), ("val_", "-s")):
             vals = history.get(prefix + key)

@@ -52,7 +52,7 @@ def make_140k(root, counts=None, size: int = 64, seed: int = 0, splits=("train",
         n = counts.get(split, 0)
         rows = []
         for cls, label in (("real", 1), ("fake", 0)):
-            for i in range(n):
+            for _i in range(n):
                 ident = f"{cls[0].upper()}{seed}{k:05d}"
                 rel = f"{split}/{cls}/{ident}.jpg"
                 write_jpeg(root / IMAGES_SUBDIR / rel, synth_face(cls == "fake", size, seed * 100000 + k))
@@ -72,7 +72,7 @@ def make_folder_layout(root, counts=None, size: int = 64, seed: int = 1) -> Path
     k = 0
     for split, n in counts.items():
         for cls in ("real", "fake"):
-            for i in range(n):
+            for _i in range(n):
                 write_jpeg(root / split / cls / f"{k:05d}.jpg", synth_face(cls == "fake", size, seed * 100000 + k))
                 k += 1
     return root

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import FACES140K, needs_faces140k
 
 torch = pytest.importorskip("torch")

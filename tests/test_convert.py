@@ -570,7 +570,6 @@ def test_bundled_model_passes_its_own_gate(tmp_path):
     if not _have(FACES140K):
         pytest.skip(f"needs the shared 140k sample at {FACES140K}")
     from edge_dfd.convert import convert_model
-
     from edge_dfd.meta import read_meta
 
     results = convert_model("default", "tflite-int8,onnx-int8", out_dir=tmp_path, calib_data=FACES140K)

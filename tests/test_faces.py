@@ -7,12 +7,21 @@ import csv
 import cv2
 import numpy as np
 import pytest
-
 from conftest import FACES140K, needs_faces140k
-from edge_dfd.errors import EdgeDFDError, ModelError
-from edge_dfd.faces import (BLAZEFACE, BlazeFace, decode_ssd, iou_matrix, letterbox, make_detector, square_box,
-                            ssd_anchors, weighted_nms)
 from test_live import background, cartoon_face
+
+from edge_dfd.errors import EdgeDFDError, ModelError
+from edge_dfd.faces import (
+    BLAZEFACE,
+    BlazeFace,
+    decode_ssd,
+    iou_matrix,
+    letterbox,
+    make_detector,
+    square_box,
+    ssd_anchors,
+    weighted_nms,
+)
 
 
 def test_anchor_layout_matches_mediapipe():
@@ -31,7 +40,7 @@ def test_anchor_layout_matches_mediapipe():
 
 
 def test_bundled_models_output_shapes_match_anchors():
-    for name, spec in BLAZEFACE.items():
+    for name, _spec in BLAZEFACE.items():
         det = BlazeFace(name, threads=1)
         assert len(det.anchors) == {"blazeface": 896, "blazeface-full": 2304}[name]
         assert det.spec.input_size == {"blazeface": 128, "blazeface-full": 192}[name]

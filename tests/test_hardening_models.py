@@ -122,7 +122,7 @@ def test_bad_model_in_every_command(name, no_tf, inputs, tmp_path, cli_run):
 @pytest.mark.parametrize("name", WITH_TF)
 def test_bad_tflite_and_keras_in_every_command(name, with_tf, inputs, tmp_path, cli_run):
     path, phrase = with_tf[name]
-    for verb, code, out, err in _every_command(cli_run, path, inputs, tmp_path):
+    for _verb, code, _out, err in _every_command(cli_run, path, inputs, tmp_path):
         assert_clean_failure(code, err, 1, str(path), phrase)
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from synth import synth_face
 
 BG_RGB = (150, 130, 112)  # (B - R) / 255 = -0.15: exactly the tiny model's threshold
@@ -289,8 +288,8 @@ class FakeCapture:
 
 
 def test_stream_drop_reconnects_then_gives_up(tmp_path):
-    from edge_dfd.live import LiveConfig, SourceError, run_live
     from edge_dfd.faces import make_detector
+    from edge_dfd.live import LiveConfig, SourceError, run_live
 
     caps = iter([FakeCapture(5), FakeCapture(3, bad=[1]), FakeCapture(0, opened=False), FakeCapture(0, opened=False)])
     opened = []

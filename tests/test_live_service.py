@@ -24,7 +24,6 @@ from pathlib import Path
 
 import cv2
 import pytest
-
 from mjpeg_server import MJPEGServer, have_photos, scene_frames, write_video
 from test_live import count_frames, read_events, tiny_onnx
 

@@ -113,15 +113,14 @@ def port(arch: str, pth: bytes, out_dir: Path) -> Path:
 
 def verify(arch: str, pth: bytes, data_dir: Path, n: int = 32) -> dict:
     """Max |keras - torch| of pooled features at every tap on ``n`` real test images (224 px)."""
+    import csv
     import tempfile
 
     import torch
+    from torch_reference import load_reference
 
     from edge_dfd.backbones import TAPS, build_backbone, normalization
     from edge_dfd.preprocess import load_image
-    from torch_reference import load_reference
-
-    import csv
 
     with open(data_dir / "test.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))[:n]

@@ -4,7 +4,8 @@ Each verb lives in its own module (``edge_dfd/cli/<verb>.py``, a click command n
 imported only when that verb runs, so ``edge-dfd --help`` and ``edge-dfd VERB --help`` never import
 TensorFlow. Library imports happen inside the command bodies.
 
-Exit codes: 0 ok, 1 error, 2 usage error, 3 quality gate failed, 130 interrupted.
+Exit codes: 0 ok, 1 error, 2 usage error, 3 quality gate failed, 130 interrupted (129 / 143: `live` stopped by
+SIGHUP / SIGTERM after finalising its outputs).
 Data goes to stdout (``--json`` for machines); progress and logs go to stderr.
 """
 

@@ -108,8 +108,8 @@ def perturbed_copy(images) -> list[np.ndarray]:
 
 def teacher_parts(teacher_path) -> dict:
     """MobileNetV2 weights, standardisation and head of the ten-pass teacher (.keras)."""
-    from edge_dfd.kerasio import load_keras
     from edge_dfd.backbones import TAPS
+    from edge_dfd.kerasio import load_keras
 
     model = load_keras(Path(teacher_path))
     try:
