@@ -177,23 +177,27 @@ def markdown(doc: dict) -> str:
     for note in doc.get("notes", []):
         lines += [f"- {note}"]
     lines += ["", "## Results", "",
-              "| format | file (sha256) | emulated CPU | N | max abs dP | mean abs dP | median abs dP | verdict agreement "
-              "| accuracy x86 | accuracy arm64 | x86 path | arm64 path |",
-              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+              "| format | file (sha256) | emulated CPU | N | max abs dP | mean abs dP | median abs dP | identical P "
+              "| verdict agreement | accuracy x86 | accuracy arm64 | x86 path | arm64 path |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in doc["results"]:
         c = r["compare"]
         lines.append(
             f"| {r['format']} | {r['file']} ({r['sha256'][:12]}) | {r['qemu_cpu']} | {c['n']} | {c['max_abs_dp']:.2e} "
-            f"| {c['mean_abs_dp']:.2e} | {c['median_abs_dp']:.2e} | {c['agreement']:.4f} ({c['disagree']} differ) "
-            f"| {c['accuracy_x86']:.4f} | {c['accuracy_arm64']:.4f} | {r['x86']['path_used']} | {r['arm64']['path_used']} |")
+            f"| {c['mean_abs_dp']:.2e} | {c['median_abs_dp']:.2e} | {c['identical']}/{c['n']} "
+            f"| {c['agreement']:.4f} ({c['disagree']} differ) "
+            f"| {c['accuracy_x86']:.4f} | {c['accuracy_arm64']:.4f} | {r['x86']['path_used']} "
+            f"| {r['arm64']['path_used']} |")
     lines += ["", "P(fake) is compared as `edge-dfd predict --json` prints it (6 decimals), so |dP| below 1e-6 shows "
               "as 0. Verdicts: fake when P(fake) >= the threshold stored in the file (each side reads its own copy).",
               "", "Per dataset (same columns):", "",
-              "| format | emulated CPU | dataset | N | max abs dP | mean abs dP | agreement | accuracy x86 | accuracy arm64 |",
-              "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+              "| format | emulated CPU | x86 path | dataset | N | max abs dP | mean abs dP | agreement | accuracy x86 "
+              "| accuracy arm64 |",
+              "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in doc["results"]:
         for name, c in r["per_dataset"].items():
-            lines.append(f"| {r['format']} | {r['qemu_cpu']} | {name} | {c['n']} | {c['max_abs_dp']:.2e} "
+            lines.append(f"| {r['format']} | {r['qemu_cpu']} | {r['x86']['path_used']} | {name} | {c['n']} "
+                         f"| {c['max_abs_dp']:.2e} "
                          f"| {c['mean_abs_dp']:.2e} | {c['agreement']:.4f} | {c['accuracy_x86']:.4f} "
                          f"| {c['accuracy_arm64']:.4f} |")
     m = doc["machine"]
@@ -210,15 +214,16 @@ def markdown(doc: dict) -> str:
               f"{m['arm64']['int8_saturates']} |",
               "", f"- Host CPU: {m['host_cpu']}; emulator: {m['qemu_version']}; arm64 root: Debian "
               f"{m['debian_version']} ({SUITE}) made without kernel changes (see the script's docstring).",
-              f"- Emulated CPU features (numpy, per `-cpu`): " + "; ".join(
+              "- Emulated CPU features (numpy, per `-cpu`): " + "; ".join(
                   f"{cpu}: {' '.join(f) if isinstance(f, list) else f}" for cpu, f in m["arm64_cpu_features"].items()),
               f"- edge-dfd source: git {doc['source']['git_head'][:12]}"
               f"{' + uncommitted changes' if doc['source']['dirty'] else ''}; wheel RECORD sha256 "
               f"{doc['source']['wheel_record_sha256'][:12]}.",
               "", "## Wall time of this check (NOT a speed measurement)", "",
-              "| format | emulated CPU | x86 s | arm64 emulated s |", "|---|---|---:|---:|"]
+              "| format | emulated CPU | x86 path | x86 s | arm64 emulated s |", "|---|---|---|---:|---:|"]
     for r in doc["results"]:
-        lines.append(f"| {r['format']} | {r['qemu_cpu']} | {r['x86']['wall_s']:.1f} | {r['arm64']['wall_s']:.1f} |")
+        lines.append(f"| {r['format']} | {r['qemu_cpu']} | {r['x86']['path_used']} | {r['x86']['wall_s']:.1f} "
+                     f"| {r['arm64']['wall_s']:.1f} |")
     lines += ["", TIMING_NOTE, ""]
     return "\n".join(lines)
 
@@ -297,9 +302,9 @@ def build_root(work: Path, mirror: str, logf: Path) -> Path:
 
 def runtime_requirements() -> list[str]:
     """pyproject's [project] dependencies, pinned to the versions installed on this (x86) side when present."""
-    import tomllib
     from importlib import metadata
 
+    import tomllib
     from packaging.requirements import Requirement  # pip vendors it; the x86 venv has it via setuptools/wheel
 
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
@@ -415,7 +420,8 @@ def path_used(model: dict) -> str:
 def side_predictions(side: str, cpu: str, model: Path, digest: str, images: list[dict], args, root: Path,
                      py: Path, env: dict) -> dict:
     key = hashlib.sha256(json.dumps([i["path"] for i in images]).encode()).hexdigest()[:12]
-    tag = f"{side}-{cpu if side == 'arm64' else 'native'}-{digest[:12]}-{key}-t{args.threads}b{args.batch_size}"
+    # keyed on the model, the images and the edge-dfd wheel (the code both sides run)
+    tag = f"{side}-{cpu}-{digest[:12]}-{key}-w{args.wheel_key}-t{args.threads}b{args.batch_size}"
     cache = args.work / "preds" / f"{tag}.json"
     if cache.is_file() and not args.fresh:
         log(f"cached: {cache.name}")
@@ -428,7 +434,8 @@ def side_predictions(side: str, cpu: str, model: Path, digest: str, images: list
         cmd = qemu_cmd(root, cpu, py, *predict)
     else:
         cmd = [sys.executable, *predict]
-    log(f"{side} ({cpu if side == 'arm64' else platform.machine()}) predict {model.name} on {len(images)} images ...")
+    where = cpu if side == "arm64" else f"{platform.machine()}, {cpu}"
+    log(f"{side} ({where}) predict {model.name} on {len(images)} images ...")
     doc, wall = run_predict(cmd, args.work, cache.with_suffix(".log"), env)
     res = {"model": doc["model"], "summary": doc["summary"], "wall_s": wall,
            "p_fake": {r["path"]: r["p_fake"] for r in doc["results"]}}
@@ -464,7 +471,11 @@ def main(argv=None) -> int:
     ap.add_argument("--fresh", action="store_true", help="re-run the predictions even when cached")
     ap.add_argument("--out", type=Path, default=RESULTS / "arm64_emulated",
                     help="results stem (.json and .md are written)")
+    ap.add_argument("--report", action="store_true", help="only rewrite the .md from the existing .json")
     args = ap.parse_args(argv)
+    if args.report:
+        args.out.with_suffix(".md").write_text(markdown(json.loads(args.out.with_suffix(".json").read_text())))
+        return 0
     cpus = [c.strip() for c in args.qemu_cpu.split(",") if c.strip()]
     for c in cpus:
         if c not in CPUINFO:
@@ -480,6 +491,7 @@ def main(argv=None) -> int:
     write_cpuinfo(root, cpus[0])
     py = build_venv(root, args.work, logf, cpus[0])
     source = build_edge_dfd(root, py, args.work, logf, cpus[0])
+    args.wheel_key = source["wheel_record_sha256"][:8]
 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", EDGE_QDQ)}
     env.update(PYTHONNOUSERSITE="1", TF_CPP_MIN_LOG_LEVEL="2")
@@ -505,32 +517,41 @@ def main(argv=None) -> int:
     results = []
     for src in models:
         staged, digest = stage_model(src.resolve(), args.work)
-        x86 = side_predictions("x86", "native", staged, digest, images, args, root, py, env)
-        for cpu in cpus:
-            arm = side_predictions("arm64", cpu, staged, digest, images, args, root, py, env)
-            missing = [i["path"] for i in images if i["path"] not in x86["p_fake"] or i["path"] not in arm["p_fake"]]
-            if missing:
-                raise RuntimeError(f"{len(missing)} image(s) without a prediction on one side, e.g. {missing[0]}")
-            pa = [x86["p_fake"][i["path"]] for i in images]
-            pb = [arm["p_fake"][i["path"]] for i in images]
-            y = [i["fake"] for i in images]
-            cmp_all = compare(pa, pb, y, x86["model"]["threshold"], arm["model"]["threshold"])
-            cmp_all["disagree_paths"] = [images[k]["path"] for k in cmp_all.pop("disagree_idx")]
-            per = {}
-            for d in DATASETS:
-                ix = [k for k, i in enumerate(images) if i["dataset"] == d.name]
-                c = compare([pa[k] for k in ix], [pb[k] for k in ix], [y[k] for k in ix],
-                            x86["model"]["threshold"], arm["model"]["threshold"])
-                c.pop("disagree_idx")
-                per[d.name] = c
-            side = lambda s: {"describe": s["model"], "path_used": path_used(s["model"]), "wall_s": s["wall_s"],
-                              "summary": {k: v for k, v in s["summary"].items() if k != "errors"}}
-            results.append({"format": x86["model"]["format"], "file": src.name, "source_path": str(src),
-                            "sha256": digest, "bytes": staged.stat().st_size, "qemu_cpu": cpu,
-                            "compare": cmp_all, "per_dataset": per, "x86": side(x86), "arm64": side(arm)})
-            c = cmp_all
-            log(f"{results[-1]['format']} [{cpu}]: max|dP| {c['max_abs_dp']:.2e} mean {c['mean_abs_dp']:.2e} "
-                f"agreement {c['agreement']:.4f} acc x86 {c['accuracy_x86']:.4f} arm64 {c['accuracy_arm64']:.4f}")
+        # x86 runs the file as this CPU decides (VNNI here: int8 kernels); an .onnx file also once with its
+        # QDQ graph in float (EDGE_DFD_ONNX_QDQ=float), the path x86 CPUs without VNNI take for onnx-int8-arm.
+        variants = [("native", env)]
+        if staged.suffix.lower() == ".onnx":
+            variants.append(("qdq-float", {**env, EDGE_QDQ: "float"}))
+        for variant, x86_env in variants:
+            x86 = side_predictions("x86", variant, staged, digest, images, args, root, py, x86_env)
+            for cpu in cpus:
+                arm = side_predictions("arm64", cpu, staged, digest, images, args, root, py, env)
+                missing = [i["path"] for i in images
+                           if i["path"] not in x86["p_fake"] or i["path"] not in arm["p_fake"]]
+                if missing:
+                    raise RuntimeError(f"{len(missing)} image(s) without a prediction on one side, e.g. {missing[0]}")
+                pa = [x86["p_fake"][i["path"]] for i in images]
+                pb = [arm["p_fake"][i["path"]] for i in images]
+                y = [i["fake"] for i in images]
+                cmp_all = compare(pa, pb, y, x86["model"]["threshold"], arm["model"]["threshold"])
+                cmp_all["disagree_paths"] = [images[k]["path"] for k in cmp_all.pop("disagree_idx")]
+                per = {}
+                for d in DATASETS:
+                    ix = [k for k, i in enumerate(images) if i["dataset"] == d.name]
+                    c = compare([pa[k] for k in ix], [pb[k] for k in ix], [y[k] for k in ix],
+                                x86["model"]["threshold"], arm["model"]["threshold"])
+                    c.pop("disagree_idx")
+                    per[d.name] = c
+                side = lambda s: {"describe": s["model"], "path_used": path_used(s["model"]), "wall_s": s["wall_s"],
+                                  "summary": {k: v for k, v in s["summary"].items() if k != "errors"}}
+                results.append({"format": x86["model"]["format"], "x86_variant": variant, "file": src.name,
+                                "source_path": str(src), "sha256": digest, "bytes": staged.stat().st_size,
+                                "qemu_cpu": cpu, "compare": cmp_all, "per_dataset": per, "x86": side(x86),
+                                "arm64": side(arm)})
+                c = cmp_all
+                log(f"{results[-1]['format']} [{cpu} vs x86 {variant}]: max|dP| {c['max_abs_dp']:.2e} "
+                    f"mean {c['mean_abs_dp']:.2e} agreement {c['agreement']:.4f} "
+                    f"acc x86 {c['accuracy_x86']:.4f} arm64 {c['accuracy_arm64']:.4f}")
 
     manifest = REPO / "edge_dfd" / "assets" / "default" / "manifest.json"
     notes = [
@@ -542,6 +563,9 @@ def main(argv=None) -> int:
         "(SIGSEGV on import) on the host's x86 /proc/cpuinfo.",
         "The arm64 venv holds the aarch64 wheels of pyproject's runtime dependencies, pinned to the x86 versions, "
         "and the edge-dfd wheel built from this tree; both sides run `python -m edge_dfd predict --json`.",
+        "Each .onnx file is also run on x86 with its QDQ graph in float (EDGE_DFD_ONNX_QDQ=float; x86 path "
+        "'QDQ in float'): the path edge-dfd takes for onnx-int8-arm on x86 CPUs without VNNI, compared here with "
+        "what the arm64 int8 kernels compute.",
         "Emulation checks that the aarch64 builds install, import and compute the same answers (QEMU implements "
         "arm64 integer, NEON and IEEE float semantics in software); it is not a run on Raspberry Pi hardware.",
     ]

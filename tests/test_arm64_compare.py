@@ -67,4 +67,5 @@ def test_markdown_report_states_that_timings_mean_nothing():
     md = A.markdown(doc)
     assert "Timings under emulation mean nothing" in md
     assert "| tflite-int8 | m.tflite (abababababab) | cortex-a72 | 2 | 0.00e+00 |" in md
+    assert "| 2/2 | 1.0000 (0 differ) |" in md
     assert "aarch64" in md and "x86_64" in md
