@@ -285,29 +285,10 @@ def latency_ms(backend, image: np.ndarray, runs: int = 30) -> float:
 
 
 def calib_mix_dir() -> Path:
-    """A temporary 140k-layout folder (outside the repository) whose valid split is BOTH sets' valid
-    images, so int8 calibration and export verification see both resolutions. Copies, not links:
-    edge_dfd.data refuses paths that leave the dataset folder."""
-    import csv
-    import shutil
-    import tempfile
+    """Both sets' valid images in one 140k-layout folder (edge_dfd.release.ship.calib_mix_dir)."""
+    from edge_dfd.release.ship import calib_mix_dir as mix
 
-    root = Path(tempfile.gettempdir()) / "edge_dfd_calib_mix"
-    if (root / "valid.csv").is_file():
-        return root
-    base, rows = root / "real_vs_fake" / "real-vs-fake", []
-    for tag in SETS:
-        for r in records(tag, "valid"):
-            new = Path("valid") / ("fake" if r.is_fake else "real") / f"{tag}_{r.path.name}"
-            (base / new).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(r.path, base / new)
-            rows.append({"": len(rows), "original_path": "", "id": f"{tag}_{r.path.stem}", "label": r.label,
-                         "label_str": "real" if r.label else "fake", "path": new.as_posix()})
-    with open(root / "valid.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["", "original_path", "id", "label", "label_str", "path"])
-        w.writeheader()
-        w.writerows(rows)
-    return root
+    return mix([str(SETS[s]) for s in SETS])
 
 
 def build_selected(name: str | None):
@@ -603,7 +584,7 @@ def results_markdown(out: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-PI4_XNNPACK_MS = {"fp32": 46.0, "int8": 17.0}  # MobileNetV2 1.0 224, RPi 4 ARM64, 4 threads (XNNPACK README, 2022)
+from edge_dfd.release.ship import PI4_XNNPACK_MS  # noqa: E402  (one owner of the published Pi-4 figures)
 
 
 def pi4_factor(ours: dict) -> dict:
@@ -613,37 +594,10 @@ def pi4_factor(ours: dict) -> dict:
 
 def backbone_latency(threads: int = 2, archs=("mobilenet_v2",)) -> dict:
     """LiteRT ms of ONE 224-px view of each backbone (fp32 and int8) on this machine:
-    {"fp32": mbv2 ms, "int8": mbv2 ms, "<arch>": {"fp32": ms, "int8": ms}, ...}."""
-    import tensorflow as tf
-    from ai_edge_litert.interpreter import Interpreter
+    {"fp32": mbv2 ms, "int8": mbv2 ms, "<arch>": {"fp32": ms, "int8": ms}, ...} (edge_dfd.release.ship.backbone_ms)."""
+    from edge_dfd.release.ship import backbone_ms
 
-    from edge_dfd.backbones import build_backbone
-
-    rng = np.random.default_rng(SEED)
-    rep = [rng.integers(0, 256, (1, 224, 224, 3)).astype(np.float32) for _ in range(8)]
-    out = {}
-    for arch in dict.fromkeys(("mobilenet_v2", *archs)):
-        keras_model = build_backbone(arch, 224, "imagenet", ("head_relu",))
-        out[arch] = {}
-        for kind in ("fp32", "int8"):
-            conv = tf.lite.TFLiteConverter.from_keras_model(keras_model)
-            if kind == "int8":
-                conv.optimizations = [tf.lite.Optimize.DEFAULT]
-                conv.representative_dataset = lambda: ([r] for r in rep)
-                conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            it = Interpreter(model_content=conv.convert(), num_threads=threads)
-            it.allocate_tensors()
-            i = it.get_input_details()[0]
-            for _ in range(3):
-                it.set_tensor(i["index"], rep[0])
-                it.invoke()
-            ts = []
-            for _ in range(30):
-                t0 = time.perf_counter()
-                it.set_tensor(i["index"], rep[0])
-                it.invoke()
-                ts.append((time.perf_counter() - t0) * 1000)
-            out[arch][kind] = float(np.median(ts))
+    out = {arch: backbone_ms(threads, arch) for arch in dict.fromkeys(("mobilenet_v2", *archs))}
     out["fp32"], out["int8"] = out["mobilenet_v2"]["fp32"], out["mobilenet_v2"]["int8"]
     return out
 

@@ -105,8 +105,9 @@ def score_file(path: Path, conditions: dict, robust: bool) -> dict:
     return entry
 
 
-def backbone_ms(threads: int = 2) -> dict:
-    """LiteRT ms of one bare 224-px MobileNetV2 (fp32, int8) here: the denominator of the Pi-4 arithmetic."""
+def backbone_ms(threads: int = 2, arch: str = "mobilenet_v2") -> dict:
+    """LiteRT ms of one bare 224-px backbone (fp32, int8) here; MobileNetV2's is the denominator of the Pi-4
+    arithmetic."""
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
 
@@ -114,7 +115,7 @@ def backbone_ms(threads: int = 2) -> dict:
 
     rng = np.random.default_rng(0)
     rep = [rng.integers(0, 256, (1, 224, 224, 3)).astype(np.float32) for _ in range(8)]
-    keras_model = build_backbone("mobilenet_v2", 224, "imagenet", ("head_relu",))
+    keras_model = build_backbone(arch, 224, "imagenet", ("head_relu",))
     out = {}
     for kind in ("fp32", "int8"):
         conv = tf.lite.TFLiteConverter.from_keras_model(keras_model)
