@@ -159,24 +159,30 @@ def test_default_model_loads_from_zoo(tmp_path, monkeypatch, models):
         load_model("default", format="onnx")
 
 
+TF_MODULES = ("tensorflow", "keras", "tf2onnx", "tf_keras")
 BLOCKER = '''
 import sys
 class _Block:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras", "tf2onnx", "tf_keras"):
-            raise ImportError(f"blocked for this test: {name}")
+        if name.split(".")[0] in {blocked!r}:
+            raise ImportError(f"blocked for this test: {{name}}")
         return None
 sys.meta_path.insert(0, _Block())
 '''
 
 
-def no_tf_env(tmp_path) -> dict:
+def blocking_env(tmp_path, blocked=TF_MODULES) -> dict:
+    """Environment for a subprocess in which importing any of the ``blocked`` top-level modules fails."""
     d = tmp_path / "blocker"
     d.mkdir(exist_ok=True)
-    (d / "sitecustomize.py").write_text(BLOCKER)
+    (d / "sitecustomize.py").write_text(BLOCKER.format(blocked=tuple(blocked)))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(d), str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
     return env
+
+
+def no_tf_env(tmp_path) -> dict:
+    return blocking_env(tmp_path)
 
 
 def test_tflite_and_onnx_paths_never_import_tensorflow(models, tmp_path, images, keras_p):

@@ -7,7 +7,6 @@ pyproject's runtime dependencies are checked too: the slim set is what `pip inst
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -15,28 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_runtime import blocking_env
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("sklearn", "scipy", "matplotlib", "psutil", "tensorflow", "keras", "tf2onnx", "tf_keras")
 NOTE = "not written: plots need matplotlib (pip install 'edge-dfd[plots]')"
 
-BLOCKER = f'''
-import sys
-class _Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {HEAVY!r}:
-            raise ImportError(f"blocked for this test: {{name}}")
-        return None
-sys.meta_path.insert(0, _Block())
-'''
-
-
 def slim_env(tmp_path) -> dict:
-    d = tmp_path / "blocker"
-    d.mkdir(exist_ok=True)
-    (d / "sitecustomize.py").write_text(BLOCKER)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(d), str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
+    env = blocking_env(tmp_path, HEAVY)
     env.pop("EDGE_DFD_DEFAULT_MODEL_DIR", None)
     return env
 
