@@ -99,15 +99,15 @@ RESULTS = REPO / "benchmarks" / "results"
 
 
 def _ship(data, out, teacher) -> None:
-    from edge_dfd.release.ship import ship
+    from edge_dfd.release.ship import TEACHER_FORMATS, ship
 
     student = Path(out) / "student.keras"
     if not student.is_file():
         raise EdgeDFDError(f"{student}: no trained student; run `python -m edge_dfd.release train` first")
     data = [str(Path(d).resolve()) for d in (list(data) or default_data())]
     tdir = teacher_file(teacher).parent
-    for name in ("detector_fp32.tflite", "detector_int8.tflite"):
-        if not teacher:
+    if not teacher:  # the teacher's scored files come from git history beside its .keras
+        for name in TEACHER_FORMATS.values():
             teacher_file(None, name)
     ship(student, data, tdir, Path(out) / "staging", ASSETS, RESULTS)
 
