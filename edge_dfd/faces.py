@@ -3,6 +3,12 @@
     from edge_dfd.faces import make_detector
     det = make_detector("blazeface", threads=2)
     boxes, scores = det.detect(frame_bgr)      # (N, 4) float32 x1, y1, x2, y2 pixels; (N,) float32
+    boxes, scores, marks = det.detect_landmarks(frame_bgr)  # + (N, 4, 2) float32 key points, or None
+
+Key points (``detect_landmarks``), in frame pixels, in the fixed order ``LANDMARKS``: the eye on the image's
+left, the eye on the image's right, the nose tip, the mouth centre (for an upright face; they follow the face
+when it is tilted). BlazeFace and YuNet give them; Haar and ``none`` give ``None``. ``edge_dfd.align`` turns
+them into crops framed like the training images.
 
 Frames are OpenCV's ``(H, W, 3) uint8 BGR``. Detectors (the ``--faces`` values):
 
@@ -29,6 +35,8 @@ from edge_dfd.errors import EdgeDFDError, ModelError, require
 
 ASSETS = Path(__file__).parent / "assets" / "blazeface"
 DETECTORS = ("blazeface", "blazeface-full", "haar", "yunet:MODEL.onnx", "none")
+DEFAULT_MARGIN = 0.33  # box crops: this fraction of the detector box's longer side added on every side
+LANDMARKS = ("eye_image_left", "eye_image_right", "nose_tip", "mouth_centre")
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,12 @@ class FaceDetector:
 
     def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def detect_landmarks(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``detect`` plus key points: (boxes, scores, (N, 4, 2) float32 frame pixels in ``LANDMARKS`` order
+        or ``None`` when this detector has none). The boxes and scores are exactly ``detect``'s."""
+        boxes, scores = self.detect(frame)
+        return boxes, scores, None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -110,11 +124,13 @@ def letterbox(frame: np.ndarray, size: int) -> tuple[np.ndarray, float, float, f
 
 
 def decode_ssd(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray, input_size: int,
-               min_score: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """BlazeFace regressors -> boxes (x1, y1, x2, y2) normalised to the model input, and sigmoid scores.
+               min_score: float = 0.5, keypoints: bool = False):
+    """BlazeFace regressors -> boxes (x1, y1, x2, y2) normalised to the model input, and sigmoid scores
+    (and, with ``keypoints=True``, a third array: (N, K, 2) key points x, y normalised to the model input).
 
-    ``raw_boxes`` (A, 16): x_centre, y_centre, w, h, then 6 key points, all in input pixels relative to
-    the anchor centre (fixed anchor size 1). Only boxes with score >= ``min_score`` and positive size are kept.
+    ``raw_boxes`` (A, 16): x_centre, y_centre, w, h, then 6 key points (MediaPipe's order: the subject's right
+    eye, left eye, nose tip, mouth centre, right and left ear tragion), all in input pixels relative to the
+    anchor centre (fixed anchor size 1). Only boxes with score >= ``min_score`` and positive size are kept.
     """
     raw_boxes = np.asarray(raw_boxes, np.float32).reshape(len(anchors), -1)
     logits = np.clip(np.asarray(raw_scores, np.float32).reshape(-1), -80.0, 80.0)
@@ -126,7 +142,10 @@ def decode_ssd(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarra
     hw, hh = r[:, 2] / input_size / 2, r[:, 3] / input_size / 2
     boxes = np.stack([cx - hw, cy - hh, cx + hw, cy + hh], axis=1)
     ok = (hw > 0) & (hh > 0)
-    return boxes[ok].astype(np.float32), s[ok].astype(np.float32)
+    if not keypoints:
+        return boxes[ok].astype(np.float32), s[ok].astype(np.float32)
+    kp = r[:, 4:].reshape(len(r), (r.shape[1] - 4) // 2, 2) / input_size + a[:, None, :]
+    return boxes[ok].astype(np.float32), s[ok].astype(np.float32), kp[ok].astype(np.float32)
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -143,12 +162,16 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0).astype(np.float32)
 
 
-def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.3, keypoints: np.ndarray | None = None):
     """MediaPipe's weighted non-maximum suppression: each kept box is the score-weighted mean of the boxes
-    overlapping the best remaining one by more than ``iou``; its score is the best one's."""
+    overlapping the best remaining one by more than ``iou``; its score is the best one's.
+
+    With ``keypoints`` (N, K, 2) a third array is returned: each kept face's key points, averaged over the
+    same group with the same weights as its box."""
     order = np.argsort(-scores, kind="stable")
     boxes, scores = boxes[order], scores[order]
-    out_b, out_s = [], []
+    kps = None if keypoints is None else np.asarray(keypoints, np.float32)[order]
+    out_b, out_s, out_k = [], [], []
     remaining = np.arange(len(boxes))
     while remaining.size:
         best = remaining[0]
@@ -159,11 +182,15 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.3) -> tup
         w = scores[group][:, None]
         out_b.append((boxes[group] * w).sum(axis=0) / w.sum())
         out_s.append(scores[best])
+        if kps is not None:
+            out_k.append((kps[group] * w[:, :, None]).sum(axis=0) / w.sum())
         remaining = remaining[sim <= iou]
         remaining = remaining[remaining != best]
+    if kps is None:
+        return (np.asarray(out_b, np.float32), np.asarray(out_s, np.float32)) if out_b else _empty()
     if not out_b:
-        return _empty()
-    return np.asarray(out_b, np.float32), np.asarray(out_s, np.float32)
+        return (*_empty(), np.zeros((0,) + kps.shape[1:], np.float32))
+    return np.asarray(out_b, np.float32), np.asarray(out_s, np.float32), np.asarray(out_k, np.float32)
 
 
 class BlazeFace(FaceDetector):
@@ -193,6 +220,10 @@ class BlazeFace(FaceDetector):
         self._boxes, self._scores = outs[(a, 16)], outs[(a, 1)]
 
     def detect(self, frame):
+        boxes, scores, _ = self.detect_landmarks(frame)
+        return boxes, scores
+
+    def detect_landmarks(self, frame):
         import cv2
 
         size = self.spec.input_size
@@ -200,13 +231,16 @@ class BlazeFace(FaceDetector):
         x = cv2.cvtColor(square, cv2.COLOR_BGR2RGB).astype(np.float32) * (2.0 / 255.0) - 1.0
         self.interpreter.set_tensor(self._in, x[None])
         self.interpreter.invoke()
-        boxes, scores = decode_ssd(self.interpreter.get_tensor(self._boxes)[0],
-                                   self.interpreter.get_tensor(self._scores)[0],
-                                   self.anchors, size, self.min_score)
+        boxes, scores, kps = decode_ssd(self.interpreter.get_tensor(self._boxes)[0],
+                                        self.interpreter.get_tensor(self._scores)[0],
+                                        self.anchors, size, self.min_score, keypoints=True)
         if len(boxes) == 0:
-            return _empty()
-        boxes, scores = weighted_nms(boxes, scores, self.spec.nms_iou)
-        return _to_frame(boxes * size, scale, px, py, frame.shape), scores
+            return (*_empty(), np.zeros((0, 4, 2), np.float32))
+        boxes, scores, kps = weighted_nms(boxes, scores, self.spec.nms_iou, keypoints=kps)
+        # MediaPipe's key points 0-3 (subject's right eye = image left, left eye, nose tip, mouth centre);
+        # not clipped to the frame: a clipped point would skew the alignment
+        marks = (kps[:, :4] * size - np.array([px, py], np.float32)) / scale
+        return _to_frame(boxes * size, scale, px, py, frame.shape), scores, marks.astype(np.float32)
 
 
 def _to_frame(boxes_px: np.ndarray, scale: float, px: float, py: float, shape) -> np.ndarray:
@@ -275,19 +309,37 @@ class YuNet(FaceDetector):
             raise ModelError(f"{p}: OpenCV cannot load this YuNet model ({why})") from None
         self._size = (320, 320)
 
-    def detect(self, frame):
+    def _faces(self, frame) -> np.ndarray | None:
         h, w = frame.shape[:2]
         if self._size != (w, h):
             self.det.setInputSize((w, h))
             self._size = (w, h)
         _, faces = self.det.detect(frame)
         if faces is None or len(faces) == 0:
-            return _empty()
-        faces = np.asarray(faces, np.float32)
+            return None
+        return np.asarray(faces, np.float32)
+
+    @staticmethod
+    def _boxes(faces: np.ndarray, shape) -> np.ndarray:
+        h, w = shape[:2]
         boxes = np.concatenate([faces[:, :2], faces[:, :2] + faces[:, 2:4]], axis=1)
         boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, w)
         boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, h)
-        return boxes, faces[:, -1].astype(np.float32)
+        return boxes
+
+    def detect(self, frame):
+        boxes, scores, _ = self.detect_landmarks(frame)
+        return boxes, scores
+
+    def detect_landmarks(self, frame):
+        faces = self._faces(frame)
+        if faces is None:
+            return (*_empty(), np.zeros((0, 4, 2), np.float32))
+        # row: x, y, w, h, then the subject's right eye (image left), left eye, nose tip, right and left
+        # mouth corners, then the score
+        p = faces[:, 4:14].reshape(-1, 5, 2)
+        marks = np.concatenate([p[:, :3], p[:, 3:5].mean(axis=1, keepdims=True)], axis=1)
+        return self._boxes(faces, frame.shape), faces[:, -1].astype(np.float32), marks.astype(np.float32)
 
 
 class CentreSquare(FaceDetector):
@@ -321,7 +373,7 @@ def make_detector(spec: str, threads: int | None = None, min_score: float | None
     raise EdgeDFDError(f"unknown face detector '{spec}'.{hint} Valid: {', '.join(DETECTORS)}")
 
 
-def square_box(box, frame_shape, margin: float = 0.25) -> tuple[int, int, int, int]:
+def square_box(box, frame_shape, margin: float = DEFAULT_MARGIN) -> tuple[int, int, int, int]:
     """A square around ``box`` (x1, y1, x2, y2), ``margin`` x its longer side added on every side, shifted
     (not padded) to lie inside the frame and shrunk only if the frame is smaller. Integer pixels."""
     h, w = frame_shape[:2]
