@@ -5,6 +5,35 @@ from __future__ import annotations
 import click
 
 from edge_dfd.formats import FORMATS
+from edge_dfd.live.pipeline import ALIGN_MODES, DEFAULT_ALIGN, DEFAULT_CLASSIFY_HZ, DEFAULT_MARGIN
+
+
+def _check_serve(ctx, param, value):
+    if value is None:
+        return None
+    from edge_dfd.live.web import parse_serve
+
+    try:
+        parse_serve(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _check_source(ctx, param, value):
+    """A URL must look like one (scheme://host...): a typo is a usage error, not a 10-s connection timeout."""
+    import re
+    from urllib.parse import urlsplit
+
+    v = (value or "").strip()
+    if "://" in v:
+        u = urlsplit(v)
+        if not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9+.-]*", u.scheme or "") or not u.netloc:
+            raise click.BadParameter(f"'{value}' is not a valid stream URL (expected scheme://host[:port]/path, "
+                                     "e.g. rtsp://192.168.1.20:554/stream)")
+    elif re.match(r"^(rtsp|rtmp|https?|udp|tcp)s?:/?[^/]", v, re.I):
+        raise click.BadParameter(f"'{value}' is not a valid stream URL (missing '//' after the scheme)")
+    return value
 
 
 def _check_rotate(ctx, param, value):
@@ -22,7 +51,7 @@ def _check_rotate(ctx, param, value):
               help="Model file (.tflite, .onnx, .keras), 'default' (the bundled single-pass detector) or 'ten-pass' (the previous ten-pass one).")
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default=None,
               help="Format of the bundled model to use with --model default (e.g. tflite-int8 on a Pi).")
-@click.option("--source", "-s", default="0", show_default=True,
+@click.option("--source", "-s", default="0", show_default=True, callback=_check_source,
               help="Camera index, video file, stream URL (rtsp://, http://) or 'picamera2'.")
 @click.option("--faces", default="blazeface", show_default=True, metavar="DETECTOR",
               help="Face detector: blazeface | blazeface-full | haar | yunet:MODEL.onnx | none (centre square).")
@@ -32,8 +61,24 @@ def _check_rotate(ctx, param, value):
               help="Verdict threshold on the smoothed P(fake) [default: the model's, from its metadata].")
 @click.option("--smooth", type=click.IntRange(min=1), default=8, show_default=True,
               help="Average each face track's P(fake) over its last N frames.")
-@click.option("--margin", type=click.FloatRange(0, 2), default=0.33, show_default=True,
-              help="Square crop margin around the face box, as a fraction of the box side, each side.")
+@click.option("--margin", type=click.FloatRange(0, 2), default=DEFAULT_MARGIN, show_default=True,
+              help="Square crop margin around the face box, as a fraction of the box side, each side "
+                   "(--align box, and faces without keypoints).")
+@click.option("--align", type=click.Choice(ALIGN_MODES), default=DEFAULT_ALIGN, show_default=True,
+              help="Crop framing: 'aligned' maps the detector's eye/nose/mouth keypoints onto the training "
+                   "images' framing (rotation, scale, shift); 'box' is the face box plus --margin.")
+@click.option("--classify-hz", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_CLASSIFY_HZ,
+              show_default=True, metavar="HZ",
+              help="Classify each face track at most HZ times a second (new tracks first, then round robin); "
+                   "cameras and streams do it in a worker thread, so a slow model never lowers the frame rate.")
+@click.option("--realtime", is_flag=True,
+              help="Play a video file at its own frame rate, like a camera (default: as fast as it decodes, "
+                   "verdicts scheduled in the video's own time).")
+@click.option("--serve", default=None, metavar="[HOST:]PORT", callback=_check_serve,
+              help="Serve a web page with the annotated stream, the tracks and an event feed "
+                   "(read-only; host 127.0.0.1 unless given, e.g. 0.0.0.0:8080 for the LAN).")
+@click.option("--serve-clients", type=click.IntRange(min=1, max=64), default=4, show_default=True,
+              help="Most viewers of --serve at once.")
 @click.option("--show", is_flag=True, help="Show a window with boxes, scores, FPS and stage times (q quits).")
 @click.option("--save", type=click.Path(dir_okay=False), default=None,
               help="Write the annotated video: OUT.avi (MJPG; plays even after a kill) or OUT.mp4 (mp4v).")
@@ -60,9 +105,11 @@ def _check_rotate(ctx, param, value):
                    "--heartbeat seconds (10 by default).")
 @click.option("--heartbeat", type=click.FloatRange(min=0), default=0, show_default=True, metavar="SECONDS",
               help="Print a status line on stderr every SECONDS (0: never).")
-def cmd(model, fmt, source, faces, detect_every, threshold, smooth, margin, show, save, events, max_frames, threads,
-        reconnects, save_segment, save_keep, events_rotate, events_keep, status, heartbeat):
-    """Real-time deepfake detection: faces are detected, tracked and classified in every frame.
+def cmd(model, fmt, source, faces, detect_every, threshold, smooth, margin, align, classify_hz, realtime, serve,
+        serve_clients, show, save, events, max_frames, threads, reconnects, save_segment, save_keep, events_rotate,
+        events_keep, status, heartbeat):
+    """Real-time deepfake detection: faces are detected and tracked in every frame, and classified on a
+    schedule (--classify-hz per track) on crops framed like the training images.
 
     Prints frames, FPS and p50/p90 ms per stage (capture, detect, preprocess, infer, draw) on exit.
     With a .tflite or .onnx model TensorFlow is never imported.
@@ -73,6 +120,7 @@ def cmd(model, fmt, source, faces, detect_every, threshold, smooth, margin, show
 
     \b
     edge-dfd live --source 0 --show
+    edge-dfd live --source picamera2 --serve 0.0.0.0:8080      # watch a headless Pi from a laptop
     edge-dfd live --source clip.mp4 --faces blazeface-full --save out.mp4 --events faces.jsonl
     edge-dfd live --source picamera2 --format tflite-int8 --threads 4 --detect-every 3
     edge-dfd live --source rtsp://cam/s --events ev.jsonl --events-rotate 1d --save v.avi --save-segment 300
@@ -82,5 +130,6 @@ def cmd(model, fmt, source, faces, detect_every, threshold, smooth, margin, show
     cfg = LiveConfig(model=model, format=fmt, source=source, faces=faces, detect_every=detect_every, threshold=threshold,
                      smooth=smooth, margin=margin, show=show, save=save, events=events, max_frames=max_frames,
                      threads=threads, reconnects=reconnects, save_segment=save_segment, save_keep=save_keep,
-                     events_rotate=events_rotate, events_keep=events_keep, status=status, heartbeat=heartbeat)
+                     events_rotate=events_rotate, events_keep=events_keep, status=status, heartbeat=heartbeat,
+                     align=align, classify_hz=classify_hz, realtime=realtime, serve=serve, serve_clients=serve_clients)
     return run_live(cfg).exit_code

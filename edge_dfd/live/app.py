@@ -14,10 +14,10 @@ import numpy as np
 
 from edge_dfd.errors import EdgeDFDError
 from edge_dfd.faces import FaceDetector, make_detector
-from edge_dfd.live.pipeline import DEFAULT_MARGIN, FaceResult, LivePipeline, draw
+from edge_dfd.live.pipeline import DEFAULT_ALIGN, DEFAULT_CLASSIFY_HZ, DEFAULT_MARGIN, FaceResult, LivePipeline, draw
 from edge_dfd.live.sources import Frame, FrameGrabber, open_source
 
-STAGES = ("capture", "detect", "preprocess", "infer", "draw")
+STAGES = ("capture", "detect", "preprocess", "resize", "infer", "draw")  # resize / infer: the classifier's
 CODECS = {".avi": "MJPG", ".mp4": "mp4v"}
 
 
@@ -44,6 +44,11 @@ class LiveConfig:
     events_keep: int = 10  # rotated event files to keep (0: all)
     status: str | None = None  # status file (JSON), rewritten every heartbeat interval
     heartbeat: float = 0.0  # s between heartbeat lines on stderr (0: none; the status file then every 10 s)
+    align: str = DEFAULT_ALIGN  # "aligned" (keypoints -> training framing) | "box" (box + margin)
+    classify_hz: float | None = DEFAULT_CLASSIFY_HZ  # classifications per second per track (None: every frame)
+    realtime: bool = False  # play a video file at its own frame rate, like a camera
+    serve: str | None = None  # "[HOST:]PORT": the web view (edge_dfd.live.web)
+    serve_clients: int = 4
 
 
 @dataclass
@@ -51,6 +56,7 @@ class LiveStats:
     frames: int = 0
     seconds: float = 0.0
     faces: int = 0  # face results over all frames
+    classified: int = 0  # classifier runs (faces scored)
     faceless: int = 0  # frames without a face
     skipped: int = 0
     dropped: int = 0
@@ -81,7 +87,7 @@ class LiveStats:
     def summary(self) -> str:
         stages = " · ".join(f"{k} {v['p50']:.2f}/{v['p90']:.2f}" for k, v in self.stage_ms.items())
         text = (f"live: {self.frames} frames in {self.seconds:.1f} s = {self.fps:.1f} FPS, {self.faces} faces "
-                f"({self.skipped} unreadable frames skipped, {self.dropped} dropped, {self.reconnects} reconnects)"
+                f"({self.skipped} unreadable frames skipped, {self.dropped} dropped, {self.reconnects} reconnects), {self.classified} classified"
                 f"\nlive: ms per frame p50/p90: {stages}")
         if self.interrupted:
             text += f"\nlive: stopped by {self.signal or 'SIGINT'}; outputs finalised (exit {self.exit_code})"
@@ -139,9 +145,7 @@ def run_live(cfg: LiveConfig, backend=None, detector: FaceDetector | None = None
     SIGINT, SIGTERM and SIGHUP stop it gracefully: the current frame is finished, the outputs are finalised and
     the summary is printed (``edge_dfd.signals``). An output that fails mid-run (disk full) stops it the same
     way, keeping everything written so far (``stats.error``, exit 1)."""
-    from edge_dfd.outputs import OutputClosed, OutputError, check_output_path, parse_rotate
-    from edge_dfd.preprocess import set_opencv_threads
-    from edge_dfd.signals import GracefulStop
+    from edge_dfd.outputs import check_output_path, parse_rotate
 
     if cfg.show:
         check_gui()
@@ -155,6 +159,34 @@ def run_live(cfg: LiveConfig, backend=None, detector: FaceDetector | None = None
                          ("--status", cfg.status)):
         if path:  # before the model loads: a bad output path is a one-line error at once
             check_output_path(path, option)
+    server = _start_server(cfg)  # a busy port is a one-line error before the model loads
+    try:
+        return _run(cfg, backend, detector, opener, rotate, server)
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _start_server(cfg: LiveConfig):
+    if not cfg.serve:
+        return None
+    from edge_dfd.live.web import LiveServer, parse_serve
+
+    try:
+        host, port = parse_serve(cfg.serve)
+    except ValueError as exc:
+        raise EdgeDFDError(f"--serve {exc}") from None
+    server = LiveServer(host, port, max_clients=cfg.serve_clients)
+    server.start()
+    print(f"live: serving the web view on {server.url}", file=sys.stderr)
+    return server
+
+
+def _run(cfg: LiveConfig, backend, detector, opener, rotate, server) -> LiveStats:
+    from edge_dfd.outputs import OutputClosed, OutputError
+    from edge_dfd.preprocess import set_opencv_threads
+    from edge_dfd.signals import GracefulStop
+
     with GracefulStop() as stop:
         set_opencv_threads(cfg.threads)
         detector = detector or make_detector(cfg.faces, threads=cfg.threads)
@@ -162,12 +194,16 @@ def run_live(cfg: LiveConfig, backend=None, detector: FaceDetector | None = None
             from edge_dfd.runtime import load_model
 
             backend = load_model(cfg.model or "default", format=cfg.format, threads=cfg.threads)
-        pipe = LivePipeline(backend, detector, cfg.detect_every, cfg.threshold, cfg.smooth, cfg.margin)
         source = open_source(cfg.source, opener)
-        grabber = FrameGrabber(source, cfg.reconnects, cfg.backoff)
+        grabber = FrameGrabber(source, cfg.reconnects, cfg.backoff, pace=cfg.realtime)
+        # live sources (and --realtime files) classify in a worker thread on the wall clock: a slow model
+        # refreshes verdicts less often, never slows the frame rate; files run the schedule in their own time
+        pipe = LivePipeline(backend, detector, cfg.detect_every, cfg.threshold, cfg.smooth, cfg.margin,
+                            align=cfg.align, classify_hz=cfg.classify_hz, worker=grabber.live)
         stats, times = LiveStats(), StageTimes()
         with contextlib.ExitStack() as stack:
-            out = _Output(cfg, getattr(source, "fps", 30.0), rotate)
+            stack.callback(pipe.close)
+            out = _Output(cfg, getattr(source, "fps", 30.0), rotate, server)
             stack.callback(out.close)
             grabber.start()
             t_start = time.perf_counter()
@@ -191,7 +227,7 @@ def run_live(cfg: LiveConfig, backend=None, detector: FaceDetector | None = None
                     frame = grabber.get(cancel=stop.event)
                     if frame is None:
                         break
-                    faces = pipe.process(frame.image)
+                    faces = pipe.process(frame.image, frame.time)
                     t0 = time.perf_counter()
                     try:
                         quit_ = out.emit(frame, faces, times)
@@ -202,7 +238,7 @@ def run_live(cfg: LiveConfig, backend=None, detector: FaceDetector | None = None
                         break
                     times.add("draw", (time.perf_counter() - t0) * 1e3)
                     times.add("capture", frame.capture_ms)
-                    for k, v in pipe.last_ms.items():
+                    for k, v in [*pipe.last_ms.items(), *pipe.worker_ms()]:
                         times.add(k, v)
                     stats.frames += 1
                     stats.faces += len(faces)
@@ -235,6 +271,8 @@ def run_live(cfg: LiveConfig, backend=None, detector: FaceDetector | None = None
                     print(f"warning: {exc}", file=sys.stderr)
                 stats.skipped, stats.dropped = grabber.skipped, grabber.dropped
                 stats.reconnects = grabber.reconnected
+                pipe.close()
+                stats.classified = pipe.classified
                 stats.outputs = out.describe()
                 failed = crash is not None and not isinstance(crash, KeyboardInterrupt)
                 state = ("crashed" if failed else f"stopped by {stats.signal}" if stats.interrupted
@@ -262,22 +300,27 @@ def _rss():
     return None if v is None else round(v, 1)
 
 
+def _r(v: float, nd: int = 4):
+    return None if v is None or np.isnan(v) else round(float(v), nd)
+
+
 def event_record(frame: Frame, f: FaceResult, utc: str) -> dict:
-    """One line of ``--events``."""
+    """One line of ``--events``: ``score`` / ``smoothed`` are null and ``verdict`` "pending" until the track's
+    first classification; ``age`` is how old (s) the crop behind the newest score is."""
     return {"time": round(frame.time, 3), "frame": frame.index, "track": f.track, "box": list(f.box),
-            "crop": list(f.crop), "det_score": None if np.isnan(f.det_score) else round(f.det_score, 4),
-            "score": round(f.score, 4), "smoothed": round(f.smoothed, 4), "verdict": f.verdict,
-            "detected": f.detected, "utc": utc}
+            "crop": list(f.crop), "det_score": _r(f.det_score), "score": _r(f.score), "smoothed": _r(f.smoothed),
+            "verdict": f.verdict, "age": _r(f.age, 3), "fresh": f.fresh, "detected": f.detected, "utc": utc}
 
 
 class _Output:
     """Window, saved video (``outputs.VideoSegments``), JSONL events (``outputs.EventLog``) and health
     (status file, heartbeat, sd_notify) for each processed frame."""
 
-    def __init__(self, cfg: LiveConfig, fps: float, rotate):
+    def __init__(self, cfg: LiveConfig, fps: float, rotate, server=None):
         from edge_dfd.outputs import EventLog, Health, VideoSegments
 
-        self.show, self.fps = cfg.show, fps
+        self.show, self.fps, self.server = cfg.show, fps, server
+        self._published = 0.0
         self.events = self.video = None
         self.events = EventLog(cfg.events, rotate, cfg.events_keep) if cfg.events else None
         self.video = VideoSegments(cfg.save, fps, cfg.save_segment, cfg.save_keep) if cfg.save else None
@@ -289,12 +332,18 @@ class _Output:
         self._rate = (time.perf_counter(), 0, 0.0)  # (t, frames) at the last health write, and the FPS since
 
     def emit(self, frame: Frame, faces: list[FaceResult], times: StageTimes) -> bool:
-        if self.events is not None:
+        records = None
+        if self.events is not None or self.server is not None:
             t = time.time()
             utc = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
-            self.events.write([json.dumps(event_record(frame, f, utc)) for f in faces])
+            records = [event_record(frame, f, utc) for f in faces]
+        if self.events is not None:
+            self.events.write([json.dumps(r) for r in records])
             self.events.tick()
-        if not (self.show or self.video):
+        web_frame = self.server is not None and self.server.wants_frames
+        if self.server is not None:
+            self._publish(records, faces)
+        if not (self.show or self.video or web_frame):
             return False
         now = time.perf_counter()
         if self._last is not None:  # exponential moving average of the wall-clock frame rate
@@ -304,12 +353,31 @@ class _Output:
         img = draw(frame.image.copy(), faces, self._fps, times.last)
         if self.video is not None:
             self.video.write(img, frame.time)
+        if web_frame:
+            import cv2
+
+            ok, jpeg = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
+            if ok:
+                self.server.publish_frame(jpeg.tobytes())
         if self.show:
             import cv2
 
             cv2.imshow("edge-dfd live (q to quit)", img)
             return (cv2.waitKey(1) & 0xFF) in (ord("q"), 27)
         return False
+
+    def _publish(self, records: list[dict], faces: list[FaceResult]) -> None:
+        """Web view: fresh verdicts as events at once; the track list and FPS at most 5 times a second."""
+        fresh = [r for r, f in zip(records, faces) if f.fresh]
+        if fresh:
+            self.server.publish_events(fresh)
+        now = time.monotonic()
+        if now - self._published >= 0.2:
+            self._published = now
+            self.server.publish_tracks([{k: r[k] for k in ("track", "verdict", "smoothed", "score", "age", "box")}
+                                        for r in records])
+            self.server.publish_stats({"fps": None if self._fps is None else round(self._fps, 1),
+                                       "faces": len(records)})
 
     def health_fps(self, frames: int) -> float:
         """Frames per second since the previous call (the previous status write) at least 0.2 s earlier."""
@@ -336,6 +404,8 @@ class _Output:
             parts.append(f"events {where} (+{self.events.lines} lines{rot})")
         if self.video is not None:
             parts.append(self.video.describe())
+        if self.server is not None:
+            parts.append(f"web view {self.server.url}")
         return "; ".join(parts)
 
     def close(self) -> None:

@@ -165,14 +165,18 @@ class FrameGrabber(threading.Thread):
     """Reads ``source`` in its own thread.
 
     Live sources keep only the newest frame (older unread ones are counted in ``dropped``); files go through
-    a small blocking queue so every frame is processed in order. Unreadable frames are skipped and counted.
+    a small blocking queue so every frame is processed in order, or with ``pace`` are read at their own frame
+    rate and treated like a live source. Unreadable frames are skipped and counted.
     A live source that fails is reopened after ``backoff`` s, doubling up to 8 s, at most ``reconnects``
     times in a row; then ``error`` is set and the stream ends.
     """
 
-    def __init__(self, source, reconnects: int = 5, backoff: float = 0.5, max_bad: int = 50):
+    def __init__(self, source, reconnects: int = 5, backoff: float = 0.5, max_bad: int = 50, pace: bool = False):
         super().__init__(name="edge-dfd-capture", daemon=True)
         self.source, self.reconnects, self.backoff, self.max_bad = source, reconnects, backoff, max_bad
+        # pace: play a file at its own frame rate and keep only the newest frame, like a camera (--realtime)
+        self.pace = bool(pace) and not source.live
+        self.live = source.live or self.pace
         self.skipped = self.dropped = self.reconnected = 0
         self.error: EdgeDFDError | None = None
         self._stop_evt = threading.Event()
@@ -186,7 +190,7 @@ class FrameGrabber(threading.Thread):
     def get(self, timeout: float = 30.0, cancel: threading.Event | None = None) -> Frame | None:
         """The next frame, or None at the end of the source (check ``error``) or once ``cancel`` is set
         (checked every 0.2 s: a stop request never waits for a frame that does not come)."""
-        if not self.source.live:
+        if not self.live:
             while True:
                 if cancel is not None and cancel.is_set():
                     return None
@@ -234,6 +238,8 @@ class FrameGrabber(threading.Thread):
                 t = index / fps if not self.source.live else t0 - t_start
                 self._deliver(Frame(index, t, img, ms))
                 index, bad = index + 1, 0
+                if self.pace:  # the next frame is due at its own time in the file
+                    self._stop_evt.wait(max(0.0, t_start + index / fps - time.perf_counter()))
                 continue
             if ok or (not self.source.live and not self.source.at_end()):
                 self.skipped, bad = self.skipped + 1, bad + 1  # unreadable frame: skip it
@@ -263,7 +269,7 @@ class FrameGrabber(threading.Thread):
         return False
 
     def _deliver(self, frame: Frame | None) -> None:
-        if not self.source.live:
+        if not self.live:
             while True:
                 try:
                     self._queue.put(frame, timeout=0.1)

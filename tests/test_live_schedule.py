@@ -1,0 +1,119 @@
+"""The live classifier's schedule: new tracks first, then round robin at most --classify-hz per track; a worker
+thread keeps a slow model from lowering the frame rate; verdict ages; usage errors of the new options."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from test_live import StubBackend, background
+
+from edge_dfd.live.pipeline import LivePipeline, Scheduler
+
+
+class Boxes:
+    """A detector that returns fixed boxes (no keypoints: box crops)."""
+
+    name = "fixed"
+
+    def __init__(self, n: int):
+        self.boxes = np.array([[20 + 150 * i, 100, 140 + 150 * i, 220] for i in range(n)], np.float32)
+
+    def detect(self, frame):
+        return self.boxes.copy(), np.ones(len(self.boxes), np.float32)
+
+
+class Slow(StubBackend):
+    def __init__(self, delay: float):
+        super().__init__()
+        self.delay = delay
+
+    def predict(self, batch):
+        time.sleep(self.delay)
+        return super().predict(batch)
+
+
+def test_scheduler_new_first_then_longest_waiting_at_most_hz():
+    s = Scheduler(10.0)  # period 0.1 s
+    assert s.due([3, 1, 2], 0.0) == [1, 2, 3]  # never classified: all, oldest id first
+    s.done(1, 0.0), s.done(2, 0.05), s.done(3, 0.0)
+    assert s.due([1, 2, 3, 4], 0.06) == [4]  # a new track jumps the queue; the others are not due yet
+    s.done(4, 0.06)
+    assert s.due([1, 2, 3, 4], 0.1) == [1, 3]  # due again after 1/hz, longest-waiting first
+    assert s.due([1, 2, 3, 4], 0.2, limit=2) == [1, 3]
+    assert s.next_due([1, 2, 3, 4], 0.0) == pytest.approx(0.1)
+    s.forget([2])
+    assert s.due([1, 2], 1.0) == [1, 2]  # 1 was forgotten: new again
+    assert Scheduler(None).due([5, 6], 0.0) == [5, 6]
+    with pytest.raises(Exception, match="classify_hz"):
+        Scheduler(0)
+
+
+def test_inline_schedule_runs_on_the_frame_clock():
+    """Without a worker (video files): 30 frames at 30 fps, 10 Hz -> each of 2 tracks classified on frames
+    0, 3, 6, ... in ONE batch; verdict ages count in the video's own time."""
+    backend = StubBackend()
+    pipe = LivePipeline(backend, Boxes(2), classify_hz=10.0, align="box")
+    frame = background()
+    results = [pipe.process(frame, t=i / 30) for i in range(30)]
+    assert backend.calls == 10 and backend.batch_sizes == [2] * 10
+    assert pipe.classified == 20
+    ages = [r[0].age for r in results]
+    assert ages[:4] == pytest.approx([0.0, 1 / 30, 2 / 30, 0.0])
+    assert [r[0].fresh for r in results[:4]] == [True, False, False, True]
+    assert all(r[0].verdict in ("fake", "real") for r in results)
+
+
+def test_worker_keeps_the_frame_loop_fast_with_a_slow_model():
+    """A 150-ms model: process() never waits for it; tracks start "pending", then get verdicts, newer tracks
+    first; the verdict age stays bounded by the model's pace."""
+    backend = Slow(0.15)
+    with LivePipeline(backend, Boxes(3), classify_hz=100.0, worker=True, align="box") as pipe:
+        frame = background()
+        first = pipe.process(frame)
+        assert [f.verdict for f in first] == ["pending"] * 3
+        assert all(f.age is None and np.isnan(f.score) for f in first)
+        times, results = [], []
+        t_end = time.monotonic() + 1.2
+        while time.monotonic() < t_end:
+            t0 = time.perf_counter()
+            results.append(pipe.process(frame))
+            times.append(time.perf_counter() - t0)
+            time.sleep(0.005)
+        assert np.median(times) < 0.03, np.median(times)  # the loop is not paced by the 150-ms model
+        last = results[-1]
+        assert all(f.verdict != "pending" for f in last)
+        assert 3 <= pipe.classified <= 3 * 1.5 / 0.15  # one batch of <= 8 per model call
+        assert all(f.age is not None and f.age < 0.6 for f in last), [f.age for f in last]
+        assert max(backend.batch_sizes) <= 3
+    assert not pipe._worker.is_alive()
+
+
+def test_worker_error_surfaces_in_the_frame_loop():
+    class Broken(StubBackend):
+        def predict(self, batch):
+            raise RuntimeError("model exploded")
+
+    pipe = LivePipeline(Broken(), Boxes(1), classify_hz=10.0, worker=True, align="box")
+    try:
+        pipe.process(background())
+        time.sleep(0.3)
+        with pytest.raises(RuntimeError, match="exploded"):
+            pipe.process(background())
+    finally:
+        pipe.close()
+
+
+@pytest.mark.parametrize("args, name", [
+    (["--classify-hz", "0"], "--classify-hz"),
+    (["--serve", "localhost:http"], "--serve"),
+    (["--serve", "99999"], "--serve"),
+    (["--source", "rtsp:/camera/stream"], "--source"),
+    (["--source", "http://"], "--source"),
+    (["--align", "eyes"], "--align"),
+])
+def test_bad_live_options_are_usage_errors(cli_run, args, name):
+    code, out, err = cli_run("live", *args)
+    assert code == 2, (code, err)
+    assert name in err and "Traceback" not in err
