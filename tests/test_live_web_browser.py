@@ -126,3 +126,52 @@ def test_page_in_headless_chromium(tmp_path):
     assert img.std() > 20  # not a flat page
     ys, xs = np.nonzero(magenta(img))
     assert xs.max() - xs.min() > 100 and ys.max() - ys.min() > 100  # the whole box, scaled into the <img>
+
+
+@needs_chromium
+def test_live_serve_end_to_end_in_a_browser(tmp_path):
+    """`edge-dfd live --serve` on a face video (played at its own rate): the page in chromium shows the
+    annotated stream and the track list with the face's verdict; the run ends cleanly (exit 0 at the video's end
+    or 143 on SIGTERM) and names the web view in its summary."""
+    import re
+    import sys
+
+    from test_live import make_video, tiny_onnx
+
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    video = tmp_path / "face.avi"
+    make_video(video, [(True, 240 + (i % 20), 150) for i in range(450)])  # 15 s of one fake (cool) face
+    proc = subprocess.Popen([sys.executable, "-m", "edge_dfd", "live", "--model", str(model), "--source", str(video),
+                             "--faces", "haar", "--realtime", "--serve", "127.0.0.1:0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url, lines = None, []
+        deadline = time.monotonic() + 60
+        while url is None and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+            m = re.search(r"serving the web view on (http://\S+)", line)
+            url = m and m.group(1)
+        assert url, "".join(lines)
+        png = tmp_path / "live.png"
+
+        def shows_verdict(dom: str) -> bool:
+            return bool(re.search(r'class="track fake"', dom)) and png.is_file()
+
+        dom = browser_dump(url, png, until=shows_verdict, timeout=40)
+        assert re.search(r'<tr[^>]*class="track fake"', dom), dom[-3000:]
+        row = re.search(r'<tr[^>]*class="track fake".*?</tr>', dom, re.S).group(0)
+        score = float(re.search(r'class="score">([0-9.]+)<', row).group(1))
+        assert score > 0.7, row  # the smoothed P(fake) of the cool face (the tiny model: > 0.7 on its crops)
+        img = cv2.imread(str(png))
+        assert img is not None and img.shape[:2] == (700, 800)
+        # the stream is painted: the fake face's red box (BGR 0, 0, 255) drawn by live is on the page
+        red = (img[..., 2] > 200) & (img[..., 1] < 60) & (img[..., 0] < 60)
+        assert red.sum() > 50, red.sum()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode in (0, 143), err
+    assert "web view http://127.0.0.1:" in err, err
