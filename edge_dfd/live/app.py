@@ -328,6 +328,7 @@ class _Output:
         self.folders = {p.parent for p in (getattr(self.events, "path", None), getattr(self.video, "path", None),
                                            self.health.path) if p is not None}
         self._last = self._fps = None
+        self._frames, self._t0 = 0, time.perf_counter()
         self._disk_checked = 0.0
         self._rate = (time.perf_counter(), 0, 0.0)  # (t, frames) at the last health write, and the FPS since
 
@@ -341,15 +342,18 @@ class _Output:
             self.events.write([json.dumps(r) for r in records])
             self.events.tick()
         web_frame = self.server is not None and self.server.wants_frames
-        if self.server is not None:
-            self._publish(records, faces)
-        if not (self.show or self.video or web_frame):
+        if not (self.show or self.video or self.server):
             return False
         now = time.perf_counter()
         if self._last is not None:  # exponential moving average of the wall-clock frame rate
             inst = 1.0 / max(now - self._last, 1e-6)
             self._fps = inst if self._fps is None else 0.9 * self._fps + 0.1 * inst
         self._last = now
+        self._frames += 1
+        if self.server is not None:
+            self._publish(records, faces)
+        if not (self.show or self.video or web_frame):
+            return False
         img = draw(frame.image.copy(), faces, self._fps, times.last)
         if self.video is not None:
             self.video.write(img, frame.time)
@@ -377,7 +381,8 @@ class _Output:
             self.server.publish_tracks([{k: r[k] for k in ("track", "verdict", "smoothed", "score", "age", "box")}
                                         for r in records])
             self.server.publish_stats({"fps": None if self._fps is None else round(self._fps, 1),
-                                       "faces": len(records)})
+                                       "frames": self._frames, "faces": len(records),
+                                       "uptime": round(time.perf_counter() - self._t0, 1)})
 
     def health_fps(self, frames: int) -> float:
         """Frames per second since the previous call (the previous status write) at least 0.2 s earlier."""
