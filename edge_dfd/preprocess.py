@@ -30,6 +30,7 @@ INPUT_RANGE = "0-255"  # raw pixel values; the model rescales internally
 MAX_PIXELS = 64 * 1024 * 1024  # 64 Mpx: larger images are refused (decompression-bomb guard)
 MAX_FILE_BYTES = 256 * 1024 * 1024
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")  # edge-dfd scan
 
 
 def _cv2():

@@ -27,6 +27,7 @@ COMMANDS = {
     "predict": ("edge_dfd.cli.predict", "Classify image files, folders, globs or a 140k CSV."),
     "bench": ("edge_dfd.cli.bench", "Latency / accuracy / size of every format, side by side."),
     "live": ("edge_dfd.cli.live", "Real-time detection from a webcam, video file or stream."),
+    "scan": ("edge_dfd.cli.scan", "P(fake) per face and per video for video files, folders or globs."),
     "data": ("edge_dfd.cli.data", "Validate a dataset folder and print its per-split counts."),
 }
 
