@@ -5,12 +5,15 @@ starts from, and for each requested format:
 
 1. writes ``<out>/<stem><tag><suffix>`` (``edge_dfd.formats.Format.filename``) with its converter
    (``edge_dfd.converters``);
-2. embeds ``ModelMeta`` (the Keras model's metadata + format, input dtype, source sha256, calibration
-   source and size) with ``edge_dfd.meta.write_meta``;
-3. verifies it right away through ``edge_dfd.runtime.load_model`` - the same code every user runs - on
-   ``verify_size`` validation images that were NOT used for calibration: max / mean |dP(fake)|, verdict
-   agreement at the model's threshold, accuracy and ROC AUC of both. The numbers go into the file's metadata
-   and the result row; ``problems`` is the gate (``ok=False`` rows; the CLI exits 3):
+2. builds its ``ModelMeta`` once (the Keras model's metadata + format, input dtype, source sha256,
+   calibration source and size);
+3. loads it through ``edge_dfd.runtime.load_model`` - the same code every user runs - with that metadata; int8
+   files get their own threshold matched on the calibration images (``edge_dfd.verdicts.matched_threshold``);
+   then verifies it on ``verify_size`` validation images that were NOT used for calibration: max / mean
+   |dP(fake)|, verdict agreement at the model's threshold, accuracy and ROC AUC of both;
+4. writes the metadata into the file once (``edge_dfd.meta.write_meta``), verification numbers included.
+
+``problems`` (``edge_dfd.gate``) is the gate (``ok=False`` rows; the CLI exits 3):
 
    * float formats: numeric parity, a bug check (``Format.max_abs_diff`` / ``mean_abs_diff`` /
      ``min_agreement``; fp32 must match Keras to ~1e-4);
@@ -40,7 +43,13 @@ import numpy as np
 from edge_dfd.errors import ConversionError, DataError, EdgeDFDError, ImageError, ModelError, VerificationError
 from edge_dfd.formats import Format, parse_formats
 from edge_dfd.fsutil import ensure_writable_dir, sha256_file
+from edge_dfd.gate import GATE_ALPHA, binomial_ci, compare, delong_p, problems, tolerance
 from edge_dfd.meta import ModelMeta, read_meta, write_meta
+from edge_dfd.verdicts import MATCH_ALPHA, agreement, matched_threshold, sign_test_p
+
+__all__ = ["CALIB_SEED", "DEFAULT_OUT", "GATE_ALPHA", "MATCH_ALPHA", "MATCH_MIN_IMAGES", "VERIFY_SEED", "ConvertResult",
+           "ImageSet", "binomial_ci", "compare", "convert_model", "delong_p", "keras_predict", "matched_threshold",
+           "predict_chunked", "probe_inputs", "problems", "raise_for_failures", "select_images", "sign_test_p"]
 
 CALIB_SEED, VERIFY_SEED = 0, 1
 DEFAULT_OUT = "exports/default"  # where `convert default` writes without --out (never into the installed package)
@@ -190,135 +199,6 @@ def predict_chunked(predict, x: np.ndarray, desc: str) -> np.ndarray:
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0,), np.float32)
 
 
-def compare(p_ref: np.ndarray, p_exp: np.ndarray, threshold: float, y_fake=None, export_threshold=None) -> dict:
-    """Parity numbers between the source and an export on the same images (the export's verdicts at its own
-    threshold when it has one)."""
-    d = np.abs(p_ref.astype(np.float64) - p_exp.astype(np.float64))
-    v_ref, v_exp = p_ref >= threshold, p_exp >= (threshold if export_threshold is None else export_threshold)
-    nums = {
-        "n": int(len(d)),
-        "max_abs_diff": float(d.max()) if len(d) else 0.0,
-        "mean_abs_diff": float(d.mean()) if len(d) else 0.0,
-        "median_abs_diff": float(np.median(d)) if len(d) else 0.0,
-        "agreement": float((v_ref == v_exp).mean()) if len(d) else 1.0,
-        "fake_fraction_keras": float(v_ref.mean()) if len(d) else 0.0,
-        "fake_fraction_export": float(v_exp.mean()) if len(d) else 0.0,
-        "accuracy_keras": None,
-        "accuracy_export": None,
-    }
-    n_agree = int((v_ref == v_exp).sum())
-    nums["agreement_ci95"] = list(binomial_ci(n_agree, len(d))) if len(d) else [0.0, 1.0]
-    nums.update(auc_keras=None, auc_export=None, auc_drop_p=None, keras_only_correct=None, export_only_correct=None,
-                accuracy_drop_p=None)
-    if y_fake is not None and len(y_fake) == len(d) and len(d):
-        y = np.asarray(y_fake) == 1
-        ok_ref, ok_exp = v_ref == y, v_exp == y
-        nums["accuracy_keras"] = float(ok_ref.mean())
-        nums["accuracy_export"] = float(ok_exp.mean())
-        b, c = int((ok_ref & ~ok_exp).sum()), int((ok_exp & ~ok_ref).sum())  # the discordant images
-        nums.update(keras_only_correct=b, export_only_correct=c, accuracy_drop_p=sign_test_p(b, c))
-        if y.any() and not y.all():
-            from edge_dfd.metrics import roc_auc
-
-            nums["auc_keras"], nums["auc_export"] = roc_auc(y, p_ref), roc_auc(y, p_exp)
-            nums["auc_drop_p"] = delong_p(y, p_ref, p_exp)
-    return nums
-
-
-GATE_ALPHA = 0.05  # int8 gate: significance level of the accuracy / AUC drop tests
-
-
-def problems(fmt: Format, nums: dict) -> list[str]:
-    """Gate violations of one verified export (empty list = passes); see the module docstring."""
-    out = []
-    if not fmt.quantized:  # float formats: numeric parity, strict (a bug check)
-        if nums["max_abs_diff"] > fmt.max_abs_diff:
-            out.append(f"max |dp| {nums['max_abs_diff']:.3g} > {fmt.max_abs_diff:g}")
-        if nums["mean_abs_diff"] > fmt.mean_abs_diff:
-            out.append(f"mean |dp| {nums['mean_abs_diff']:.3g} > {fmt.mean_abs_diff:g}")
-        if nums["agreement"] < fmt.min_agreement:
-            out.append(f"agreement {nums['agreement']:.3f} < {fmt.min_agreement:g}")
-        return out
-    keras_both = 0.0 < nums["fake_fraction_keras"] < 1.0
-    if keras_both and nums["fake_fraction_export"] in (0.0, 1.0):
-        cls = "fake" if nums["fake_fraction_export"] == 1.0 else "real"
-        out.append(f"collapsed to one class (every image '{cls}')")
-    med = nums.get("median_abs_diff", 0.0)
-    if med > fmt.max_median_abs_diff:
-        out.append(f"median |dp| {med:.3g} > {fmt.max_median_abs_diff:g} (probabilities shifted systematically)")
-    lo, hi = nums.get("agreement_ci95") or binomial_ci(round(nums["agreement"] * nums["n"]), nums["n"])
-    if hi < fmt.min_agreement:
-        out.append(f"agreement {nums['agreement']:.3f} (95% CI {lo:.3f}-{hi:.3f}) < {fmt.min_agreement:g}")
-    acc_k, acc_e, p_acc = nums.get("accuracy_keras"), nums.get("accuracy_export"), nums.get("accuracy_drop_p")
-    if acc_k is not None and p_acc is not None and acc_k - acc_e > fmt.max_accuracy_drop and p_acc < GATE_ALPHA:
-        out.append(f"accuracy {acc_k:.3f} -> {acc_e:.3f} (Keras alone right on {nums['keras_only_correct']}, the "
-                   f"export alone on {nums['export_only_correct']} images; sign test p={p_acc:.2g}), "
-                   f"drop > {fmt.max_accuracy_drop:g}")
-    auc_k, auc_e, p_auc = nums.get("auc_keras"), nums.get("auc_export"), nums.get("auc_drop_p")
-    if auc_k is not None and p_auc is not None and auc_k - auc_e > fmt.max_auc_drop and p_auc < GATE_ALPHA:
-        out.append(f"ROC AUC {auc_k:.3f} -> {auc_e:.3f} (DeLong p={p_auc:.2g}), drop > {fmt.max_auc_drop:g}")
-    return out
-
-
-def binomial_ci(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Exact (Clopper-Pearson) two-sided confidence interval of a proportion ``k`` / ``n`` (numpy only)."""
-    from math import lgamma
-
-    if n <= 0:
-        return 0.0, 1.0
-    a = (1.0 - level) / 2.0
-    i = np.arange(n + 1)
-    logc = np.array([lgamma(n + 1) - lgamma(j + 1) - lgamma(n - j + 1) for j in range(n + 1)])
-
-    def cdf(x: int, p: float) -> float:  # P(X <= x), X ~ Binomial(n, p)
-        if x < 0:
-            return 0.0
-        if p <= 0.0:
-            return 1.0
-        if p >= 1.0:
-            return 1.0 if x >= n else 0.0
-        lp = logc[: x + 1] + i[: x + 1] * np.log(p) + (n - i[: x + 1]) * np.log1p(-p)
-        m = lp.max()
-        return float(min(1.0, np.exp(m) * np.exp(lp - m).sum()))
-
-    def solve(f, target: float) -> float:  # f decreasing in p on [0, 1]: the p with f(p) = target
-        lo_, hi_ = 0.0, 1.0
-        for _ in range(60):
-            mid = (lo_ + hi_) / 2.0
-            lo_, hi_ = (mid, hi_) if f(mid) > target else (lo_, mid)
-        return (lo_ + hi_) / 2.0
-
-    lower = 0.0 if k <= 0 else solve(lambda p: cdf(k - 1, p), 1.0 - a)  # P(X >= k) = a
-    upper = 1.0 if k >= n else solve(lambda p: cdf(k, p), a)  # P(X <= k) = a
-    return lower, upper
-
-
-def delong_p(y_fake, p_a, p_b) -> float:
-    """Two-sided p-value of DeLong's test that two scores of the SAME images have equal ROC AUC (paired).
-
-    1.0 (no evidence) with fewer than 2 images of a class or a degenerate (zero) variance estimate: a handful
-    of perfectly separated images says nothing about the AUC difference."""
-    from math import erfc, sqrt
-
-    y = np.asarray(y_fake).astype(bool).ravel()
-    comps = []
-    for p in (p_a, p_b):
-        p = np.asarray(p, np.float64).ravel()
-        pos, neg = p[y][:, None], p[~y][None, :]
-        psi = (pos > neg) + 0.5 * (pos == neg)
-        comps.append((psi.mean(axis=1), psi.mean(axis=0)))  # per-fake and per-real structural components
-    m, n = int(y.sum()), int((~y).sum())
-    if m < 2 or n < 2:
-        return 1.0
-    s10 = np.cov(np.stack([comps[0][0], comps[1][0]]))
-    s01 = np.cov(np.stack([comps[0][1], comps[1][1]]))
-    var = (s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / m + (s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]) / n
-    diff = comps[0][0].mean() - comps[1][0].mean()
-    if var <= 1e-15:
-        return 1.0
-    return float(erfc(abs(diff) / sqrt(var) / sqrt(2.0)))
-
-
 # ---------------------------------------------------------------- main entry
 
 
@@ -334,6 +214,7 @@ def convert_model(keras_path, formats="all", out_dir=None, calib_data=None, cali
     from edge_dfd.converters import DEFAULT_OPSET, ExportContext, get_converter
     from edge_dfd.converters.onnx import check_opset
     from edge_dfd.kerasio import load_keras, model_input_size
+    from edge_dfd.runtime import load_model
 
     say = progress or (lambda msg: None)
     fmts = _as_formats(formats)
@@ -388,14 +269,19 @@ def convert_model(keras_path, formats="all", out_dir=None, calib_data=None, cali
             try:
                 get_converter(fmt.name)(ctx, path)
                 meta = _export_meta(src_meta, fmt, size, sha, threshold, calib if fmt.quantized else None, opset)
-                write_meta(path, meta)
-                if fmt.quantized and match_threshold and len(calib.x) >= MATCH_MIN_IMAGES:
-                    if p_ref_calib is None:
-                        p_ref_calib = keras_predict(model, calib.x, "keras: scoring calibration images")
-                    _match_threshold(path, meta, calib, p_ref_calib, threshold, say)
-                res.threshold = meta.threshold
-                if verify:
-                    _verify(res, fmt, path, meta, verify_set, p_ref, threshold)
+                try:  # the file's metadata is built here, completed by matching and verification, written once
+                    match = fmt.quantized and match_threshold and len(calib.x) >= MATCH_MIN_IMAGES
+                    backend = load_model(path, meta=meta) if match or verify else None
+                    if match:
+                        if p_ref_calib is None:
+                            p_ref_calib = keras_predict(model, calib.x, "keras: scoring calibration images")
+                        _match_threshold(backend, meta, calib, p_ref_calib, threshold, say)
+                    res.threshold = meta.threshold
+                    if verify:
+                        _verify(res, fmt, backend, meta, verify_set, p_ref, threshold)
+                finally:
+                    backend = None
+                    write_meta(path, meta)
             except EdgeDFDError as exc:
                 res.ok, res.error = False, str(exc)
             res.seconds = round(time.perf_counter() - t0, 2)
@@ -426,65 +312,28 @@ def _export_meta(src: ModelMeta, fmt: Format, size: int, sha: str, threshold: fl
     return meta
 
 
-MATCH_ALPHA = 0.05  # a new threshold must fix significantly more verdicts than it breaks (exact sign test)
-
-
-def matched_threshold(p_ref: np.ndarray, p_exp: np.ndarray, threshold: float, alpha: float = MATCH_ALPHA) -> float:
-    """The threshold for an export that best reproduces the source model's verdicts (``p_ref >= threshold``)
-    on the same images: maximal agreement; ties go to the value closest to ``threshold``. ``threshold`` is kept
-    unless the move is significant: of the images whose verdict it changes, the ones it fixes must outnumber the
-    ones it breaks at two-sided level ``alpha`` (exact McNemar / sign test). Agreement over a few hundred images
-    is a step function: without the test a gain of 2 images moved the bundled onnx-int8-arm threshold from 0.23
-    to 0.43."""
-    want = np.asarray(p_ref) >= threshold
-    p = np.asarray(p_exp, np.float64)
-    s = np.unique(p)
-    cands = np.concatenate([[threshold], (s[:-1] + s[1:]) / 2.0])
-    agree = np.array([((p >= t) == want).sum() for t in cands])
-    best = cands[agree == agree.max()]
-    t = float(best[np.argmin(np.abs(best - threshold))])
-    now, then = (p >= t) == want, (p >= threshold) == want
-    fixed, broken = int((now & ~then).sum()), int((then & ~now).sum())
-    return t if sign_test_p(fixed, broken) < alpha else float(threshold)
-
-
-def sign_test_p(k: int, j: int) -> float:
-    """Two-sided exact sign-test p-value of ``k`` successes against ``j`` failures (1.0 when both are 0)."""
-    from math import comb
-
-    n = k + j
-    if n == 0:
-        return 1.0
-    tail = sum(comb(n, i) for i in range(max(k, j), n + 1)) / 2.0**n
-    return min(1.0, 2.0 * tail)
-
-
-def _match_threshold(path: Path, meta: ModelMeta, calib: ImageSet, p_ref, threshold: float, say) -> None:
+def _match_threshold(backend, meta: ModelMeta, calib: ImageSet, p_ref, threshold: float, say) -> None:
     """Quantisation shifts probabilities (the bundled model's onnx-int8 file scores most fakes lower): choose
-    the export's own threshold on the CALIBRATION images so its verdicts match the Keras model's, store it
-    in the file's metadata (verification then runs on other images)."""
-    from edge_dfd.runtime import load_model
-
-    p_exp = predict_chunked(load_model(path).predict, calib.x, f"{meta.format}: matching the threshold")
+    the export's own threshold on the CALIBRATION images so its verdicts match the Keras model's, into ``meta``
+    (verification then runs on other images)."""
+    p_exp = predict_chunked(backend.predict, calib.x, f"{meta.format}: matching the threshold")
     t = matched_threshold(p_ref, p_exp, threshold)
     if t == threshold:
         return
-    before = float(((p_exp >= threshold) == (p_ref >= threshold)).mean())
-    after = float(((p_exp >= t) == (p_ref >= threshold)).mean())
+    before = agreement(p_exp, p_ref, threshold)
+    after = agreement(p_exp, p_ref, t, threshold)
     meta.threshold = round(t, 6)
     meta.threshold_source = (f"{meta.threshold_source}; re-matched for this {meta.format} file: the value that best "
                              f"reproduces the Keras verdicts at {threshold:g} on the {len(calib.x)} calibration images")
     meta.extra = {**(meta.extra or {}), "threshold_match": {"keras_threshold": threshold, "images": len(calib.x),
                                                             "agreement_before": before, "agreement_after": after}}
-    write_meta(path, meta)
     say(f"{meta.format}: threshold {threshold:g} -> {meta.threshold:g} (agreement with Keras on the calibration "
         f"images {before:.3f} -> {after:.3f})")
 
 
-def _verify(res: ConvertResult, fmt: Format, path: Path, meta: ModelMeta, vset: ImageSet, p_ref, threshold) -> None:
-    from edge_dfd.runtime import load_model
-
-    backend = load_model(path)
+def _verify(res: ConvertResult, fmt: Format, backend, meta: ModelMeta, vset: ImageSet, p_ref, threshold) -> None:
+    """The export's numbers against the Keras model's on the verification images (``edge_dfd.gate``), into
+    ``res`` and ``meta.verification``."""
     p_exp = predict_chunked(backend.predict, vset.x, f"{fmt.name}: verifying")
     nums = compare(p_ref, p_exp, threshold, vset.y_fake, export_threshold=meta.threshold)
     bad = problems(fmt, nums)
@@ -495,24 +344,12 @@ def _verify(res: ConvertResult, fmt: Format, path: Path, meta: ModelMeta, vset: 
     res.verify_n, res.verify_source = nums["n"], vset.source
     meta.verification = {**nums, "source": vset.source, "threshold": threshold, "export_threshold": meta.threshold,
                          "ok": not bad,
-                         "tolerance": _tolerance(fmt)}
-    write_meta(path, meta)
+                         "tolerance": tolerance(fmt)}
     if bad:
         res.ok = False
         res.error = f"{fmt.name} disagrees with the Keras model on {nums['n']} images: " + "; ".join(bad)
         if fmt.quantized:  # reported with the failure, never a reason on their own
             res.error += f" (max / mean |dp| {nums['max_abs_diff']:.3g} / {nums['mean_abs_diff']:.3g})"
-
-
-def _tolerance(fmt: Format) -> dict:
-    """What the gate checked for this format (recorded in the file's verification metadata)."""
-    if not fmt.quantized:
-        return {"max_abs_diff": fmt.max_abs_diff, "mean_abs_diff": fmt.mean_abs_diff,
-                "min_agreement": fmt.min_agreement}
-    return {"min_agreement_upper95": fmt.min_agreement, "max_accuracy_drop": fmt.max_accuracy_drop,
-            "max_auc_drop": fmt.max_auc_drop, "max_median_abs_diff": fmt.max_median_abs_diff,
-            "alpha": GATE_ALPHA, "collapse": True,
-            "reported_not_gated": ["max_abs_diff", "mean_abs_diff"]}
 
 
 def raise_for_failures(results: list[ConvertResult]) -> None:

@@ -3,7 +3,7 @@
 Adding a format = one row here + one converter function registered in ``edge_dfd.converters``.
 
 What ``edge-dfd convert`` checks against the source Keras model on its verification images
-(``edge_dfd.convert.problems``):
+(``edge_dfd.gate.problems``):
 
 * float formats (not ``quantized``): numeric parity, a bug check - max / mean |delta P(fake)| within
   ``max_abs_diff`` / ``mean_abs_diff`` and verdict agreement >= ``min_agreement``;
@@ -16,10 +16,10 @@ What ``edge-dfd convert`` checks against the source Keras model on its verificat
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
-from edge_dfd.errors import EdgeDFDError
+from edge_dfd.errors import EdgeDFDError, ModelError
+from edge_dfd.util import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,10 @@ FORMATS: dict[str, Format] = {
 }
 
 EXPORT_FORMATS = tuple(n for n in FORMATS if n != "keras")
+RUNTIME_OF_SUFFIX = {f.suffix: f.runtime for f in FORMATS.values()}  # {".keras": "keras", ".tflite": ..., ".onnx": ...}
+SUFFIXES = tuple(RUNTIME_OF_SUFFIX)
+DEFAULT_OPSET = 15  # ONNX opset of `edge-dfd convert` (the converters and the CLI option)
+ONNX_OPSETS = range(11, 19)  # tf2onnx 1.17: 11..18 work; 19/20 "not supported yet"
 
 
 def get_format(name: str) -> Format:
@@ -90,13 +94,12 @@ def parse_formats(spec: str | None, allow_keras: bool = False) -> list[Format]:
 
 def _unknown(name: str, allowed=None) -> str:
     allowed = list(allowed or FORMATS)
-    close = difflib.get_close_matches(name, allowed, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    return f"unknown format '{name}'.{hint} Valid formats: {', '.join(allowed)}, or 'all'."
+    return f"unknown format '{name}'.{did_you_mean(name, allowed)} Valid formats: {', '.join(allowed)}, or 'all'."
 
 
 def format_of_file(path) -> Format | None:
-    """Best guess of a file's format from its name (metadata, when present, is authoritative)."""
+    """Best guess of a file's format from its name (metadata, when present, is authoritative): the row whose
+    tag and suffix end the name, else the first row with that suffix; None for a suffix no format has."""
     from pathlib import Path
 
     p = Path(path)
@@ -104,6 +107,15 @@ def format_of_file(path) -> Format | None:
     for f in FORMATS.values():
         if f.tag and name.endswith(f.tag + f.suffix):
             return f
-    return {".keras": FORMATS["keras"], ".tflite": FORMATS["tflite-fp32"], ".onnx": FORMATS["onnx"]}.get(
-        p.suffix.lower()
-    )
+    return next((f for f in FORMATS.values() if f.suffix == p.suffix.lower()), None)
+
+
+def runtime_of_file(path) -> str:
+    """The runtime (``Format.runtime``) that loads ``path``, from its suffix through FORMATS; a one-line
+    ModelError naming the file and the accepted suffixes otherwise."""
+    from pathlib import Path
+
+    suffix = Path(path).suffix.lower()
+    if suffix not in RUNTIME_OF_SUFFIX:
+        raise ModelError(f"{path}: unknown model type '{Path(path).suffix}' (expected {', '.join(SUFFIXES)})")
+    return RUNTIME_OF_SUFFIX[suffix]

@@ -14,18 +14,14 @@ import zipfile
 from pathlib import Path
 
 from edge_dfd.errors import ModelError, require
+from edge_dfd.util import first_line
 
 CONFIG_MEMBER = "config.json"
 _KNOWN_MODULE_PREFIXES = ("keras", "edge_dfd")
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
-
-
-def _check_archive(p: Path) -> dict:
-    """Validate the container and return the parsed model config (raises ModelError)."""
+def read_config(p: Path) -> dict:
+    """Validate a ``.keras`` container and return the parsed model config (raises ModelError); no TensorFlow."""
     if not p.exists():
         raise ModelError(f"{p}: model file not found")
     if not p.is_file():
@@ -50,7 +46,7 @@ def _check_archive(p: Path) -> dict:
     except (ValueError, UnicodeDecodeError):
         raise ModelError(f"{p}: corrupt .keras archive ({CONFIG_MEMBER} is not valid JSON)") from None
     except (OSError, EOFError, zipfile.LargeZipFile) as exc:
-        raise ModelError(f"{p}: corrupt .keras archive ({_first_line(exc)})") from None
+        raise ModelError(f"{p}: corrupt .keras archive ({first_line(exc)})") from None
     if not isinstance(config, dict):
         raise ModelError(f"{p}: corrupt .keras archive ({CONFIG_MEMBER} is not a JSON object)")
     return config
@@ -84,7 +80,7 @@ def code_layers(config: dict) -> tuple[list[str], list[str]]:
 def load_keras(path, unsafe: bool = False):
     """Load a ``.keras`` model (compile=False) in Keras safe mode; ModelError with one line otherwise."""
     p = Path(path).expanduser()
-    config = _check_archive(p)
+    config = read_config(p)
     lambdas, custom = code_layers(config)
     if lambdas and not unsafe:
         raise ModelError(
@@ -104,11 +100,34 @@ def load_keras(path, unsafe: bool = False):
                 f"{p}: needs code that is not part of Keras to load (custom layer '{custom[0]}'); "
                 "it cannot be loaded or converted by edge-dfd"
             ) from None
-        msg = _first_line(exc)
+        msg = first_line(exc)
         if "arbitrary code" in msg or "safe_mode" in msg:
             raise ModelError(f"{p}: needs arbitrary code to load ({msg[:120]}); "
                              "pass --unsafe only if you trust this file") from None
         raise ModelError(f"{p}: Keras cannot load this model ({msg})") from None
+
+
+def config_input_size(path) -> int:
+    """The square input size S of a ``.keras`` file, read from its config's ``batch_shape`` (no TensorFlow);
+    ModelError when the config has none."""
+    shape = _find_key(read_config(Path(path)), "batch_shape")
+    if not shape or len(shape) != 4 or not shape[1]:
+        raise ModelError(f"{path}: cannot read the model's input size from its config")
+    return int(shape[1])
+
+
+def _find_key(node, key):
+    """The first value of ``key`` in a nested dict / list tree (depth first), or None."""
+    if isinstance(node, dict):
+        if key in node:
+            return node[key]
+        node = list(node.values())
+    if isinstance(node, list):
+        for v in node:
+            found = _find_key(v, key)
+            if found is not None:
+                return found
+    return None
 
 
 def model_input_size(model) -> int:

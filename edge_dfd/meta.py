@@ -20,7 +20,9 @@ from pathlib import Path
 from edge_dfd import __version__
 from edge_dfd.errors import ModelError
 from edge_dfd.fsutil import atomic_path, atomic_write_bytes
+from edge_dfd.models import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 from edge_dfd.preprocess import COLOR_ORDER, INPUT_RANGE
+from edge_dfd.util import first_line
 
 META_KEY = "edge_dfd"
 KERAS_MEMBER = "edge_dfd.json"
@@ -68,8 +70,8 @@ class ModelMeta:
 
     def validate(self, where: str = "model") -> None:
         problems = []
-        if not isinstance(self.input_size, int) or not 8 <= self.input_size <= 4096:
-            problems.append(f"input_size={self.input_size!r} (expected an integer 8..4096)")
+        if not isinstance(self.input_size, int) or not MIN_INPUT_SIZE <= self.input_size <= MAX_INPUT_SIZE:
+            problems.append(f"input_size={self.input_size!r} (expected an integer {MIN_INPUT_SIZE}..{MAX_INPUT_SIZE})")
         if self.color_order not in ("RGB", "BGR"):
             problems.append(f"color_order={self.color_order!r} (expected RGB or BGR)")
         if self.input_dtype not in ("float32", "uint8"):
@@ -147,7 +149,7 @@ def _read_onnx(p: Path):
     try:
         sess = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise ModelError(f"{p}: not a loadable ONNX model ({str(exc).splitlines()[0][:200]})") from None
+        raise ModelError(f"{p}: not a loadable ONNX model ({first_line(exc)})") from None
     return sess.get_modelmeta().custom_metadata_map.get(META_KEY)
 
 

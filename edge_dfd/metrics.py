@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge_dfd.verdicts import Z95, choose_threshold, is_fake, proportion_ci
+
+__all__ = ["CLASS_NAMES", "Z95", "accuracy_ci95", "average_precision", "binary_report", "choose_threshold",
+           "confusion_matrix", "eer", "per_class_report", "report_text", "roc_auc", "roc_curve", "wilson_interval"]
+
 CLASS_NAMES = ("real", "fake")  # index = y_fake
 
 
@@ -114,7 +119,7 @@ def binary_report(y_fake, p_fake, threshold: float = 0.5) -> dict:
     """
     y, p = _as_arrays(y_fake, p_fake)
     n = int(y.size)
-    pred = (p >= threshold).astype(np.int64)
+    pred = is_fake(p, threshold).astype(np.int64)
     both = len(np.unique(y)) == 2
     rep = {
         "n": n,
@@ -168,53 +173,18 @@ def report_text(rep: dict, title: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def choose_threshold(y_fake, p_fake) -> float:
-    """Decision threshold that maximises balanced accuracy on (validation) data; 0.5 if undefined.
-
-    Ties are broken towards 0.5. The chosen value is the midpoint between neighbouring scores, so it
-    does not sit exactly on a validation image's probability.
-    """
-    y, p = _as_arrays(y_fake, p_fake)
-    if len(np.unique(y)) < 2:
-        return 0.5
-    s = np.unique(p)
-    cands = np.concatenate([[0.5], (s[:-1] + s[1:]) / 2.0]) if s.size > 1 else np.array([0.5])
-    best, best_t = -1.0, 0.5
-    pos, neg = y == 1, y == 0
-    for t in cands:
-        pred = p >= t
-        bacc = 0.5 * (pred[pos].mean() + (~pred[neg]).mean())
-        if bacc > best + 1e-12 or (abs(bacc - best) <= 1e-12 and abs(t - 0.5) < abs(best_t - 0.5)):
-            best, best_t = bacc, float(t)
-    return best_t
-
-
-Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile
-
-
 def wilson_interval(k, n, z: float = Z95) -> tuple[float, float] | None:
-    """Wilson score interval of a proportion ``k / n`` (95 % for the default ``z``); None when ``n`` is 0.
+    """Wilson score interval of a proportion ``k / n`` (95 % for the default ``z``); None when ``n`` is 0
+    (``edge_dfd.verdicts.proportion_ci``)."""
+    if z == Z95:
+        return proportion_ci(k, n)
+    from math import erf, sqrt
 
-    Unlike the normal approximation it stays inside [0, 1] and is not degenerate at 0 or n successes
-    (e.g. 1800 of 2000 images right: 0.8861 - 0.9124).
-    """
-    k, n = int(k), int(n)
-    if n <= 0:
-        return None
-    if not 0 <= k <= n:
-        raise ValueError(f"successes {k} out of range 0..{n}")
-    phat = k / n
-    z2 = z * z
-    denom = 1.0 + z2 / n
-    centre = (phat + z2 / (2 * n)) / denom
-    half = z * np.sqrt(phat * (1.0 - phat) / n + z2 / (4.0 * n * n)) / denom
-    lo = 0.0 if k == 0 else max(0.0, centre - half)
-    hi = 1.0 if k == n else min(1.0, centre + half)
-    return float(lo), float(hi)
+    return proportion_ci(k, n, level=erf(z / sqrt(2.0)))
 
 
 def accuracy_ci95(y_fake, p_fake, threshold: float) -> list[float] | None:
     """[low, high] 95 % Wilson interval of the accuracy at ``threshold`` (None with no images)."""
     y, p = _as_arrays(y_fake, p_fake)
-    ci = wilson_interval(int(((p >= threshold).astype(np.int64) == y).sum()), y.size)
+    ci = proportion_ci(int((is_fake(p, threshold).astype(np.int64) == y).sum()), y.size)
     return None if ci is None else [ci[0], ci[1]]

@@ -19,6 +19,10 @@ from pathlib import Path
 from typing import Callable
 
 from edge_dfd.errors import EdgeDFDError, ModelError, require
+from edge_dfd.util import did_you_mean, first_line
+
+DEFAULT_INPUT_SIZE = 256  # --img-size of `edge-dfd train` / build_model
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 8, 4096  # the input sizes a model (and its metadata) may have
 
 # How the 0..255 input is scaled INSIDE each model (the one place this is decided):
 #   "unit"      Rescaling(1/255)            -> [0, 1]   (the study's CNN)
@@ -104,7 +108,7 @@ def _application_base(spec: ArchSpec, img_size: int, weights: str):
     try:
         return ctor(weights=w, **kwargs)
     except Exception as exc:  # keras.utils.get_file raises a bare Exception on network failure
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        first = first_line(exc)
         if w == "imagenet":
             raise ModelError(
                 f"ImageNet weights for {spec.name} could not be downloaded ({first}): use --weights none, "
@@ -176,20 +180,16 @@ def _whole_model_weights(weights) -> bool:
     return w.endswith(".keras") or w.endswith(".weights.h5")
 
 
-def build_model(arch: str, img_size: int = 256, weights: str = "none", freeze_base: bool = False):
+def build_model(arch: str, img_size: int = DEFAULT_INPUT_SIZE, weights: str = "none", freeze_base: bool = False):
     """Build ``arch`` (a key of ARCHS) for (img_size, img_size, 3) 0..255 input; output P(fake).
 
     ``weights``: "none", "imagenet" or a local PATH (see the module docstring).
     """
-    import difflib
-
     if arch not in ARCHS:
-        close = difflib.get_close_matches(arch, ARCHS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise EdgeDFDError(f"unknown arch {arch!r}; expected one of {', '.join(ARCHS)}.{hint}")
+        raise EdgeDFDError(f"unknown arch {arch!r}; expected one of {', '.join(ARCHS)}.{did_you_mean(arch, ARCHS)}")
     spec = ARCHS[arch]
-    if not isinstance(img_size, int) or img_size < spec.min_size or img_size > 4096:
-        raise EdgeDFDError(f"--img-size {img_size} is too small for {arch} (expected {spec.min_size}..4096)")
+    if not isinstance(img_size, int) or img_size < spec.min_size or img_size > MAX_INPUT_SIZE:
+        raise EdgeDFDError(f"--img-size {img_size} is too small for {arch} (expected {spec.min_size}..{MAX_INPUT_SIZE})")
     weights = "none" if weights in (None, "") else str(weights)
     if weights not in ("none", "imagenet"):
         p = Path(weights)
@@ -204,7 +204,7 @@ def build_model(arch: str, img_size: int = 256, weights: str = "none", freeze_ba
         try:
             model.load_weights(weights)
         except Exception as exc:  # Keras raises ValueError/KeyError/OSError variants for mismatches
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            first = first_line(exc)
             raise ModelError(f"{weights}: weights do not fit arch {arch} at {img_size} px ({first})") from None
     return model
 

@@ -26,6 +26,7 @@ import numpy as np
 from edge_dfd.errors import DataError, EdgeDFDError, ImageError
 from edge_dfd.fsutil import atomic_path
 from edge_dfd.preprocess import is_image_file, load_image
+from edge_dfd.verdicts import verdict
 
 GLOB_CHARS = set("*?[")
 
@@ -217,19 +218,18 @@ def run_predict(backend, inputs, out=None, batch_size: int = 32, as_json: bool =
     try:
         for item, p in predict_items(backend, items, batch_size=batch_size, on_error=on_error):
             bar.update(1)
-            verdict = "fake" if p >= threshold else "real"
-            row = {"path": item.path, "p_fake": round(float(p), 6), "verdict": verdict, "threshold": threshold}
+            row = {"path": item.path, "p_fake": round(float(p), 6), "verdict": verdict(p, threshold), "threshold": threshold}
             if item.label is not None:
                 row["label"] = "real" if item.label == 1 else "fake"
             summary.n += 1
-            summary.fake += verdict == "fake"
-            summary.real += verdict == "real"
+            summary.fake += row["verdict"] == "fake"
+            summary.real += row["verdict"] == "real"
             if writer:
                 writer.write(row)
             if as_json:
                 results.append(row)
             else:
-                show(f"{row['p_fake']:.4f}  {verdict:<4}  {item.path}")
+                show(f"{row['p_fake']:.4f}  {row['verdict']:<4}  {item.path}")
         bar.close()
         summary.seconds = time.perf_counter() - t0
         if summary.n == 0:  # every input was unreadable: nothing was classified, so this is not a success

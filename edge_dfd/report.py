@@ -15,7 +15,7 @@ from edge_dfd.fsutil import atomic_path, atomic_write_json, atomic_write_text, e
 from edge_dfd.metrics import CLASS_NAMES, binary_report, report_text
 
 
-def _plt(what=None):
+def pyplot(what=None):
     """matplotlib.pyplot, or None (after a one-line note naming ``what`` on stderr) when it is not installed."""
     try:
         import matplotlib
@@ -30,7 +30,7 @@ def _plt(what=None):
 
 
 def save_figure(fig, path) -> Path:
-    plt = _plt()
+    plt = pyplot()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)
@@ -38,7 +38,7 @@ def save_figure(fig, path) -> Path:
 
 
 def plot_confusion_matrix(cm, path, title: str = "Confusion matrix") -> Path | None:
-    plt = _plt(path)
+    plt = pyplot(path)
     if plt is None:
         return None
     cm = np.asarray(cm)
@@ -57,7 +57,7 @@ def plot_confusion_matrix(cm, path, title: str = "Confusion matrix") -> Path | N
 
 def plot_curves(history: dict, path, title: str = "Training curves") -> Path | None:
     """Accuracy and loss, train vs validation (the study's Figures 13/16/19); None without matplotlib."""
-    plt = _plt(path)
+    plt = pyplot(path)
     if plt is None:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))

@@ -76,17 +76,17 @@ def test_evaluate_files_change_mid_run(model, tmp_path, cli_run, monkeypatch):
 
 
 def test_bench_files_vanish_after_validation(model, tmp_path, cli_run, monkeypatch):
-    from edge_dfd import bench
+    from edge_dfd.bench import worker
 
     ds = write_dataset(tmp_path / "ds", per_class=6, splits=("test",))
     imgs = sorted((ds / IMAGES_SUBDIR / "test").rglob("*.jpg"))
-    real = bench.measure_isolated
+    real = worker.measure_isolated
 
     def measure(job, workdir, **kw):
         _sabotage(imgs[:4])  # after the CSV was validated, before the measuring process reads the images
         return real(job, workdir, **kw)
 
-    monkeypatch.setattr(bench, "measure_isolated", measure)
+    monkeypatch.setattr(worker, "measure_isolated", measure)
     code, out, err = cli_run("bench", model, "--data", ds, "--runs", "2", "--warmup", "0", "--out", tmp_path / "b",
                              "--json")
     assert code == 0 and "Traceback" not in err, err

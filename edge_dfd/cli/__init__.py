@@ -91,7 +91,9 @@ def main(argv=None, group=None, prog_name: str = "edge-dfd") -> int:
     except Exception as e:  # last line of defence: one line, no traceback
         if debug:
             raise
-        msg = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        from edge_dfd.util import first_line
+
+        msg = first_line(e, 300, empty="")
         click.echo(f"error: unexpected {type(e).__name__}: {msg} (set EDGE_DFD_DEBUG=1 for a traceback)", err=True)
         code = 1
     sys.stdout.flush()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from edge_dfd.bench.result import DEFAULT_MODEL_RUNS, DEFAULT_OUT, DEFAULT_RUNS, DEFAULT_THREADS, DEFAULT_WARMUP
+
 
 @click.command("bench")
 @click.argument("models", nargs=-1, metavar="[MODEL]...")
@@ -17,16 +19,17 @@ import click
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --sample draw.")
 @click.option("--formats", default="all", show_default=True,
               help="Formats to convert a .keras MODEL to and measure: 'all' or a comma list.")
-@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=DEFAULT_THREADS, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=DEFAULT_WARMUP, show_default=True)
 @click.option("--runs", type=click.IntRange(min=1), default=None,
-              help="Timed batch-1 runs per format [default: 100; 50 for the bundled model when no MODEL is given].")
+              help=f"Timed batch-1 runs per format [default: {DEFAULT_RUNS}; {DEFAULT_MODEL_RUNS} for the bundled model "
+                   "when no MODEL is given].")
 @click.option("--floor", type=click.FloatRange(0, 1), default=None,
               help="Exit with code 3 if any format's accuracy is below this (a CI gate; needs --data).")
 @click.option("--robustness", is_flag=True,
               help="Also accuracy/AUC under JPEG q90/75/50/30, downscale x0.5/x0.75, blur sigma 1/2.")
 @click.option("--provider", default=None, help="ONNX execution provider (default CPUExecutionProvider).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="bench-results", show_default=True,
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=DEFAULT_OUT, show_default=True,
               help="Folder for bench.json/.csv/.md, pareto.png and the conversion cache.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"machine": ..., "rows": [...]} on stdout.')
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,

@@ -7,11 +7,13 @@ import os
 
 import click
 
+from edge_dfd.formats import DEFAULT_OPSET, EXPORT_FORMATS, ONNX_OPSETS
+
 
 @click.command("convert")
 @click.argument("model", type=click.Path(dir_okay=True, path_type=str))
 @click.option("--formats", "formats", default="all", show_default=True,
-              help="'all' or a comma list: tflite-fp32, tflite-fp16, tflite-int8, tflite-int8-io, onnx, onnx-int8, onnx-int8-arm.")
+              help=f"'all' or a comma list: {', '.join(EXPORT_FORMATS)}.")
 @click.option("--calib-data", type=click.Path(path_type=str), default=None,
               help="Dataset folder whose valid split calibrates int8 and verifies every export "
                    "[default: the data folder recorded in the model by `edge-dfd train`].")
@@ -21,7 +23,8 @@ import click
               help="Validation images (not used for calibration) each export is checked on.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Output folder [default: next to MODEL; exports/default for 'default'].")
-@click.option("--opset", type=click.IntRange(11, 18), default=15, show_default=True, help="ONNX opset.")
+@click.option("--opset", type=click.IntRange(ONNX_OPSETS.start, ONNX_OPSETS.stop - 1), default=DEFAULT_OPSET,
+              show_default=True, help="ONNX opset.")
 @click.option("--no-verify", is_flag=True, help="Skip the parity check against the Keras model.")
 @click.option("--keep-threshold", is_flag=True,
               help="Give int8 files the Keras threshold as is [default: re-match it on the calibration images "

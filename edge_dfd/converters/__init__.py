@@ -18,10 +18,10 @@ from typing import Callable
 import numpy as np
 
 from edge_dfd.errors import ConversionError
-from edge_dfd.formats import EXPORT_FORMATS
+from edge_dfd.formats import DEFAULT_OPSET, EXPORT_FORMATS, ONNX_OPSETS
+from edge_dfd.util import first_line
 
-DEFAULT_OPSET = 15
-ONNX_OPSETS = range(11, 19)  # tf2onnx 1.17: 11..18 work; 19/20 "not supported yet"
+__all__ = ["CONVERTERS", "DEFAULT_OPSET", "ONNX_OPSETS", "ExportContext", "get_converter", "register"]
 
 CONVERTERS: dict[str, Callable] = {}
 
@@ -74,7 +74,7 @@ class ExportContext:
             try:
                 self.model.export(str(d), format="tf_saved_model", verbose=False)
             except Exception as exc:  # TF raises many types while tracing
-                raise ConversionError(f"SavedModel export of '{self.model.name}' failed: {_line(exc)}") from None
+                raise ConversionError(f"SavedModel export of '{self.model.name}' failed: {first_line(exc, 300)}") from None
             self._saved_model = d
         return self._saved_model
 
@@ -93,11 +93,6 @@ class ExportContext:
 
         for img in progress.iterate(self.calib, desc=desc, unit="img", leave=False):
             yield img[None].astype(dtype)
-
-
-def _line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 def get_converter(name: str) -> Callable:

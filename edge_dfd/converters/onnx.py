@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_dfd.converters import ONNX_OPSETS, ExportContext, _line, register
+from edge_dfd.converters import ONNX_OPSETS, ExportContext, register
 from edge_dfd.errors import ConversionError, require
 from edge_dfd.fsutil import atomic_path
+from edge_dfd.util import first_line
 
 
 def check_opset(opset: int) -> int:
@@ -54,7 +55,7 @@ def _export_fp32(ctx: ExportContext, out: Path) -> None:
     except ConversionError:
         raise
     except Exception as exc:  # tf2onnx raises ValueError, KeyError, RuntimeError...
-        raise ConversionError(f"onnx conversion failed: {_line(exc)}") from None
+        raise ConversionError(f"onnx conversion failed: {first_line(exc, 300)}") from None
     with atomic_path(out) as tmp:
         onnx.save(proto, str(tmp))
 
@@ -137,7 +138,7 @@ def _quantize(ctx: ExportContext, out: Path, name: str, full_range: bool) -> Non
     except ConversionError:
         raise
     except Exception as exc:  # onnxruntime.quantization raises many types
-        raise ConversionError(f"{name} quantisation failed: {_line(exc)}") from None
+        raise ConversionError(f"{name} quantisation failed: {first_line(exc, 300)}") from None
 
 
 def depthwise_weights(model) -> dict[str, int]:

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_dfd.converters import ExportContext, _line, register
+from edge_dfd.converters import ExportContext, register
 from edge_dfd.errors import ConversionError, require
 from edge_dfd.fsutil import atomic_write_bytes
+from edge_dfd.util import first_line
 
 
 def _converter(ctx: ExportContext):
@@ -28,7 +29,7 @@ def _convert(conv, name: str) -> bytes:
     try:
         return conv.convert()
     except Exception as exc:  # the MLIR converter raises ConverterError, RuntimeError, ValueError...
-        raise ConversionError(f"{name} conversion failed: {_line(exc)}") from None
+        raise ConversionError(f"{name} conversion failed: {first_line(exc, 300)}") from None
 
 
 def _representative(ctx: ExportContext, name: str):

@@ -12,12 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge_dfd.errors import ModelError
-from edge_dfd.formats import FORMATS, get_format
+from edge_dfd.formats import FORMATS, RUNTIME_OF_SUFFIX, SUFFIXES, get_format, runtime_of_file
 from edge_dfd.runtime.base import Backend
 
-__all__ = ["RUNTIME_OF_SUFFIX", "Backend", "load_model", "resolve_model"]
+__all__ = ["BACKENDS", "RUNTIME_OF_SUFFIX", "Backend", "load_model", "resolve_model"]
 
-RUNTIME_OF_SUFFIX = {".keras": "keras", ".tflite": "tflite", ".onnx": "onnx"}
+# Format.runtime -> (module, class) of its backend, imported only when used (tflite / onnx never import TF)
+BACKENDS = {"keras": ("edge_dfd.runtime.keras", "KerasBackend"), "tflite": ("edge_dfd.runtime.tflite", "TFLiteBackend"),
+            "onnx": ("edge_dfd.runtime.onnx", "ONNXBackend")}
 
 
 def resolve_model(spec, format: str | None = None) -> Path:
@@ -30,7 +32,7 @@ def resolve_model(spec, format: str | None = None) -> Path:
     p = Path(spec).expanduser()
     suffix = p.suffix.lower()
     if suffix not in RUNTIME_OF_SUFFIX:
-        raise ModelError(f"{p}: unknown model type '{p.suffix}' (expected .keras, .tflite, .onnx, 'default' "
+        raise ModelError(f"{p}: unknown model type '{p.suffix}' (expected {', '.join(SUFFIXES)}, 'default' "
                          f"or one of: {', '.join(zoo.NAMED)})")
     if not p.exists():
         raise ModelError(f"{p}: model file not found")
@@ -44,30 +46,28 @@ def resolve_model(spec, format: str | None = None) -> Path:
 
 
 def load_model(spec="default", format: str | None = None, threads: int | None = None,
-               provider: str | None = None) -> Backend:
+               provider: str | None = None, meta=None) -> Backend:
     """Load a model file (``.keras``, ``.tflite``, ``.onnx``) or the bundled ``"default"`` model.
 
     ``format`` picks the bundled model's format (default ``edge_dfd.zoo.DEFAULT_FORMAT``) and, for a
     path, must agree with the file's suffix. ``threads`` sets the runtime's intra-op threads.
     ``provider`` is an onnxruntime execution provider (ONNX only; a missing one is a ModelError).
+    ``meta`` (a ``ModelMeta``) is used instead of the file's own metadata (``edge-dfd convert`` verifies an
+    export before it writes the file's final metadata). The backend is the FORMATS table's runtime of the suffix.
     """
+    import importlib
+
     path = resolve_model(spec, format)
-    runtime = RUNTIME_OF_SUFFIX[path.suffix.lower()]
+    runtime = runtime_of_file(path)
     if threads is not None and int(threads) < 1:
         raise ModelError(f"threads={threads}: expected a positive integer")
     if provider is not None and runtime != "onnx":
         raise ModelError(f"{path.name}: --provider applies to ONNX models only (this is a {runtime} model)")
-    if runtime == "tflite":
-        from edge_dfd.runtime.tflite import TFLiteBackend
-
-        return TFLiteBackend(path, threads)
+    module, name = BACKENDS[runtime]
+    cls = getattr(importlib.import_module(module), name)
     if runtime == "onnx":
-        from edge_dfd.runtime.onnx import ONNXBackend
-
-        return ONNXBackend(path, threads, provider)
-    from edge_dfd.runtime.keras import KerasBackend
-
-    return KerasBackend(path, threads)
+        return cls(path, threads, provider, meta=meta)
+    return cls(path, threads, meta=meta)
 
 
 def runtime_of(format_name: str) -> str:

@@ -37,9 +37,10 @@ class Backend:
     meta_inferred = False
     provider = ""
 
-    def __init__(self, path, threads: int | None = None):
+    def __init__(self, path, threads: int | None = None, meta: ModelMeta | None = None):
         self.path = Path(path)
         self.threads = threads
+        self._given_meta = meta  # used instead of the file's (edge-dfd convert, before it writes the file's own)
 
     # ------------------------------------------------------------- public API
 
@@ -79,7 +80,9 @@ class Backend:
 
     def verdicts(self, p_fake) -> list[str]:
         """'fake' / 'real' for each probability at the model's threshold."""
-        return ["fake" if v >= self.threshold else "real" for v in np.asarray(p_fake).ravel()]
+        from edge_dfd.verdicts import verdict
+
+        return [verdict(v, self.threshold) for v in np.asarray(p_fake).ravel()]
 
     def describe(self) -> dict:
         """Facts about the loaded model for logs and reports."""
@@ -107,6 +110,7 @@ class Backend:
     def _resolve_meta(self, meta: ModelMeta | None, input_size: int, input_dtype: str, fallback: Format) -> None:
         """Use the file's metadata (checked against the model's real input) or infer it and say so once."""
         where = str(self.path)
+        meta = self._given_meta or meta
         if meta is None:
             self.meta_inferred = True
             self.fmt = fallback

@@ -32,8 +32,8 @@ def _set_threads(tf, threads: int | None) -> None:
 class KerasBackend(Backend):
     runtime = "keras"
 
-    def __init__(self, path, threads: int | None = None):
-        super().__init__(path, threads)
+    def __init__(self, path, threads: int | None = None, meta=None):
+        super().__init__(path, threads, meta)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         tf = require("tensorflow", "running .keras models")
         _set_threads(tf, threads)

@@ -23,6 +23,7 @@ from edge_dfd.errors import ModelError, require
 from edge_dfd.formats import FORMATS, format_of_file
 from edge_dfd.meta import onnx_meta_from_session
 from edge_dfd.runtime.base import Backend, check_input_shape, check_output_shape
+from edge_dfd.util import first_line
 
 DEFAULT_PROVIDER = "CPUExecutionProvider"
 FULL_RANGE_FORMATS = ("onnx-int8-arm",)  # weights at the full int8 range: need 32-bit int8 accumulation
@@ -40,8 +41,8 @@ def available_providers() -> list[str]:
 class ONNXBackend(Backend):
     runtime = "onnx"
 
-    def __init__(self, path, threads: int | None = None, provider: str | None = None):
-        super().__init__(path, threads)
+    def __init__(self, path, threads: int | None = None, provider: str | None = None, meta=None):
+        super().__init__(path, threads, meta)
         ort = require("onnxruntime", "running .onnx models")
         where = str(self.path)
         want = provider or DEFAULT_PROVIDER
@@ -87,7 +88,7 @@ class ONNXBackend(Backend):
         try:
             return ort.InferenceSession(str(self.path), sess_options=opts, providers=[provider])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
-            msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            msg = first_line(exc)
             raise ModelError(f"{self.path}: onnxruntime cannot load this model ({msg})") from None
 
     def _wants_qdq_in_float(self) -> bool:

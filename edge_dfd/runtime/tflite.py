@@ -14,6 +14,7 @@ from edge_dfd.errors import ModelError, require
 from edge_dfd.formats import FORMATS, format_of_file
 from edge_dfd.meta import tflite_meta_from_bytes
 from edge_dfd.runtime.base import Backend, check_input_shape, check_output_shape
+from edge_dfd.util import first_line
 
 _DTYPES = {np.dtype(np.float32): "float32", np.dtype(np.uint8): "uint8", np.dtype(np.int8): "int8"}
 
@@ -21,8 +22,8 @@ _DTYPES = {np.dtype(np.float32): "float32", np.dtype(np.uint8): "uint8", np.dtyp
 class TFLiteBackend(Backend):
     runtime = "tflite"
 
-    def __init__(self, path, threads: int | None = None):
-        super().__init__(path, threads)
+    def __init__(self, path, threads: int | None = None, meta=None):
+        super().__init__(path, threads, meta)
         interp_mod = require("ai_edge_litert.interpreter", "running .tflite models")
         where = str(self.path)
         try:
@@ -34,7 +35,7 @@ class TFLiteBackend(Backend):
             self.interpreter = interp_mod.Interpreter(model_content=buf, num_threads=threads)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{where}: LiteRT cannot load this model ({str(exc).splitlines()[0][:200]})") from None
+            raise ModelError(f"{where}: LiteRT cannot load this model ({first_line(exc)})") from None
         ins, outs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         if len(ins) != 1 or len(outs) != 1:
             raise ModelError(f"{where}: model has {len(ins)} inputs / {len(outs)} outputs, expected 1 / 1")

@@ -1,0 +1,207 @@
+"""The bench worker: measures ONE model file in this process (``measure``) or in a fresh one
+(``measure_isolated`` runs ``python -m edge_dfd.bench JOB RESULT``, i.e. ``main``), and the batch-1 latency
+loop every latency measurement uses (``latency_ms``). Definitions: ``edge_dfd.bench``'s docstring."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge_dfd.bench.result import BATCH, PREPROCESS_SAMPLE
+from edge_dfd.errors import EdgeDFDError, ModelError
+from edge_dfd.perturb import PERTURBATIONS, perturb
+
+__all__ = ["latency_ms", "main", "measure", "measure_isolated"]
+
+
+def _rss_mb() -> float:
+    """This process's peak RSS in MB. Linux: VmHWM (reset at exec; ru_maxrss would carry the parent's peak)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    scale = 1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0  # macOS reports bytes, Linux KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+
+
+def latency_ms(backend, inputs: np.ndarray, warmup: int, runs: int, bar=None) -> np.ndarray:
+    """Batch-1 ``backend.predict`` times in ms (after ``warmup`` untimed runs), cycling through inputs.
+    ``bar`` (optional, a progress Bar) advances once per run, outside the timed region."""
+    n = len(inputs)
+    for i in range(warmup):
+        backend.predict(inputs[i % n : i % n + 1])
+        if bar is not None:
+            bar.update(1)
+    out = np.empty(runs)
+    clock = time.perf_counter
+    for i in range(runs):
+        x = inputs[i % n : i % n + 1]
+        t0 = clock()
+        backend.predict(x)
+        out[i] = (clock() - t0) * 1000.0
+        if bar is not None:
+            bar.update(1)
+    return out
+
+
+def measure(job: dict, make_bar=None) -> dict:
+    """Measure one model file as described by ``job`` (in this process); returns a JSON-able dict.
+
+    ``make_bar(total, desc, unit)`` makes the progress bar of each phase (latency, accuracy or throughput,
+    robustness); default ``edge_dfd.progress.bar``, in the bench worker a relay to the parent process."""
+    from edge_dfd import progress
+    from edge_dfd.data import Record
+    from edge_dfd.evaluate import score_records
+    from edge_dfd.metrics import binary_report
+    from edge_dfd.preprocess import decode_image, load_image, prepare_batch
+    from edge_dfd.runtime import load_model
+
+    make_bar = make_bar or progress.bar
+    baseline = _rss_mb()
+    t0 = time.perf_counter()
+    backend = load_model(job["path"], threads=job["threads"], provider=job.get("provider"))
+    load_ms = (time.perf_counter() - t0) * 1000.0
+    size = backend.input_size
+    records = [Record(Path(p), int(lab)) for p, lab in job.get("records") or []]
+    probe_files = job.get("probe_files") or []
+    src = [str(r.path) for r in records] or probe_files
+    in_float = getattr(backend, "qdq_in_float", False)
+    res: dict = {"format": backend.format, "runtime": backend.runtime, "qdq_in_float": in_float,
+                 "provider": backend.provider + (" (QDQ in float)" if in_float else ""), "threshold": backend.threshold, "load_ms": load_ms, "baseline_rss_mb": baseline}
+
+    # batch-1 inputs: decoded data (or probes), with the sequential preprocessing time
+    imgs, t_pre = [], 0.0
+    if src:  # one untimed decode: first-call library set-up is not per-image cost
+        try:
+            load_image(src[0], size)
+        except EdgeDFDError:
+            pass
+    for p in src[:PREPROCESS_SAMPLE]:
+        t = time.perf_counter()
+        try:
+            imgs.append(load_image(p, size))
+        except EdgeDFDError:
+            continue
+        finally:
+            t_pre += time.perf_counter() - t
+    res["preprocess_ms"] = t_pre * 1000.0 / max(1, min(len(src), PREPROCESS_SAMPLE)) if src else None
+    if job.get("probe_npy"):
+        probe = prepare_batch(list(np.load(job["probe_npy"])), size)
+    else:
+        probe = None
+    lat_in = np.stack(imgs) if imgs else probe
+    if lat_in is None:
+        raise ModelError("nothing to measure on: no readable images and no probe inputs")
+    t = time.perf_counter()
+    backend.predict(lat_in[:1])
+    res["first_inference_ms"] = (time.perf_counter() - t) * 1000.0
+    with make_bar(job["warmup"] + job["runs"], "latency", unit="run") as bar:
+        lat = latency_ms(backend, lat_in, job["warmup"], job["runs"], bar=bar)
+    res["latency"] = {"p50": float(np.percentile(lat, 50)), "p90": float(np.percentile(lat, 90)),
+                      "p99": float(np.percentile(lat, 99)), "mean": float(lat.mean())}
+
+    # end to end over the data (accuracy) or over the probe files (throughput only)
+    if records:
+        with make_bar(len(records), "accuracy", unit="img") as bar:
+            y, p, errors, secs = score_records(backend, records, batch_size=BATCH, bar=bar)
+        res["report"] = binary_report(y, p, backend.threshold) if y.size else None
+        res["skipped_images"] = len(errors)
+        res["images_per_s"] = y.size / secs if secs > 0 else None
+    elif probe_files:
+        from edge_dfd.predict import Item, predict_items
+
+        t = time.perf_counter()
+        with make_bar(len(probe_files), "throughput", unit="img") as bar:
+            k = 0
+            for _ in predict_items(backend, [Item(f) for f in probe_files], batch_size=BATCH):
+                k += 1
+                bar.update(1)
+        res["images_per_s"] = k / (time.perf_counter() - t)
+    if probe is not None:
+        res["probe_p"] = backend.predict(probe).tolist()
+    if job.get("robustness") and records:
+        with make_bar(len(PERTURBATIONS) * len(records), "robustness", unit="img") as bar:
+            res["robustness"] = _robustness(backend, records, decode_image, prepare_batch, binary_report, bar=bar)
+    res["peak_rss_mb"] = _rss_mb()
+    return res
+
+
+def _robustness(backend, records, decode_image, prepare_batch, binary_report, bar=None) -> dict:
+    out = {}
+    originals = []
+    for r in records:
+        try:
+            originals.append((decode_image(r.path), r.is_fake))
+        except EdgeDFDError:
+            continue
+    y = np.asarray([f for _, f in originals])
+    for name in PERTURBATIONS:
+        ps = []
+        for i in range(0, len(originals), BATCH):
+            chunk = [perturb(img, name) for img, _ in originals[i : i + BATCH]]
+            ps.append(backend.predict(prepare_batch(chunk, backend.input_size)))
+            if bar is not None:
+                bar.update(len(chunk))
+        rep = binary_report(y, np.concatenate(ps), backend.threshold)
+        out[name] = {"accuracy": rep["accuracy"], "auc": rep["auc"]}
+    return out
+
+
+def main(argv) -> int:
+    """``python -m edge_dfd.bench JOB RESULT``: ``measure`` the job file's model, write the result file."""
+    from edge_dfd import progress
+
+    job_path, out_path = argv
+    job = json.loads(Path(job_path).read_text())
+    try:  # progress goes to the parent as tagged lines on this process's stdout (measure_isolated reads them)
+        res = {"ok": True, **measure(job, make_bar=progress.relay_to(sys.stdout))}
+    except EdgeDFDError as exc:
+        res = {"ok": False, "error": str(exc)}
+    Path(out_path).write_text(json.dumps(res))
+    return 0
+
+
+def measure_isolated(job: dict, workdir: Path, label: str = "") -> dict:
+    """``measure(job)`` in a fresh Python process (honest per-format peak RSS). Its progress is drawn here,
+    each phase's bar described as ``label`` + phase (``edge_dfd.progress.Mirror``)."""
+    from edge_dfd import progress
+
+    fd, job_path = tempfile.mkstemp(prefix="job.", suffix=".json", dir=workdir)
+    os.close(fd)
+    out_path = job_path[:-5] + ".out.json"
+    Path(job_path).write_text(json.dumps(job))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    mirror = progress.Mirror(label)
+    try:
+        with tempfile.TemporaryFile("w+", dir=workdir) as err:
+            proc = subprocess.Popen([sys.executable, "-m", "edge_dfd.bench", job_path, out_path],
+                                    stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+            try:
+                for line in proc.stdout:
+                    mirror.feed(line)
+            finally:
+                proc.stdout.close()
+                returncode = proc.wait()
+                mirror.close()
+            err.seek(0)
+            stderr = err.read()
+        if returncode != 0 or not Path(out_path).is_file():
+            lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+            why = lines[-1][:200] if lines else f"exit code {returncode}"
+            return {"ok": False, "error": f"measuring process failed ({why})"}
+        return json.loads(Path(out_path).read_text())
+    finally:
+        for p in (job_path, out_path):
+            Path(p).unlink(missing_ok=True)

@@ -1,0 +1,58 @@
+"""edge_dfd.verdicts (the one verdict rule, agreement, threshold selection, proportion interval) and edge_dfd.util."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_dfd import verdicts
+from edge_dfd.util import did_you_mean, first_line
+
+
+def test_the_rule_is_p_at_or_above_the_threshold():
+    assert verdicts.verdict(0.5, 0.5) == "fake" and verdicts.verdict(0.4999, 0.5) == "real"
+    assert verdicts.is_fake([0.1, 0.5, 0.9], 0.5).tolist() == [False, True, True]
+
+
+def test_agreement_each_score_at_its_own_threshold():
+    a, b = np.array([0.1, 0.6, 0.7, 0.2]), np.array([0.2, 0.4, 0.8, 0.3])
+    assert verdicts.agreement(a, b, 0.5) == 0.75
+    assert verdicts.agreement(a, b, 0.5, 0.35) == 1.0
+    assert verdicts.agreement([], [], 0.5) == 1.0
+
+
+def test_one_interval_function_behind_both_old_names():
+    from edge_dfd.convert import binomial_ci
+    from edge_dfd.metrics import wilson_interval
+
+    assert verdicts.proportion_ci(90, 100) == wilson_interval(90, 100)
+    assert verdicts.proportion_ci(90, 100, method="exact") == binomial_ci(90, 100)
+    lo_w, hi_w = verdicts.proportion_ci(18, 20)
+    lo_e, hi_e = verdicts.proportion_ci(18, 20, method="exact")
+    assert lo_e < lo_w and hi_e > hi_w  # Clopper-Pearson is the wider (conservative) one
+    assert verdicts.proportion_ci(0, 0) is None and binomial_ci(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        verdicts.proportion_ci(3, 2)
+
+
+def test_threshold_selection_reexported_from_the_old_modules():
+    from edge_dfd import convert, metrics
+
+    assert metrics.choose_threshold is verdicts.choose_threshold
+    assert convert.matched_threshold is verdicts.matched_threshold and convert.sign_test_p is verdicts.sign_test_p
+
+
+def test_util_first_line_and_did_you_mean():
+    assert first_line(ValueError("bad thing\nstack details")) == "bad thing"
+    assert first_line(KeyError()) == "KeyError" and first_line(KeyError(), empty="") == ""
+    assert first_line(ValueError("x" * 500), 10) == "x" * 10
+    assert did_you_mean("onx", ["onnx", "keras"]) == " Did you mean 'onnx'?" and did_you_mean("zzz", ["onnx"]) == ""
+
+
+def test_unknown_model_suffix_is_one_line_naming_the_accepted_suffixes(tmp_path):
+    from edge_dfd.errors import ModelError
+    from edge_dfd.formats import runtime_of_file
+
+    assert runtime_of_file("a/b_int8.tflite") == "tflite" and runtime_of_file("m.ONNX") == "onnx"
+    with pytest.raises(ModelError, match=r"m\.pt: unknown model type '\.pt' \(expected \.keras, \.tflite, \.onnx\)"):
+        runtime_of_file("m.pt")
