@@ -332,7 +332,7 @@ def test_train_callback_draws_each_epoch(clock, monkeypatch, capsys):
     pytest.importorskip("tensorflow")
     import keras
 
-    from edge_dfd.train import _progress_bars
+    from edge_dfd.train import progress_bars
 
     monkeypatch.setattr(progress, "PLAIN_INTERVAL", 0.0)  # plain mode, a line per step
     keras.utils.set_random_seed(0)
@@ -340,7 +340,7 @@ def test_train_callback_draws_each_epoch(clock, monkeypatch, capsys):
     model.compile("adam", "binary_crossentropy", metrics=["accuracy"])
     x = np.random.default_rng(0).normal(size=(14, 4)).astype("float32")
     y = (x[:, 0] > 0).astype("float32")
-    cb = _progress_bars(2, 5, 3)  # estimates: 14 images / batch 4 = 4 steps really; validation 2
+    cb = progress_bars(2, 5, 3)  # estimates: 14 images / batch 4 = 4 steps really; validation 2
     model.fit(x, y, batch_size=4, epochs=2, validation_data=(x[:8], y[:8]), callbacks=[cb], verbose=0)
     err = capsys.readouterr().err
     lines = err.splitlines()

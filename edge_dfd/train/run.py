@@ -1,0 +1,267 @@
+"""The training run: ``train(config) -> RunResult`` in three steps with explicit arguments.
+
+``prepare`` validates the data, the settings and the run folder before any work and writes config.json
+("running"); ``fit`` trains on the two pipelines with the run keeper and --resume state (the run loop: it gets
+the folders, epochs, patience and monitor, not the whole config); ``finish`` keeps the best epoch, chooses the
+threshold on `valid`, reports on `test` and writes model.keras with its metadata and config.json ("complete").
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_dfd import data as dataset
+from edge_dfd.errors import EdgeDFDError, require
+from edge_dfd.fsutil import atomic_path, ensure_writable_dir
+from edge_dfd.train.config import (
+    AUG_ROTATION,
+    AUG_SHEAR,
+    AUG_SHIFT,
+    AUG_ZOOM,
+    BLUR_SIGMA,
+    JPEG_QUALITY,
+    MONITOR,
+    RunResult,
+    TrainConfig,
+    log,
+)
+from edge_dfd.train.keeper import check_resume, progress_bars, read_history, run_keeper, versions, write_config
+from edge_dfd.train.pipeline import SkipLog, make_dataset, predict_dataset
+
+
+def build_and_compile(cfg: TrainConfig):
+    """Build and compile the model. Everything that creates variables happens here, so a
+    ``tf.distribute`` strategy can wrap this one call (``with strategy.scope(): build_and_compile(cfg)``)."""
+    keras = require("keras", "training")
+    from edge_dfd.models import build_model
+
+    model = build_model(cfg.arch, cfg.img_size, cfg.weights, cfg.freeze_base)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=cfg.lr),
+        loss="binary_crossentropy",
+        metrics=["accuracy", keras.metrics.AUC(name="auc")],
+    )
+    return model
+
+
+
+@dataclass
+class Prepared:
+    """What ``prepare`` checked and set up: the run folder this process writes (``run_dir``; a temporary one on
+    a non-chief worker), the run folder (``out_dir``), the data, the tf.distribute setup and config.json's info."""
+
+    run_dir: Path
+    out_dir: Path
+    data_root: Path
+    records: dict
+    dist: object
+    info: dict
+
+
+def prepare(cfg: TrainConfig) -> Prepared:
+    """Validate everything before any work, set up tf.distribute and the seed, write config.json ("running")."""
+    run_dir = Path(cfg.out)
+    data_root = Path(cfg.data).resolve()
+    ds_records = dataset.load_dataset(data_root)
+    if "train" not in ds_records:
+        raise EdgeDFDError(f"{data_root}: has no 'train' split; training needs one")
+    from edge_dfd.models import ARCHS, arch_info
+
+    if cfg.arch not in ARCHS:
+        from edge_dfd.models import build_model
+
+        build_model(cfg.arch)  # raises the one-line "unknown arch" error
+    if cfg.img_size < ARCHS[cfg.arch].min_size:
+        raise EdgeDFDError(f"--img-size {cfg.img_size} is too small for {cfg.arch} "
+                           f"(expected {ARCHS[cfg.arch].min_size}..4096)")
+    # the tf.distribute strategy (if any) must exist before any other TensorFlow op: create it now
+    from edge_dfd import distribute
+
+    dist = distribute.setup(cfg.distribute)
+    out_dir = run_dir  # the run folder: only the chief writes it; other workers write a temporary folder
+    if not dist.is_chief:
+        run_dir = dist.work_dir(out_dir, cfg.resume)
+    elif cfg.resume:
+        check_resume(run_dir, cfg)
+    elif (run_dir / "model.keras").exists() or (run_dir / "checkpoints").exists():
+        raise EdgeDFDError(f"{run_dir}: already holds a training run; use --resume to continue it or another --out")
+    ensure_writable_dir(run_dir)
+    log(f"data {data_root} ({dataset.detect_layout(data_root)} layout)\n{dataset.summarize(ds_records)}")
+    log(dist.describe(cfg.batch_size))
+
+    keras = require("keras", "training")
+    keras.utils.set_random_seed(cfg.seed)
+    info = {
+        "data_layout": dataset.detect_layout(data_root),
+        "split_sources": {s: str(dataset.split_source(data_root, s)) for s in ds_records},
+        "valid_csv": str(dataset.split_source(data_root, "valid")) if "valid" in ds_records else None,
+        "counts": {s: dataset.class_counts(r) for s, r in ds_records.items()},
+        "arch_info": arch_info(cfg.arch),
+        "augmentation": {
+            "layers": None if not cfg.augment else
+            "RandomRotation, RandomFlip(horizontal), RandomShear, RandomZoom, RandomTranslation (fill nearest)",
+            "rotation": AUG_ROTATION, "shift": AUG_SHIFT, "zoom": AUG_ZOOM, "shear": AUG_SHEAR,
+            "jpeg_quality": JPEG_QUALITY if cfg.jpeg_aug else None,
+            "blur_sigma": BLUR_SIGMA if cfg.blur_aug else None,
+        },
+        "monitor": MONITOR if "valid" in ds_records else "loss",
+        "versions": versions(),
+        "command": shlex.join(sys.argv),
+        "distribute": dist.to_dict(cfg.batch_size),
+    }
+    write_config(run_dir, cfg, info, "running")
+    return Prepared(run_dir, out_dir, data_root, ds_records, dist, info)
+
+
+def fit(model, train_ds, valid_ds, *, dist, run_dir: Path, out_dir: Path, epochs: int, patience: int, monitor: str,
+        skips: SkipLog, train_steps: int | None, valid_steps: int | None) -> list[dict]:
+    """The run loop: ``model.fit`` with the progress bars, the run keeper (history, best checkpoint, early stop)
+    and BackupAndRestore (the --resume state, under ``out_dir``, which every worker restores); returns the rows
+    of history.csv. RunKeeper runs first at epoch end: a kill between the two re-runs that epoch instead of
+    leaving a gap."""
+    from edge_dfd import distribute
+
+    backup = distribute.backup_and_restore(dist, out_dir / "checkpoints" / "backup",
+                                           run_dir / "checkpoints" / "backup", double_checkpoint=True)
+    keeper = run_keeper(run_dir, epochs, patience, monitor, skips)
+    bars = progress_bars(epochs, train_steps, valid_steps)
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    with warnings.catch_warnings():
+        # tf.data after .filter() has unknown length: Keras warns about it on the first epoch; harmless.
+        warnings.filterwarnings("ignore", message=".*(ran out of data|shuffle=True).*")
+        model.fit(train_ds, validation_data=valid_ds, epochs=epochs, callbacks=[bars, keeper, backup], verbose=0)
+    distribute.dump_weights(dist, model)
+    rows = read_history(run_dir / "history.csv")
+    if not rows:
+        raise EdgeDFDError(f"{run_dir}: no epoch completed (every training image unreadable?)")
+    return rows
+
+
+def train(config) -> RunResult:
+    """Train per ``config`` (TrainConfig or dict) and write the run folder. See ``edge_dfd.train``."""
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig(**config)
+    cfg.validate()
+    t_start = time.perf_counter()
+    run = prepare(cfg)
+    dist, records = run.dist, run.records
+
+    # pipelines and model
+    from edge_dfd import distribute
+
+    skips = SkipLog()
+    train_ds = dist.distribute_dataset(  # --batch-size per replica; each worker reads its own shard
+        lambda bs, shard: make_dataset(records["train"], cfg, skips, True, bs, shard), cfg.batch_size)
+    valid_ds = make_dataset(records["valid"], cfg, skips, training=False) if "valid" in records else None
+    valid_fit = valid_ds if valid_ds is None or dist.strategy is None else dist.distribute_dataset(
+        lambda bs, shard: make_dataset(records["valid"], cfg, skips, False, bs, shard), cfg.batch_size)
+    with dist.scope():
+        model = build_and_compile(cfg)
+    size = cfg.img_size
+    distribute.prepare_model(dist, model, (np.zeros((1, size, size, 3), np.float32), np.zeros((1,), np.float32)))
+
+    monitor = run.info["monitor"]
+    per_step = dist.global_batch(cfg.batch_size)
+    rows = fit(model, train_ds, valid_fit, dist=dist, run_dir=run.run_dir, out_dir=run.out_dir, epochs=cfg.epochs,
+               patience=cfg.patience, monitor=monitor, skips=skips,
+               train_steps=-(-len(records["train"]) // per_step),
+               valid_steps=-(-len(records["valid"]) // per_step) if valid_ds is not None else None)
+    if not dist.is_chief:  # the chief evaluates and writes the run folder; drop this worker's temporary one
+        dist.cleanup()
+        best = min(rows, key=lambda r: r.get(monitor, np.inf))
+        log(f"{dist.task} done after {len(rows)} epoch(s); the chief writes {run.out_dir / 'model.keras'}")
+        return RunResult(run.out_dir, run.out_dir / "model.keras", len(rows), int(best["epoch"]), float("nan"),
+                         None, None, dict(skips.items), time.perf_counter() - t_start)
+    return finish(cfg, run, model, rows, valid_ds, skips, t_start)
+
+
+def finish(cfg: TrainConfig, run: Prepared, model, rows: list[dict], valid_ds, skips: SkipLog,
+           t_start: float) -> RunResult:
+    """Final model = best epoch; threshold chosen on valid; report on test; model.keras + config.json written."""
+    from edge_dfd.kerasio import load_keras
+    from edge_dfd.meta import ModelMeta, write_meta
+    from edge_dfd.metrics import binary_report, choose_threshold
+    from edge_dfd.report import plot_curves, write_report
+
+    run_dir, info, ds_records, monitor = run.run_dir, run.info, run.records, run.info["monitor"]
+    best_row = min(rows, key=lambda r: r.get(monitor, np.inf))
+    best_path = run_dir / "checkpoints" / "best.keras"
+    final = load_keras(best_path) if best_path.is_file() else model
+    threshold, source, valid_rep = 0.5, "default 0.5 (no valid split)", None
+    if valid_ds is not None:
+        yv, pv = predict_dataset(final, valid_ds)
+        threshold = choose_threshold(yv, pv)
+        source = f"valid split, max balanced accuracy ({info['valid_csv']})"
+        valid_rep = binary_report(yv, pv, threshold)
+    test_rep = None
+    if "test" in ds_records:
+        yt, pt = predict_dataset(final, make_dataset(ds_records["test"], cfg, skips, training=False))
+        title = f"{cfg.arch} on test ({len(yt)} images, threshold {threshold:.4f} from valid)"
+        test_rep = write_report(run_dir, yt, pt, threshold, title=title, extra={"split": "test"})
+    skips.report_new()
+    plot_curves({k: [r.get(k, np.nan) for r in rows] for k in rows[-1]}, run_dir / "curves.png",
+                title=f"{cfg.arch} training curves")
+
+    summary = {
+        "epochs_run": len(rows),
+        "best_epoch": int(best_row["epoch"]),
+        "threshold": threshold,
+        "threshold_source": source,
+        "valid": _brief(valid_rep),
+        "test": _brief(test_rep),
+        "skipped_images": dict(skips.items),
+    }
+    meta = ModelMeta(
+        arch=cfg.arch,
+        input_size=cfg.img_size,
+        threshold=float(threshold),
+        threshold_source=source,
+        training={
+            "data": str(run.data_root),
+            "valid_csv": info["valid_csv"],
+            "split_sources": info["split_sources"],
+            "counts": info["counts"],
+            "epochs": cfg.epochs,
+            "epochs_run": len(rows),
+            "best_epoch": int(best_row["epoch"]),
+            "batch_size": cfg.batch_size,
+            "distribute": info["distribute"],
+            "lr": cfg.lr,
+            "seed": cfg.seed,
+            "weights": cfg.weights,
+            "freeze_base": cfg.freeze_base,
+            "augment": cfg.augment,
+            "jpeg_aug": cfg.jpeg_aug,
+            "blur_aug": cfg.blur_aug,
+            "valid": _brief(valid_rep),
+            "test": _brief(test_rep),
+        },
+        extra={"scaling": info["arch_info"]["scaling"], "tensorflow": info["versions"]["tensorflow"]},
+    )
+    model_path = run_dir / "model.keras"
+    with atomic_path(model_path) as tmp:
+        final.save(tmp)
+        write_meta(tmp, meta)
+    write_config(run_dir, cfg, info, "complete", summary)
+    seconds = time.perf_counter() - t_start
+    log(f"done in {seconds:.0f}s: {model_path} (best epoch {summary['best_epoch']}, threshold {threshold:.4f})"
+        + (f"; test accuracy {test_rep['accuracy']:.4f}, AUC {_fmt(test_rep['auc'])}" if test_rep else ""))
+    return RunResult(run_dir, model_path, len(rows), int(best_row["epoch"]), float(threshold), valid_rep, test_rep,
+                     dict(skips.items), seconds)
+
+
+def _brief(rep: dict | None) -> dict | None:
+    if rep is None:
+        return None
+    return {k: rep.get(k) for k in ("n", "accuracy", "balanced_accuracy", "auc", "ap", "eer", "precision", "recall",
+                                     "f1", "confusion_matrix")}
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
