@@ -70,8 +70,10 @@ def weights_path(arch: str) -> Path:
     _check_arch(arch)
     p = WEIGHTS_DIR / f"{arch}_imagenet.weights.h5"
     if not p.is_file():
-        raise ModelError(f"{p}: bundled ImageNet weights for '{arch}' are missing; regenerate them with "
-                         f"python tools/port_weights.py --arch {arch}")
+        raise ModelError(f"{p}: the ported ImageNet weights for '{arch}' are not in this install (the runtime wheel "
+                         "leaves out training-only files): use a source checkout of edge-dfd (pip install -e "
+                         f"'.[train]' in it), regenerate them with python tools/port_weights.py --arch {arch}, or "
+                         "train with --weights none / --weights PATH")
     return p
 
 

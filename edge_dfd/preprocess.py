@@ -5,7 +5,9 @@ so there is no train/serve skew:
 
 * decode: any JPEG/PNG/BMP/WebP that OpenCV or Pillow reads; grayscale, 16-bit, palette, alpha and
   CMYK inputs all become 8-bit RGB. Images above ``MAX_PIXELS`` are refused before decoding
-  (decompression-bomb guard).
+  (decompression-bomb guard). Pillow is optional (the ``images`` extra; the runtime install leaves it out):
+  without it the JPEG / PNG / BMP / GIF / WebP header is read here, and the rare file OpenCV cannot decode
+  is an ImageError.
 * colour order: **RGB** (OpenCV decodes BGR; we convert once, here).
 * geometry: a non-square image is centre-cropped to a square, then resized to ``size`` x ``size``
   (``INTER_AREA`` when shrinking, ``INTER_LINEAR`` when enlarging).
@@ -82,26 +84,82 @@ def decode_image(src, name: str | None = None) -> np.ndarray:
     return _decode_with_pillow(data, label)
 
 
-def _check_pixels(data: bytes, label: str) -> None:
-    from PIL import Image
-
+def _pillow():
+    """PIL.Image, or None when Pillow is not installed (the runtime install)."""
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            w, h = im.size
-    except Image.DecompressionBombError:
-        raise ImageError(label, f"image is larger than the {MAX_PIXELS}-pixel limit") from None
-    except Exception:
-        # Pillow cannot open it (unknown format, or a damaged file). OpenCV's own pixel limit is an
-        # environment variable read once per process, so it is not enough when the caller decoded
-        # with cv2 before importing edge_dfd: check the one header OpenCV decodes that Pillow rejects.
-        size = _webp_canvas(data)
+        from PIL import Image
+    except ImportError:
+        return None
+    return Image
+
+
+def _check_pixels(data: bytes, label: str) -> None:
+    Image = _pillow()
+    size = None
+    if Image is not None:
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                size = im.size
+        except Image.DecompressionBombError:
+            raise ImageError(label, f"image is larger than the {MAX_PIXELS}-pixel limit") from None
+        except Exception:  # noqa: BLE001 - unknown format or a damaged file: read the header below
+            size = None
+    if size is None:
+        # No Pillow, or Pillow cannot open it (a damaged file, or a header OpenCV decodes that Pillow rejects).
+        # OpenCV's own pixel limit is an environment variable read once per process, so it is not enough when
+        # the caller decoded with cv2 before importing edge_dfd: read the header of each format we accept.
+        size = _header_size(data)
         if size is None:
             return
-        w, h = size
+    w, h = size
     if w * h > MAX_PIXELS:
         raise ImageError(label, f"image is {w}x{h} pixels, above the {MAX_PIXELS}-pixel limit")
     if w < 1 or h < 1:
         raise ImageError(label, f"image has no pixels ({w}x{h})")
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) declared by a PNG, JPEG, BMP, GIF or WebP header, or None (another format, or no
+    readable size). Reads a few bytes per JPEG segment header; never decodes, never raises."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+    if data[:2] == b"BM" and len(data) >= 26:
+        if int.from_bytes(data[14:18], "little") == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes
+            return int.from_bytes(data[18:20], "little"), int.from_bytes(data[20:22], "little")
+        w, h = int.from_bytes(data[18:22], "little", signed=True), int.from_bytes(data[22:26], "little", signed=True)
+        return abs(w), abs(h)  # a negative height is a top-down bitmap
+    if data[:2] == b"\xff\xd8":
+        return _jpeg_size(data)
+    return _webp_canvas(data)
+
+
+# JPEG start-of-frame markers (baseline, extended, progressive, lossless, arithmetic): they carry the size
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if marker in _SOF:
+            if i + 9 > n:
+                return None
+            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
+        if marker == 0xDA or length < 2:  # scan data before any frame header, or a damaged length
+            return None
+        i += 2 + length
+    return None
 
 
 def _webp_canvas(data: bytes) -> tuple[int, int] | None:
@@ -120,7 +178,10 @@ def _webp_canvas(data: bytes) -> tuple[int, int] | None:
 
 
 def _decode_with_pillow(data: bytes, label: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    Image = _pillow()
+    if Image is None:  # OpenCV could not decode it; Pillow, which reads a few more, is not installed
+        raise ImageError(label, "not a readable image (unknown format, or truncated or corrupt data)")
+    from PIL import UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as im:

@@ -12,6 +12,9 @@ bundled files, regenerate the manifest with one command::
 
 (``write_manifest(dir)`` in Python). A folder without a manifest (``EDGE_DFD_DEFAULT_MODEL_DIR`` pointing at
 your own model set) is used unchecked.
+
+The runtime wheel (``pip install edge-dfd`` / ``pip install .``) leaves the ``SOURCE_ONLY`` formats out; the
+manifest still lists them, marked ``"in_wheel": false``, and a source checkout (``pip install -e .``) has them.
 """
 
 from __future__ import annotations
@@ -32,6 +35,14 @@ STEM = "detector"
 DEFAULT_FORMAT = "tflite-fp32"  # what `--model default` loads in predict / live: exact vs Keras; int8 is not faster on x86 without VNNI (use --format tflite-int8 on Arm)
 MODEL_CARD = "MODEL_CARD.md"
 MANIFEST = "manifest.json"
+# Formats of the default model that stay in the source tree and out of the runtime wheel, to keep the Raspberry
+# Pi install small (pyproject's [tool.setuptools.exclude-package-data] names the same files, with the ImageNet
+# weights; tests/test_slim_install.py checks that they agree and builds the wheel): the Keras source (needs
+# TensorFlow: `convert default`, training), fp16 (no gain on a CPU: LiteRT computes in float32), int8-io (uint8
+# input, for integer-only accelerators) and onnx-int8 (7-bit weights; onnx-int8-arm is the more accurate int8 ONNX
+# file, and on x86 without VNNI onnx / tflite-fp32 are as fast). The wheel keeps tflite-fp32 (the default),
+# tflite-int8 (the Pi's), onnx and onnx-int8-arm.
+SOURCE_ONLY = ("keras", "tflite-fp16", "tflite-int8-io", "onnx-int8")
 _VERIFIED: dict[tuple, str] = {}  # (resolved path, size, mtime_ns) -> sha256: each file is hashed once per process
 
 
@@ -47,6 +58,17 @@ def default_path(format: str | None = None) -> Path:
     if not p.is_file():
         have = available_formats()
         listed = ", ".join(have) if have else "none"
+        if _left_out_of_wheel(fmt.name, p.name):
+            if fmt.name == "keras":
+                raise ModelError(
+                    f"the bundled default model's Keras source ({p.name}) is not in this install: the runtime wheel "
+                    "leaves out training-only files. Use a source checkout of edge-dfd (pip install -e '.[train]' "
+                    "in it), or pass your own .keras file"
+                )
+            raise ModelError(
+                f"the bundled default model's {fmt.name} file ({p.name}) is not in this install: the runtime wheel "
+                f"ships {listed}. Use a source checkout of edge-dfd (pip install -e . in it), or pass --model PATH"
+            )
         raise ModelError(
             f"the bundled default model is missing in format '{fmt.name}' ({p} not found; "
             f"bundled formats: {listed}). Pass a model file with --model PATH"
@@ -59,6 +81,16 @@ def available_formats(folder=None) -> list[str]:
     """Names of the formats whose bundled file exists (in the default set or ``folder``), in FORMATS order."""
     d = Path(folder) if folder is not None else default_dir()
     return [name for name, f in FORMATS.items() if (d / f.filename(STEM)).is_file()]
+
+
+def _left_out_of_wheel(format: str, filename: str) -> bool:
+    """Whether the default bundle's manifest marks ``format`` as a file the runtime wheel does not ship."""
+    try:
+        man = read_manifest(default_dir())
+    except ModelError:
+        return False
+    entry = (man or {}).get("files", {}).get(format)
+    return isinstance(entry, dict) and entry.get("file") == filename and entry.get("in_wheel") is False
 
 
 def is_bundled_name(spec) -> bool:
@@ -162,6 +194,8 @@ def write_manifest(folder=None, version: str | None = None) -> Path:
         if not p.is_file():
             continue
         files[name] = {"file": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size}
+        if name in SOURCE_ONLY:
+            files[name]["in_wheel"] = False  # listed and checked in a source checkout; absent from a wheel install
         if source is None and name != "keras":
             try:
                 source = getattr(read_meta(p), "source_sha256", None)
@@ -201,12 +235,18 @@ def _main(argv=None) -> int:
             man = read_manifest(d)
             if man is None:
                 raise ModelError(f"{d}: no {MANIFEST}")
+            checked, absent = 0, []
             for name, e in man["files"].items():
                 p = d / e["file"]
                 if not p.is_file():
+                    if e.get("in_wheel") is False:
+                        absent.append(e["file"])  # not shipped in the runtime wheel: nothing to check
+                        continue
                     raise ModelError(f"bundled model file {p} listed in the manifest is missing")
                 verify_bundled(p, name)
-            print(f"{d}: {len(man['files'])} file(s) match {MANIFEST} (model version {man['model_version']})")
+                checked += 1
+            note = f"; not in this install (source checkout only): {', '.join(absent)}" if absent else ""
+            print(f"{d}: {checked} file(s) match {MANIFEST} (model version {man['model_version']}){note}")
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
