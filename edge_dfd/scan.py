@@ -35,6 +35,7 @@ from edge_dfd.errors import DataError, UsageError
 from edge_dfd.live.pipeline import DEFAULT_ALIGN, DEFAULT_MARGIN
 from edge_dfd.predict import GLOB_CHARS
 from edge_dfd.preprocess import VIDEO_SUFFIXES
+from edge_dfd.verdicts import verdict
 
 DEFAULT_FRAMES = 32
 DEFAULT_MIN_TRACK_FRAMES = 2
@@ -186,7 +187,7 @@ def scan_video(path, backend, detector, every=None, frames=None, align: str = DE
         res.error = res.error or f"no frame could be decoded (frame count {count})"
         return res
     thr = pipe.threshold
-    res.tracks = [TrackResult(tid, p, "fake" if p >= thr else "real", len(s))
+    res.tracks = [TrackResult(tid, p, verdict(p, thr), len(s))
                   for tid, s in sorted(scores.items()) for p in [logit_mean(s)]]
     if not res.tracks:
         res.status = "no face"

@@ -133,7 +133,7 @@ def check_gui() -> None:
             if line.split(":", 1)[1].strip().upper() in ("NONE", "NO", ""):
                 raise EdgeDFDError(f"--show needs an OpenCV build with GUI support (this is {cv2.__version__} "
                                    "without one, e.g. opencv-python-headless); install it with "
-                                   "pip uninstall -y opencv-python-headless && pip install 'opencv-python<5'")
+                                   "pip uninstall -y opencv-python-headless opencv-python && pip install 'opencv-python<5'")
             return
 
 

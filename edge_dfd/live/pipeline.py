@@ -21,6 +21,7 @@ from edge_dfd.errors import EdgeDFDError
 from edge_dfd.faces import DEFAULT_MARGIN, FaceDetector, square_box
 from edge_dfd.preprocess import prepare_batch
 from edge_dfd.tracking import Tracker
+from edge_dfd.verdicts import verdict
 
 DEFAULT_ALIGN = "aligned"
 DEFAULT_CLASSIFY_HZ = 10.0
@@ -174,9 +175,8 @@ class LivePipeline:
                 track = self.tracker.tracks.get(tid)
                 p, t_crop = self._result.get(tid, (float("nan"), None))
                 sm = track.smoothed if track is not None else float("nan")
-                verdict = "pending" if np.isnan(sm) else "fake" if sm >= self.threshold else "real"
                 out.append(FaceResult(tid, tuple(int(round(v)) for v in b), sq, float(ds), float(p), float(sm),
-                                      verdict, detected, None if t_crop is None else max(0.0, now - t_crop),
+                                      "pending" if np.isnan(sm) else verdict(sm, self.threshold), detected, None if t_crop is None else max(0.0, now - t_crop),
                                       tid in fresh))
         return out
 
