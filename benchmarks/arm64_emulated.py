@@ -1,8 +1,8 @@
 """arm64, verified under emulation: the Raspberry Pi runtime install and its predictions, compared with x86.
 
     python -m benchmarks.arm64_emulated                       # bundled tflite-int8 + onnx-int8-arm, 150 + 150 images
-    python benchmarks/arm64_emulated.py --per-dataset 40      # quicker
-    python benchmarks/arm64_emulated.py --model a.tflite --model b.onnx --qemu-cpu cortex-a72,cortex-a76
+    python -m benchmarks.arm64_emulated --per-dataset 40      # quicker
+    python -m benchmarks.arm64_emulated --model a.tflite --model b.onnx --qemu-cpu cortex-a72,cortex-a76
 
 What it does, every step cached under runs/arm64/ (git-ignored; ``--fresh`` re-runs the predictions):
 
@@ -57,11 +57,10 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("EDGE_DFD_SHARED_DATA", REPO.parent / "shared" / "data"))
-DATASETS = (SHARED / "faces140k-sample", SHARED / "ffhq-tpdne-128")
-WORK = REPO / "runs" / "arm64"
-RESULTS = REPO / "benchmarks" / "results"
+from benchmarks.common import FACES140K, REPO, RESULTS, RUNS, TPDNE128
+
+DATASETS = (FACES140K, TPDNE128)
+WORK = RUNS / "arm64"
 DEFAULT_MODELS = (REPO / "edge_dfd" / "assets" / "default" / "detector_int8.tflite",
                   REPO / "edge_dfd" / "assets" / "default" / "detector_int8arm.onnx")
 SUITE = "bookworm"

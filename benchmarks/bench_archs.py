@@ -1,7 +1,7 @@
 """Every architecture at 256x256 through `edge-dfd bench`: size, latency, throughput and memory per format.
 
-    python benchmarks/bench_archs.py                              # all archs, all formats
-    python benchmarks/bench_archs.py --archs cnn,mobilenet_v2 --formats keras,tflite-fp32,tflite-int8,onnx
+    python -m benchmarks.bench_archs                              # all archs, all formats
+    python -m benchmarks.bench_archs --archs cnn,mobilenet_v2 --formats keras,tflite-fp32,tflite-int8,onnx
 
 Models use ``weights="none"`` (no ImageNet download here) with a random Dense head so the output is not a
 constant 0.5: accuracy is therefore chance level - these rows measure SPEED, SIZE and MEMORY of each
@@ -19,12 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_140K = REPO.parent / "shared" / "data" / "faces140k-sample"
-RESULTS = REPO / "benchmarks" / "results"
+from benchmarks.common import FACES140K, RESULTS, RUNS, have_split
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def build(arch: str, size: int, work: Path) -> Path:
@@ -66,16 +65,16 @@ def main(argv=None) -> int:
     ap.add_argument("--archs", default=",".join(ARCHS))
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--formats", default="all")
-    ap.add_argument("--data", default=str(SHARED_140K) if (SHARED_140K / "test.csv").is_file() else None)
+    ap.add_argument("--data", default=str(FACES140K) if have_split(FACES140K) else None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--calib-size", type=int, default=64)
     ap.add_argument("--verify-size", type=int, default=32)
-    ap.add_argument("--work", default=str(REPO / "runs" / "bench_archs"), help="models + conversion cache")
+    ap.add_argument("--work", default=str(RUNS / "bench_archs"), help="models + conversion cache")
     ap.add_argument("--exports", default=None,
                     help="folder with <arch>/<arch><tag>.tflite|.onnx files already exported (e.g. kept from "
-                         "benchmarks/convert.py): measure those instead of converting again")
+                         "python -m benchmarks.convert): measure those instead of converting again")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
     work = Path(args.work)

@@ -1,8 +1,8 @@
 """Conversion benchmark: time, file size and parity of every export format for every architecture,
 plus a calibration-size sweep (how many images int8 calibration needs).
 
-    python benchmarks/convert.py                       # all archs at 256x256, sweep if a trained model exists
-    python benchmarks/convert.py --archs cnn,mobilenet_v3_small --no-sweep
+    python -m benchmarks.convert                       # all archs at 256x256, sweep if a trained model exists
+    python -m benchmarks.convert --archs cnn,mobilenet_v3_small --no-sweep
 
 Per-arch models use ``weights="none"`` (no ImageNet download here), woken up by ``wake_up``
 (BatchNorm statistics from one generated batch, random Dense head) so that the output is not a
@@ -26,8 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
+from benchmarks.common import FACES140K, REPO, RESULTS, machine_facts
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-import numpy as np  # noqa: E402
 
 
 def wake_up(model, x):
@@ -49,8 +52,6 @@ def wake_up(model, x):
     head.set_weights([rng.normal(0, 3.0 / np.sqrt(kernel.shape[0]), kernel.shape).astype("float32"), bias])
 
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_140K = REPO.parent / "shared" / "data" / "faces140k-sample"
 SWEEP_MODEL = REPO / "edge_dfd" / "assets" / "default" / "detector.keras"  # the bundled, trained detector
 
 
@@ -148,13 +149,12 @@ def markdown(doc: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from edge_dfd.machine import machine_facts
     from edge_dfd.models import ARCHS
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--archs", default=",".join(ARCHS))
     ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--calib-data", default=str(SHARED_140K) if SHARED_140K.is_dir() else None)
+    ap.add_argument("--calib-data", default=str(FACES140K) if FACES140K.is_dir() else None)
     ap.add_argument("--calib-size", type=int, default=50)
     ap.add_argument("--verify-size", type=int, default=50)
     ap.add_argument("--sweep-model", default=str(SWEEP_MODEL))
@@ -165,10 +165,10 @@ def main(argv=None) -> int:
                                                      "without --calib-data)")
     ap.add_argument("--note", default=None, help="a sentence added to the results' notes")
     ap.add_argument("--keep", default=None, help="write the exports here (kept) instead of a temporary folder")
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
     doc = {
-        "command": "python benchmarks/convert.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m benchmarks.convert " + " ".join(argv if argv is not None else sys.argv[1:]),
         "notes": (f"Per-arch models: weights none, BatchNorm statistics from 16 generated images + random "
                   f"Dense head (output not constant), {args.size}x{args.size}; "
                   f"int8 calibrated on {args.calib_size} and verified on {args.verify_size} images of "

@@ -1,7 +1,7 @@
 """Training throughput: 1 process vs MultiWorkerMirroredStrategy with 1 and 2 workers on THIS machine.
 
-    python benchmarks/distribute.py                      # generated data (tests/synth.py), 64 px
-    python benchmarks/distribute.py --data DIR --img-size 128 --epochs 3
+    python -m benchmarks.distribute                      # generated data (benchmarks/synth.py), 64 px
+    python -m benchmarks.distribute --data DIR --img-size 128 --epochs 3
 
 Each configuration runs the real CLI (`python -m edge_dfd train ... --distribute ...`) in fresh processes;
 the 2-worker run uses a TF_CONFIG on two free 127.0.0.1 ports. Throughput = training images / epoch seconds
@@ -23,12 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
-
-from edge_dfd.fsutil import atomic_write_json, atomic_write_text  # noqa: E402  (after the sys.path edit above)
-from edge_dfd.machine import machine_facts  # noqa: E402
+from benchmarks.common import RESULTS, machine_facts
+from edge_dfd.fsutil import atomic_write_json, atomic_write_text
 
 CONFIGS = (("none", 1), ("multi-worker", 1), ("multi-worker", 2))
 
@@ -120,17 +116,17 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=16, help="per replica")
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--timeout", type=int, default=900)
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "distribute")
+    ap.add_argument("--out", type=Path, default=RESULTS / "distribute")
     args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="edge-dfd-bench-dist-") as tmp:
         work = Path(tmp)
         if args.data is None:
-            from synth import make_140k
+            from benchmarks.synth import make_140k
 
             data = make_140k(work / "data", counts={"train": args.per_class, "test": 4}, size=args.img_size,
                              splits=("train", "test"))
-            data_desc = f"generated (tests/synth.py), {2 * args.per_class} training images, {args.img_size} px JPEG"
+            data_desc = f"generated (benchmarks/synth.py), {2 * args.per_class} training images, {args.img_size} px JPEG"
         else:
             data, data_desc = args.data.resolve(), str(args.data.resolve())
         results = []
@@ -139,7 +135,7 @@ def main(argv=None) -> int:
             print(f"{mode} x{workers}: {r['images_per_s']} images/s (epochs {r['epoch_seconds']} s)", file=sys.stderr)
             results.append(r)
     res = {
-        "command": " ".join(["python benchmarks/distribute.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python -m benchmarks.distribute", *(argv if argv is not None else sys.argv[1:])]),
         "data": data_desc, "arch": args.arch, "img_size": args.img_size, "epochs": args.epochs,
         "machine": machine_facts(), "results": results, "note": NOTE,
     }

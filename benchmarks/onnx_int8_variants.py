@@ -1,8 +1,8 @@
 """ONNX Runtime int8 quantisation variants of the bundled default model, scored against its fp32 ONNX file.
 
-    python benchmarks/onnx_int8_variants.py                 # every variant (about 5 min each on 2 cores)
-    python benchmarks/onnx_int8_variants.py --variants base,dw_full
-    python benchmarks/onnx_int8_variants.py --variants dw_full,full8 --float-qdq   # + the float QDQ path
+    python -m benchmarks.onnx_int8_variants                 # every variant (about 5 min each on 2 cores)
+    python -m benchmarks.onnx_int8_variants --variants base,dw_full
+    python -m benchmarks.onnx_int8_variants --variants dw_full,full8 --float-qdq   # + the float QDQ path
 
 For each variant: quantize_static (QDQ, per-channel, MinMax) on the same 200 calibration images `edge-dfd convert`
 uses (both shared sets' valid splits), then batch-1 latency (median of 20, 2 threads) and, on the valid and
@@ -21,15 +21,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import quality as Q  # noqa: E402
-
-from edge_dfd.convert import select_images  # noqa: E402
-from edge_dfd.converters.onnx import depthwise_weights, range_overrides  # noqa: E402
-from edge_dfd.runtime.onnx import QDQ_IN_FLOAT  # noqa: E402
+from benchmarks import quality as Q
+from benchmarks.common import latency_ms, machine_facts
+from edge_dfd.convert import select_images
+from edge_dfd.converters.onnx import depthwise_weights, range_overrides
+from edge_dfd.runtime.onnx import QDQ_IN_FLOAT
 
 SRC = Q.REPO / "edge_dfd" / "assets" / "default" / "detector.onnx"
 KEYS = [f"{s}_{sp}" for s in Q.SETS for sp in ("valid", "test")]
@@ -107,14 +107,6 @@ def run(s, x):
 
 
 def main(argv=None) -> int:
-    from onnxruntime import quantization as q
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-    from sklearn.metrics import roc_auc_score
-
-    from edge_dfd.fsutil import atomic_write_json, atomic_write_text
-    from edge_dfd.machine import machine_facts
-    from edge_dfd.meta import read_meta
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--float-qdq", action="store_true",
@@ -122,6 +114,13 @@ def main(argv=None) -> int:
                          "arithmetic of int8 kernels that cannot saturate, i.e. ARM64 / VNNI) and record how far it is "
                          "from this CPU's int8 kernels")
     args = ap.parse_args(argv)
+    from onnxruntime import quantization as q
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from sklearn.metrics import roc_auc_score
+
+    from edge_dfd.fsutil import atomic_write_json, atomic_write_text
+    from edge_dfd.meta import read_meta
+
     names = [v for v in args.variants.split(",") if v]
     bad = [v for v in names if v not in VARIANTS]
     if bad:
@@ -155,13 +154,7 @@ def main(argv=None) -> int:
         p_int8 = {}
         for mode in ((False, True) if args.float_qdq else (False,)):
             s, x1 = session(out, mode), data["140k_test"][0][:1].astype(np.float32)
-            for _ in range(3):
-                s.run(None, {in_name: x1})
-            ts = []
-            for _ in range(20):
-                t = time.perf_counter()
-                s.run(None, {in_name: x1})
-                ts.append((time.perf_counter() - t) * 1000)
+            ts = latency_ms(SimpleNamespace(predict=lambda x, s=s, n=in_name: s.run(None, {n: x})), x1, warmup=3, runs=20)
             r = row.setdefault("float_qdq", {}) if mode else row
             r["ms"] = round(float(np.median(ts)), 1)
             for k, (x, y) in data.items():
@@ -178,7 +171,7 @@ def main(argv=None) -> int:
                     p_int8[k] = p
         rows[name] = row
         print(json.dumps(row), flush=True)
-    doc = {"command": "python benchmarks/onnx_int8_variants.py", "machine": machine_facts(threads=2),
+    doc = {"command": "python -m benchmarks.onnx_int8_variants", "machine": machine_facts(threads=2),
            "threshold": thr, "rows": [rows[n] for n in VARIANTS if n in rows]}
     atomic_write_json(OUT.with_suffix(".json"), doc)
     atomic_write_text(OUT.with_suffix(".md"), markdown(doc))

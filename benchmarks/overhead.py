@@ -2,7 +2,7 @@
 (Backend.predict: checks, quantise, invoke, dequantise) vs a bare ``interpreter.invoke()`` /
 ``session.run()`` loop on the same model, same input, same threads. Target: within 5 %.
 
-    python benchmarks/overhead.py MODEL.tflite MODEL.onnx ...     # default: runs/bench_archs cache files
+    python -m benchmarks.overhead MODEL.tflite MODEL.onnx ...     # default: runs/bench_archs cache files
 
 Rounds alternate harness and bare loops (A B A B ...) so that load from other processes hits both
 alike; the reported value is the median over rounds of each round's median. Writes
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks.common import RESULTS, RUNS, latency_ms, machine_facts
 
 
 def bare_loop(det, x: np.ndarray, warmup: int, runs: int) -> np.ndarray:
@@ -48,7 +48,6 @@ def bare_loop(det, x: np.ndarray, warmup: int, runs: int) -> np.ndarray:
 
 
 def measure(path: Path, threads: int, rounds: int, runs: int, warmup: int) -> dict:
-    from edge_dfd.bench import latency_ms
     from edge_dfd.convert import probe_inputs
     from edge_dfd.runtime import load_model
 
@@ -66,7 +65,6 @@ def measure(path: Path, threads: int, rounds: int, runs: int, warmup: int) -> di
 
 def main(argv=None) -> int:
     from edge_dfd.fsutil import atomic_write_json
-    from edge_dfd.machine import machine_facts
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="*")
@@ -74,12 +72,12 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--warmup", type=int, default=10)
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "overhead.json"))
+    ap.add_argument("--out", default=str(RESULTS / "overhead.json"))
     args = ap.parse_args(argv)
     models = [Path(m) for m in args.models] or sorted(
-        p for p in (REPO / "runs" / "bench_archs").rglob("*") if p.suffix in (".tflite", ".onnx"))
+        p for p in (RUNS / "bench_archs").rglob("*") if p.suffix in (".tflite", ".onnx"))
     if not models:
-        print("error: no models given and none in runs/bench_archs (run benchmarks/bench_archs.py first)",
+        print("error: no models given and none in runs/bench_archs (run python -m benchmarks.bench_archs first)",
               file=sys.stderr)
         return 1
     rows = [measure(m, args.threads, args.rounds, args.runs, args.warmup) for m in models]

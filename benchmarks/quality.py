@@ -5,9 +5,9 @@ teacher; this script writes the teacher into runs/teacher/ (its files are also i
 
 Stages (each cached under runs/cache/, git-ignored; seeds fixed; --budget-min caps each stage's wall time)::
 
-    python benchmarks/quality.py features   # pooled multi-tap features of every crop, both backbones (LiteRT fp32)
-    python benchmarks/quality.py heads      # logistic heads on cached features: approaches table, select on valid
-    python benchmarks/quality.py ship       # build the chosen Keras model, threshold on valid, export, score
+    python -m benchmarks.quality features   # pooled multi-tap features of every crop, both backbones (LiteRT fp32)
+    python -m benchmarks.quality heads      # logistic heads on cached features: approaches table, select on valid
+    python -m benchmarks.quality ship       # build the chosen Keras model, threshold on valid, export, score
                                             #   every format on test, write edge_dfd/assets/default + results
 
 Training data: the train splits of BOTH shared sets (faces140k-sample: StyleGAN vs FFHQ, 256 px;
@@ -27,17 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import common
+from benchmarks.common import REPO, RESULTS, SETS, SHARED, valid_objective  # noqa: F401  (SHARED, valid_objective: this module's API)
+from edge_dfd.backbones import BACKBONES, CROPS, TAP_CHANNELS, TAPS
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from edge_dfd.backbones import BACKBONES, CROPS, TAP_CHANNELS, TAPS  # noqa: E402
-
-SHARED = Path(os.environ.get("EDGE_DFD_SHARED_DATA", REPO.parent / "shared" / "data"))
-SETS = {"140k": SHARED / "faces140k-sample", "tpdne": SHARED / "ffhq-tpdne-128"}
 SPLITS = ("train", "valid", "test")
 CACHE = REPO / "runs" / "cache"
-RESULTS = REPO / "benchmarks" / "results"
 INPUT_SIZE, VIEW_SIZE = 256, 224
 ALL_CROPS = tuple(CROPS)
 SEED = 0
@@ -127,7 +123,7 @@ def load_feats(arch: str) -> dict:
         for split in SPLITS:
             p = feat_path(arch, s, split)
             if not p.is_file():
-                raise SystemExit(f"{p} missing: run `python benchmarks/quality.py features` first")
+                raise SystemExit(f"{p} missing: run `python -m benchmarks.quality features` first")
             out[(s, split)] = np.load(p, mmap_mode="r")
     return out
 
@@ -185,19 +181,6 @@ def score(y, p, threshold) -> dict:
 
     r = binary_report(y, p, threshold)
     return {k: r[k] for k in ("n", "accuracy", "auc", "ap", "eer", "balanced_accuracy")}
-
-
-def valid_objective(y, P) -> float:
-    """Selection score on VALID only: mean over the two sets of (AUC + accuracy at the valid threshold)."""
-    from sklearn.metrics import roc_auc_score
-
-    from edge_dfd.metrics import choose_threshold
-
-    yv = np.concatenate([y[(s, "valid")] for s in SETS])
-    pv = np.concatenate([P[(s, "valid")] for s in SETS])
-    t = choose_threshold(yv, pv)
-    return float(np.mean([roc_auc_score(y[(s, "valid")], P[(s, "valid")])
-                          + ((P[(s, "valid")] >= t) == y[(s, "valid")]).mean() for s in SETS])) / 2
 
 
 def run_approach(name, feats, y, arch_taps, crops, per_crop=True, balance_grid=(False, True)):
@@ -273,15 +256,8 @@ TEACHER_DIR = REPO / "runs" / "teacher"
 
 
 def latency_ms(backend, image: np.ndarray, runs: int = 30) -> float:
-    """Median per-face latency (batch 1) after 3 warm-up runs."""
-    for _ in range(3):
-        backend.predict(image[None])
-    ts = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        backend.predict(image[None])
-        ts.append((time.perf_counter() - t0) * 1000)
-    return float(np.median(ts))
+    """Median per-face latency (batch 1) after 3 warm-up runs (the bench harness's loop)."""
+    return float(np.median(common.latency_ms(backend, image[None], warmup=3, runs=runs)))
 
 
 def calib_mix_dir() -> Path:
@@ -318,10 +294,8 @@ def build_selected(name: str | None):
 def build_finetuned(run_dir: Path, variant: str):
     """(row, keras model) from a ``tools/finetune_torch.py`` result: the torch state dicts ported layer by
     layer (``tools/port_weights.keras_weights``), the fixed standardisation and the fine-tuned head."""
-    sys.path.insert(0, str(REPO / "tools"))
-    from port_weights import keras_weights
-
     from edge_dfd.backbones import multicrop_model
+    from tools.port_weights import keras_weights
 
     run_dir, name = Path(run_dir), variant
     report = json.loads((run_dir / "finetune.json").read_text())
@@ -390,8 +364,7 @@ def finetuned_reference(args, stored: dict):
     try:
         import torch
 
-        sys.path.insert(0, str(REPO / "tools"))
-        from finetune_torch import load_variant
+        from tools.finetune_torch import load_variant
     except ImportError:
         return (lambda s, x: stored[f"{s}/valid"][:len(x)]), 1e-2
     ref_model = load_variant(torch, args.finetuned_dir, args.finetuned)
@@ -624,13 +597,13 @@ def is_finetuned(row: dict) -> bool:
     return "fine-tuned" in row["approach"]
 
 
-COMMAND_FROZEN = ("python benchmarks/quality.py features && python benchmarks/quality.py heads && "
-                  "python benchmarks/quality.py ship && python benchmarks/quality.py card")
-COMMAND_FINETUNED = ("python benchmarks/quality.py features && python benchmarks/quality.py heads && "
-                     "python tools/finetune_torch.py --data ../shared/data --pth PTH_DIR --out runs/finetune "
+COMMAND_FROZEN = ("python -m benchmarks.quality features && python -m benchmarks.quality heads && "
+                  "python -m benchmarks.quality ship && python -m benchmarks.quality card")
+COMMAND_FINETUNED = ("python -m benchmarks.quality features && python -m benchmarks.quality heads && "
+                     "python -m tools.finetune_torch --data ../shared/data --pth PTH_DIR --out runs/finetune "
                      "--variant mobilenet_v2 --variant mobilenet_v2+efficientnet_lite0 --epochs 8 --lr 1e-4 && "
-                     "python benchmarks/quality.py ship --finetuned mobilenet_v2+efficientnet_lite0 && "
-                     "python benchmarks/quality.py card")
+                     "python -m benchmarks.quality ship --finetuned mobilenet_v2+efficientnet_lite0 && "
+                     "python -m benchmarks.quality card")
 ARCH_TEXT = {"mobilenet_v2": "MobileNetV2 (torchvision ImageNet weights, BSD-3)",
              "efficientnet_lite0": "EfficientNet-Lite0 (ImageNet weights of the TF release via its PyTorch port, Apache-2.0)"}
 

@@ -72,7 +72,7 @@ def weights_path(arch: str) -> Path:
     if not p.is_file():
         raise ModelError(f"{p}: the ported ImageNet weights for '{arch}' are not in this install (the runtime wheel "
                          "leaves out training-only files): use a source checkout of edge-dfd (pip install -e "
-                         f"'.[train]' in it), regenerate them with python tools/port_weights.py --arch {arch}, or "
+                         f"'.[train]' in it), regenerate them with python -m tools.port_weights --arch {arch}, or "
                          "train with --weights none / --weights PATH")
     return p
 

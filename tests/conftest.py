@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
+# tests/ (its helper modules) and the repository root (edge_dfd, benchmarks: tests may import both)
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
 

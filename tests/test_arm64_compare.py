@@ -1,15 +1,9 @@
 """benchmarks/arm64_emulated.py: the arm64-vs-x86 comparison and its report (no emulator needed)."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-_SPEC = importlib.util.spec_from_file_location(
-    "arm64_emulated", Path(__file__).resolve().parents[1] / "benchmarks" / "arm64_emulated.py")
-A = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(A)
+from benchmarks import arm64_emulated as A
 
 
 def test_compare_reference_values():

