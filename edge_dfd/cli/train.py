@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import click
 
-from edge_dfd.models import ARCHS  # light: no TensorFlow import (keras is imported lazily)
+from edge_dfd.models import (  # light: no TensorFlow import (keras is imported lazily)
+    ARCHS,
+    DEFAULT_INPUT_SIZE,
+    MAX_INPUT_SIZE,
+    MIN_INPUT_SIZE,
+)
 
 
 @click.command("train")
@@ -15,7 +20,8 @@ from edge_dfd.models import ARCHS  # light: no TensorFlow import (keras is impor
 @click.option("--epochs", default=7, show_default=True, type=click.IntRange(min=1), help="Maximum epochs.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1),
               help="Batch per replica; with --distribute the global batch is this x replicas.")
-@click.option("--img-size", default=256, show_default=True, type=click.IntRange(8, 4096),
+@click.option("--img-size", default=DEFAULT_INPUT_SIZE, show_default=True,
+              type=click.IntRange(MIN_INPUT_SIZE, MAX_INPUT_SIZE),
               help="Square input size in pixels.")
 @click.option("--weights", default="none", show_default=True,
               help="none, imagenet (downloads; needs internet) or a local weights file.")

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from edge_dfd.errors import EdgeDFDError
+from edge_dfd.models import DEFAULT_INPUT_SIZE, MAX_INPUT_SIZE, MIN_INPUT_SIZE
 
 # The study's augmentation (ImageDataGenerator-style ranges), as Keras preprocessing layers.
 AUG_ROTATION = 20 / 360  # +-20 degrees, as a fraction of a full turn
@@ -27,7 +28,7 @@ class TrainConfig:
     arch: str = "cnn"
     epochs: int = 7
     batch_size: int = 32
-    img_size: int = 256
+    img_size: int = DEFAULT_INPUT_SIZE
     weights: str = "none"
     freeze_base: bool = False
     seed: int = 0
@@ -45,8 +46,8 @@ class TrainConfig:
             bad.append(f"epochs={self.epochs} (expected >= 1)")
         if self.batch_size < 1:
             bad.append(f"batch_size={self.batch_size} (expected >= 1)")
-        if not 8 <= self.img_size <= 4096:
-            bad.append(f"img_size={self.img_size} (expected 8..4096)")
+        if not MIN_INPUT_SIZE <= self.img_size <= MAX_INPUT_SIZE:
+            bad.append(f"img_size={self.img_size} (expected {MIN_INPUT_SIZE}..{MAX_INPUT_SIZE})")
         if not self.lr > 0:
             bad.append(f"lr={self.lr} (expected > 0)")
         if self.patience < 0:

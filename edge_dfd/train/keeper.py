@@ -21,14 +21,14 @@ from edge_dfd.errors import EdgeDFDError, require
 from edge_dfd.fsutil import atomic_path, atomic_write_json, atomic_write_text
 from edge_dfd.train.config import RESUME_KEYS, TrainConfig, log
 from edge_dfd.train.pipeline import SkipLog
+from edge_dfd.util import read_csv_rows
 
 
 def read_history(path: Path) -> list[dict]:
     if not path.is_file():
         return []
-    with open(path, newline="") as f:
-        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
-                for row in csv.DictReader(f)]
+    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
+            for row in read_csv_rows(path)]
 
 
 def history_csv(rows: list[dict]) -> str:

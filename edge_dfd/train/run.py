@@ -72,7 +72,7 @@ def prepare(cfg: TrainConfig) -> Prepared:
     ds_records = dataset.load_dataset(data_root)
     if "train" not in ds_records:
         raise EdgeDFDError(f"{data_root}: has no 'train' split; training needs one")
-    from edge_dfd.models import ARCHS, arch_info
+    from edge_dfd.models import ARCHS, MAX_INPUT_SIZE, arch_info
 
     if cfg.arch not in ARCHS:
         from edge_dfd.models import build_model
@@ -80,7 +80,7 @@ def prepare(cfg: TrainConfig) -> Prepared:
         build_model(cfg.arch)  # raises the one-line "unknown arch" error
     if cfg.img_size < ARCHS[cfg.arch].min_size:
         raise EdgeDFDError(f"--img-size {cfg.img_size} is too small for {cfg.arch} "
-                           f"(expected {ARCHS[cfg.arch].min_size}..4096)")
+                           f"(expected {ARCHS[cfg.arch].min_size}..{MAX_INPUT_SIZE})")
     # the tf.distribute strategy (if any) must exist before any other TensorFlow op: create it now
     from edge_dfd import distribute
 
