@@ -1,8 +1,8 @@
 """The runtime install, measured as a new user makes it: wheel size and contents, fresh-venv size per package,
 and the runtime commands run in that venv.
 
-    python benchmarks/install_size.py                 # writes benchmarks/results/install_size.{json,md}
-    python benchmarks/install_size.py --images 4      # fewer images per predict
+    python -m benchmarks.install_size                 # writes benchmarks/results/install_size.{json,md}
+    python -m benchmarks.install_size --images 4      # fewer images per predict
 
 Steps (about 3 minutes on 2 cores, most of it pip):
 
@@ -35,9 +35,8 @@ import time
 import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("EDGE_DFD_SHARED_DATA", REPO.parent / "shared" / "data"))
-RESULTS = REPO / "benchmarks" / "results"
+from benchmarks.common import REPO, RESULTS, SHARED
+
 LIMIT_MIB, WHEEL_LIMIT_MB = 450, 80
 # The same measurement before the wheel left out the training-only and SOURCE_ONLY files and Pillow became optional
 # (2026-12-02, same machine, versions and commands).
@@ -101,7 +100,6 @@ def by_distribution(sp: Path) -> dict[str, dict]:
 
 def test_images(n: int) -> list[Path]:
     """The first n/2 fake and n/2 real images of the shared 140k sample's test split (test.csv)."""
-    sys.path.insert(0, str(REPO))
     from edge_dfd.data import load_split
 
     recs = load_split(SHARED / "faces140k-sample", "test")
@@ -245,7 +243,7 @@ def markdown(doc: dict) -> str:
     lines = [
         "# The runtime install: size and what works in it",
         "",
-        f"Written {doc['written']} by `python benchmarks/install_size.py` (Python {doc['python']}, {doc['machine']}, "
+        f"Written {doc['written']} by `python -m benchmarks.install_size` (Python {doc['python']}, {doc['machine']}, "
         f"pip {doc['pip']}, `PIP_NO_CACHE_DIR=1`).",
         "",
         f"- **Fresh venv: `du -sh` {doc['du_sh']}** ({doc['venv_kib']} KiB = {doc['venv_mib']} MiB; limit "
