@@ -5,8 +5,9 @@
 background): real 140k sample test images read from ../shared/data when present (never copied into the
 repository), otherwise generated cartoon faces drawn into a textured, noisy generated scene.
 
-``MJPEGServer(frames, fps, drop_every)``: serves the frames in a loop as ``multipart/x-mixed-replace`` (what
-IP cameras send) at ``/stream``; every connection is cut after ``drop_every`` seconds, like a flaky camera.
+``MJPEGServer(frames, fps, drop_every, hold=1)``: serves the frames in a loop as ``multipart/x-mixed-replace``
+(what IP cameras send) at ``/stream``, each ``hold`` times in a row; every connection is cut after ``drop_every``
+seconds, like a flaky camera (``drops`` and ``drop_times`` count them).
 """
 
 from __future__ import annotations
@@ -91,10 +92,11 @@ def write_video(path: Path, frames: list[np.ndarray], repeat: int = 1, fps: floa
 class MJPEGServer:
     """``with MJPEGServer(frames, fps=15, drop_every=20) as srv: srv.url`` -- frames (BGR) loop forever."""
 
-    def __init__(self, frames, fps: float = 15.0, drop_every: float | None = 20.0, quality: int = 85):
+    def __init__(self, frames, fps: float = 15.0, drop_every: float | None = 20.0, quality: int = 85, hold: int = 1):
         self.jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes() for f in frames]
-        self.fps, self.drop_every = fps, drop_every
+        self.fps, self.drop_every, self.hold = fps, drop_every, max(1, int(hold))  # hold: frames each image is sent
         self.connections = self.sent = self.drops = 0
+        self.drop_times: list[float] = []  # time.monotonic() of every drop
         self._stop = threading.Event()
         server = self
 
@@ -117,8 +119,9 @@ class MJPEGServer:
                     while not server._stop.is_set():
                         if server.drop_every and time.monotonic() - t0 >= server.drop_every:
                             server.drops += 1
+                            server.drop_times.append(time.monotonic())
                             break  # the camera drops the connection
-                        data = server.jpegs[server.sent % len(server.jpegs)]
+                        data = server.jpegs[(server.sent // server.hold) % len(server.jpegs)]
                         self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
                                          + str(len(data)).encode() + b"\r\n\r\n" + data + b"\r\n")
                         self.wfile.flush()
