@@ -69,12 +69,14 @@ def _train_options(f):
         click.option("--batch", type=click.IntRange(1), default=32, show_default=True),
         click.option("--lr", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=1e-4, show_default=True),
         click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--size", type=click.IntRange(32, 512), default=224, show_default=True,
+                     help="input pixels of the single view"),
     ]):
         f = opt(f)
     return f
 
 
-def _student_config(data, out, teacher, epochs, steps, batch, lr, seed):
+def _student_config(data, out, teacher, epochs, steps, batch, lr, seed, size):
     from edge_dfd.release.student import StudentConfig
 
     data = list(data) or default_data()
@@ -82,7 +84,7 @@ def _student_config(data, out, teacher, epochs, steps, batch, lr, seed):
         raise EdgeDFDError(f"no data: {SHARED} has none of {', '.join(DEFAULT_SETS)}; pass --data DIR")
     return StudentConfig(data=[str(Path(d).resolve()) for d in data], out=str(out),
                          teacher=str(teacher_file(teacher)), epochs=epochs, steps=steps, batch=batch, lr=lr,
-                         seed=seed)
+                         seed=seed, size=size)
 
 
 @release.command()

@@ -43,10 +43,13 @@ class StudentConfig:
     lr: float = 1e-4
     seed: int = 0
     label_smoothing: float = 0.02
+    size: int = INPUT_SIZE    # input pixels (one whole-face view)
 
     def validate(self) -> None:
         bad = [f"{k}={getattr(self, k)!r} (expected >= 1)" for k in ("epochs", "steps", "batch")
                if not isinstance(getattr(self, k), int) or getattr(self, k) < 1]
+        if not 32 <= self.size <= 512:
+            bad.append(f"size={self.size!r} (expected 32..512)")
         if not 0 < self.lr < 1:
             bad.append(f"lr={self.lr!r} (expected 0 < lr < 1)")
         if bad:
@@ -128,13 +131,13 @@ def teacher_parts(teacher_path) -> dict:
             "kernel": kernel[:n, 0], "bias": float(bias[0])}
 
 
-def build_student(teacher: dict | None):
+def build_student(teacher: dict | None, size: int = INPUT_SIZE):
     from edge_dfd.backbones import TAP_CHANNELS, multicrop_model
 
     n = sum(TAP_CHANNELS[ARCH])
     std = (teacher["mu"], teacher["sd"]) if teacher else (np.zeros(n), np.ones(n))
     head = (teacher["kernel"], teacher["bias"]) if teacher else None
-    model = multicrop_model(ARCH, input_size=INPUT_SIZE, view_size=INPUT_SIZE, crops=("whole",),
+    model = multicrop_model(ARCH, input_size=size, view_size=size, crops=("whole",),
                             weights=None if teacher else "imagenet", head=head, standardize=std,
                             trainable_from=0, name="edge_dfd_detector")
     if teacher:
@@ -167,7 +170,7 @@ def _batches(keras, sets, boxes, cfg: StudentConfig):
                 i = int(rng.integers(len(imgs)))
                 b = boxes[s][i]
                 view = augment(imgs[i], rng, None if np.isnan(b).any() else b)
-                xs.append(resize_square(view, INPUT_SIZE))
+                xs.append(resize_square(view, cfg.size))
                 ys.append(y[i])
             return np.stack(xs).astype(np.float32), np.asarray(ys, np.float32)[:, None]
 
@@ -175,9 +178,10 @@ def _batches(keras, sets, boxes, cfg: StudentConfig):
 
 
 def predict(model, images, batch: int = 64) -> np.ndarray:
+    size = int(model.inputs[0].shape[1])
     from edge_dfd.preprocess import prepare_batch
 
-    out = [np.asarray(model(prepare_batch(images[i:i + batch], INPUT_SIZE).astype(np.float32), training=False))
+    out = [np.asarray(model(prepare_batch(images[i:i + batch], size).astype(np.float32), training=False))
            for i in range(0, len(images), batch)]
     return np.concatenate(out).ravel()
 
@@ -210,8 +214,8 @@ def train_student(cfg: StudentConfig) -> Path:
     cfg_path = out / "config.json"
     if cfg_path.is_file():
         old = json.loads(cfg_path.read_text())
-        changed = [k for k in ("data", "teacher", "steps", "batch", "lr", "seed", "label_smoothing")
-                   if old.get(k) != asdict(cfg).get(k)]
+        changed = [k for k in ("data", "teacher", "steps", "batch", "lr", "seed", "label_smoothing", "size")
+                   if old.get(k, getattr(StudentConfig, k, None)) != asdict(cfg).get(k)]
         if changed:
             raise EdgeDFDError(f"{out}: holds a run with other settings ({', '.join(changed)} differ); "
                                f"use another --out or the same settings to resume it")
@@ -247,7 +251,7 @@ def train_student(cfg: StudentConfig) -> Path:
 
     # 2. model
     teacher = teacher_parts(cfg.teacher) if cfg.teacher else None
-    model = build_student(teacher)
+    model = build_student(teacher, cfg.size)
     steps_total = cfg.epochs * cfg.steps
     sched = keras.optimizers.schedules.CosineDecay(cfg.lr * 0.1, steps_total, alpha=0.02,
                                                    warmup_target=cfg.lr, warmup_steps=max(1, cfg.steps // 3))
@@ -297,7 +301,7 @@ def train_student(cfg: StudentConfig) -> Path:
     plain.set_weights(model.get_weights())
     with atomic_path(path, suffix=".keras") as tmp:
         plain.save(tmp)
-    meta = ModelMeta(arch=f"{ARCH}_single_pass", input_size=INPUT_SIZE, threshold=best["threshold"],
+    meta = ModelMeta(arch=f"{ARCH}_single_pass", input_size=cfg.size, threshold=best["threshold"],
                      threshold_source="balanced accuracy on the valid splits, clean and perturbed",
                      training={"recipe": "python -m edge_dfd.release", "data": [Path(d).name for d in cfg.data],
                                "settings": asdict(cfg), "best_epoch": best["epoch"], "teacher": cfg.teacher and
