@@ -11,7 +11,8 @@ Run from the repository root (``benchmarks`` is a package; nothing edits sys.pat
 run time from ../shared/data (``EDGE_DFD_SHARED_DATA``) and never copied into the repository; the videos are
 written to a temporary folder and removed.
 
-**Fidelity** (``--fidelity-only``): a 640x480, 30 fps MJPG video of ``--faces`` different test images of the
+**Fidelity** (``--fidelity-only``): a 640x480, 30 fps MJPG video (OpenCV's writer, whose fixed quality is about
+JPEG 75: ~24 KB a frame, like a webcam's MJPG) of ``--faces`` different test images of the
 140k sample (half fake; ``--ffhq N`` adds N ffhq-tpdne-128 test images, upscaled), each shown for
 ``--frames-per-face`` frames at a random size (``--sizes``, px) and place, in natural surroundings: the image
 extended to the whole frame by reflection (``cv2.BORDER_REFLECT_101``, continuous: no hard edge), sharp next to
@@ -20,10 +21,14 @@ files (what ``edge-dfd predict`` does), at the model's threshold. Live accuracy:
 the video with ``--events``; each face's events are those of its frames whose box centre lies in the shown
 image (the nearest one to its centre when there are more), and its live verdict is the majority of their
 ``verdict`` fields (pending frames left out; a tie goes to the newest verdict). A face without events or with
-only pending ones counts as wrong and is reported as missed. Runs: ``--align aligned`` and ``box`` x file mode
+only pending ones counts as wrong and is reported as missed. Diagnostics per run: faces whose track was carried
+over from the face before (the tracker's IoU match across the cut: the smoothing then mixes both faces), the
+accuracy of each face's own fresh scores (no smoothing, no carry-over), and per model the oracle crop (the exact
+image square cut from the decoded video: what the video's resampling and compression alone cost). Runs: ``--align aligned`` and ``box`` x file mode
 (the schedule runs inline in the video's own time) and ``--realtime`` (played at 30 fps, classifier worker on
-the wall clock) x the bundled default model in the Pi's format (tflite-int8) and ``--model ten-pass``; with
-``--scales 1 1.25`` the faces are also shown 1.25x larger.
+the wall clock) x the bundled default model in the Pi's format (tflite-int8) and ``--model ten-pass`` x
+``--scales`` (default 1 and 1.25: the faces also shown 1.25x larger). ``--label all150 --faces 150 --scales 1``
+stores a larger run beside the main one.
 
 **FPS targets** (``--fps-targets``): 640x480 scenes with 1, 2 and 3 faces (each in its own reflected
 surroundings, blended smoothly; the view pans slowly), played with ``--realtime`` from MJPG files (the capture
@@ -203,6 +208,33 @@ def still_scores(spec: str, images: list[dict], threads: int | None) -> tuple[np
     return np.asarray(p, np.float32), float(backend.meta.threshold)
 
 
+def oracle_scores(spec: str, video: Path, placements: list[dict], threads: int | None) -> np.ndarray:
+    """P(fake) of the exact image square cut from each face's first decoded video frame: what the video
+    (resize to the shown size, MJPG) alone costs, without a detector or a crop framing."""
+    import cv2
+
+    from edge_dfd.preprocess import prepare_batch
+    from edge_dfd.runtime import load_model
+
+    name, fmt = split_spec(spec)
+    backend = load_model(name, format=fmt, threads=threads)
+    want = {pl["f0"]: pl for pl in placements}
+    cap, crops, f = cv2.VideoCapture(str(video)), [], 0
+    while len(crops) < len(placements):
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if f in want:
+            pl = want[f]
+            sq = frame[pl["y"]:pl["y"] + pl["side"], pl["x"]:pl["x"] + pl["side"]]
+            crops.append(cv2.cvtColor(sq, cv2.COLOR_BGR2RGB))
+        f += 1
+    cap.release()
+    p = [np.asarray(backend.predict(prepare_batch(crops[i:i + 16], backend.input_size)), np.float32).ravel()
+         for i in range(0, len(crops), 16)]
+    return np.concatenate(p)
+
+
 def read_events(path: Path) -> list[dict]:
     if not path.is_file():
         return []
@@ -287,6 +319,11 @@ def bench_fidelity(args, work: Path) -> dict:
         print(f"fidelity: {spec} still accuracy {still_ok.mean():.3f} (threshold {thr:.3f})", file=sys.stderr)
         for scale in args.scales:
             video, placements = videos[scale]
+            p_or = oracle_scores(spec, video, placements, args.threads)
+            or_ok = (p_or >= thr) == truth
+            res["models"][spec].setdefault("oracle_crop_acc", {})[f"{scale:g}"] = round(float(or_ok.mean()), 4)
+            print(f"fidelity: {spec} x{scale:g} oracle crop (true image square from the video) accuracy "
+                  f"{or_ok.mean():.3f}", file=sys.stderr)
             for align in args.aligns:
                 for mode in args.modes:
                     stats, events, wall = run_live_events(spec, video, work / "ev.jsonl", args.threads, align=align,
@@ -302,6 +339,7 @@ def bench_fidelity(args, work: Path) -> dict:
                            "live_acc": round(float(live_ok.mean()), 4), "still_acc": round(float(still_ok.mean()), 4),
                            "diff_pts": round(100 * float(live_ok.mean() - still_ok.mean()), 1),
                            "own_score_acc": round(float(own_ok.mean()), 4),
+                           "oracle_crop_acc": round(float(or_ok.mean()), 4),
                            "agree_with_still": round(float((live_ok == still_ok).mean()), 4),
                            "missed_no_face": int(missed_none), "missed_all_pending": int(missed_pending),
                            "carried_tracks": int(sum(f["carried"] for f in faces)),
@@ -438,16 +476,20 @@ def fidelity_markdown(res: dict) -> str:
                   "points (target: within 3). missed = faces without events (no face found) + faces whose events "
                   "were all pending; carried = faces whose track continued from the face before (IoU >= 0.3 "
                   "across the cut: its smoothing then mixes in the previous face's scores); own-score acc = the "
-                  "mean of the face's own fresh scores at the threshold (no smoothing, no carry-over).", "",
-                  "| model | scale | align | mode | live acc | still acc | **diff** | own-score acc | missed | carried "
+                  "mean of the face's own fresh scores at the threshold (no smoothing, no carry-over); oracle-crop "
+                  "acc = the exact image square cut from the decoded video frame through the model (no detector, "
+                  "no crop framing: what the video's resampling and MJPG compression alone cost).", "",
+                  "| model | scale | align | mode | live acc | still acc | **diff** | own-score acc | oracle-crop acc "
+                  "| missed | carried "
                   "| fake->real / real->fake | FPS | classified/s | age p50 (s) | detect ms (FPS) | preprocess "
                   "| resize | infer |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in fid["runs"]:
             mode = "file (inline)" if r["mode"] == "file" else "--realtime (worker)"
             lines.append(
                 f"| {r['model']} | {r['scale']:g}x | {r['align']} | {mode} | {r['live_acc']:.3f} | {r['still_acc']:.3f} "
-                f"| **{r['diff_pts']:+.1f}** | {r['own_score_acc']:.3f} | {r['missed_no_face']} + "
+                f"| **{r['diff_pts']:+.1f}** | {r['own_score_acc']:.3f} | {r.get('oracle_crop_acc', float('nan')):.3f} "
+                f"| {r['missed_no_face']} + "
                 f"{r['missed_all_pending']} | {r['carried_tracks']} | {r['fake_called_real']} / "
                 f"{r['real_called_fake']} | {r['fps']} | {r['classified_per_s']} | {r['age_s_p50']} | "
                 f"{_stage_cell(r, 'detect')} | {_stage_cell(r, 'preprocess')} | {_stage_cell(r, 'resize')} | "
@@ -700,7 +742,7 @@ def main(argv=None) -> int:
     g.add_argument("--ffhq", type=int, default=0, help="ffhq-tpdne-128 test images added (half fake, upscaled)")
     g.add_argument("--frames-per-face", type=int, default=12)
     g.add_argument("--sizes", type=int, nargs=2, default=(200, 320), metavar=("MIN", "MAX"))
-    g.add_argument("--scales", type=float, nargs="+", default=[1.0], help="face size factors, e.g. 1 1.25")
+    g.add_argument("--scales", type=float, nargs="+", default=[1.0, 1.25], help="face size factors")
     g.add_argument("--aligns", nargs="+", default=["aligned", "box"], choices=["aligned", "box"])
     g.add_argument("--modes", nargs="+", default=["file", "realtime"], choices=["file", "realtime"])
     g.add_argument("--fidelity-models", nargs="+", default=list(FIDELITY_MODELS), metavar="SPEC",
@@ -731,8 +773,10 @@ def main(argv=None) -> int:
         for name, on, fn in ((fid_key, do_fid, bench_fidelity), ("fps_targets", do_fps, bench_fps_targets)):
             if on:
                 date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+                machine = {**machine_facts(args.threads), "loadavg_at_start": load_state()["loadavg"]}
                 sec = fn(args, Path(tmp))
-                sections[name] = {"command": command, "date": date, "machine": machine_facts(args.threads), **sec}
+                machine["loadavg_at_end"] = load_state()["loadavg"]
+                sections[name] = {"command": command, "date": date, "machine": machine, **sec}
     res = write_fidelity(args.out, sections)
     print(fidelity_markdown(res))
     return 0
