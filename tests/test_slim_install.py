@@ -395,5 +395,5 @@ def test_missing_imagenet_weights_say_where_they_are(tmp_path, monkeypatch):
     from edge_dfd.errors import ModelError
 
     monkeypatch.setattr(backbones, "WEIGHTS_DIR", tmp_path)  # a wheel install: assets/weights/ left out
-    with pytest.raises(ModelError, match=r"not in this install .*source checkout.*port_weights\.py --arch mobilenet_v2"):
+    with pytest.raises(ModelError, match=r"not in this install .*source checkout.*tools\.port_weights --arch mobilenet_v2"):
         backbones.weights_path("mobilenet_v2")
