@@ -31,15 +31,20 @@ class Track:
 class Tracker:
     """Greedy IoU matching of new boxes to live tracks.
 
-    A box matches the unmatched track it overlaps most if IoU >= ``iou``; unmatched boxes start new tracks
-    (ids count up from 1); a track unmatched for more than ``max_missed`` detection rounds is dropped.
-    ``smooth`` is how many recent scores each track averages.
+    A box matches the unmatched track it overlaps most if IoU >= ``iou`` and the change passes a motion gate: the
+    box side changed by at most ``max_scale`` x and its centre moved by at most ``max_shift`` x the side since the
+    track's last detection (a real face does not do more between two detections; a cut to another face in the
+    same place usually does - without the gate the new face would inherit the old one's smoothed verdict).
+    Unmatched boxes start new tracks (ids count up from 1); a track unmatched for more than ``max_missed``
+    detection rounds is dropped. ``smooth`` is how many recent scores each track averages.
     """
 
-    def __init__(self, iou: float = 0.3, max_missed: int = 2, smooth: int = 8):
+    def __init__(self, iou: float = 0.3, max_missed: int = 2, smooth: int = 8, max_scale: float = 1.25,
+                 max_shift: float = 0.4):
         if smooth < 1:
             raise ValueError("smooth must be >= 1")
         self.iou, self.max_missed, self.smooth = iou, max_missed, smooth
+        self.max_scale, self.max_shift = max_scale, max_shift
         self.tracks: dict[int, Track] = {}
         self._next = 1
 
@@ -54,7 +59,7 @@ class Tracker:
                 i, j = divmod(int(flat), len(live))
                 if sim[i, j] < self.iou:
                     break
-                if ids[i] is None and live[j].missed >= 0:
+                if ids[i] is None and live[j].missed >= 0 and self._plausible(live[j].box, boxes[i]):
                     ids[i] = live[j].id
                     live[j].box, live[j].missed = boxes[i].copy(), -1  # -1 marks "matched this round"
         for t in live:
@@ -68,6 +73,13 @@ class Tracker:
                 ids[i] = t.id
                 self._next += 1
         return [int(i) for i in ids]
+
+    def _plausible(self, old, new) -> bool:
+        so, sn = max(old[2] - old[0], old[3] - old[1], 1e-6), max(new[2] - new[0], new[3] - new[1], 1e-6)
+        if max(so, sn) / min(so, sn) > self.max_scale:
+            return False
+        shift = np.hypot((new[0] + new[2] - old[0] - old[2]) / 2, (new[1] + new[3] - old[1] - old[3]) / 2)
+        return shift <= self.max_shift * max(so, sn)
 
     def current(self) -> tuple[np.ndarray, list[int]]:
         """Boxes and ids of the tracks seen at the last detection (carried on frames without detection)."""

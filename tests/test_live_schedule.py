@@ -117,3 +117,22 @@ def test_bad_live_options_are_usage_errors(cli_run, args, name):
     code, out, err = cli_run("live", *args)
     assert code == 2, (code, err)
     assert name in err and "Traceback" not in err
+
+
+def test_tracker_motion_gate_starts_a_new_track_at_a_cut():
+    """A face that moves or grows a little keeps its track (and smoothed verdict); a box that changes size by
+    more than 1.25x or jumps by more than 0.4 of its side between two detections is another face."""
+    from edge_dfd.tracking import Tracker
+
+    t = Tracker()
+    (a,) = t.update([[100, 100, 200, 200]])
+    assert t.update([[110, 104, 212, 206]]) == [a]  # moved 11 px, grew 2 %
+    (b,) = t.update([[95, 95, 235, 235]])  # 1.37x the side in one detection: a cut to another face
+    assert b != a
+    (c,) = t.update([[150, 95, 290, 235]])  # same size, centre jumped 0.39 x side: still plausible motion
+    assert c == b
+    (d,) = t.update([[215, 95, 355, 235]])  # jumped 0.46 x side (IoU 0.37 would have matched): new face
+    assert d not in (a, b)
+    loose = Tracker(max_scale=2.0, max_shift=1.0)
+    (e,) = loose.update([[100, 100, 200, 200]])
+    assert loose.update([[95, 95, 235, 235]]) == [e]
