@@ -55,6 +55,7 @@ import argparse
 import csv
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -289,6 +290,13 @@ def face_verdicts(events: list[dict], placements: list[dict], fps: float = FPS) 
     return out
 
 
+def per_face_line(f: dict) -> str:
+    """One face of a run in one line: verdict, frames with a verdict / with an event, tracks, carried, own score."""
+    own = f"{np.mean(f['own_scores']):.3f}" if f["own_scores"] else "-"
+    return (f"{f['verdict'] or 'missed'} {f['verdict_frames']}/{f['frames_with_event']} tracks "
+            f"{','.join(map(str, f['tracks'])) or '-'}{' carried' if f['carried'] else ''} own {own}")
+
+
 def stage_fps(stage_ms: dict) -> dict:
     """stage -> {"ms_p50", "ms_p90", "fps": 1000 / p50} (the rate that stage alone would allow)."""
     return {k: {"ms_p50": v["p50"], "ms_p90": v["p90"], "fps": round(1000 / v["p50"], 1) if v["p50"] > 0 else None}
@@ -335,6 +343,7 @@ def bench_fidelity(args, work: Path) -> dict:
                     own = np.array([np.mean(f["own_scores"]) if f["own_scores"] else np.nan for f in faces])
                     own_ok = np.where(np.isnan(own), False, (own >= thr) == truth)
                     ages = [a for f in faces for a in f["ages"]]
+                    fresh_track = np.array([not f["carried"] for f in faces])
                     row = {"model": spec, "scale": scale, "align": align, "mode": mode,
                            "live_acc": round(float(live_ok.mean()), 4), "still_acc": round(float(still_ok.mean()), 4),
                            "diff_pts": round(100 * float(live_ok.mean() - still_ok.mean()), 1),
@@ -343,6 +352,11 @@ def bench_fidelity(args, work: Path) -> dict:
                            "agree_with_still": round(float((live_ok == still_ok).mean()), 4),
                            "missed_no_face": int(missed_none), "missed_all_pending": int(missed_pending),
                            "carried_tracks": int(sum(f["carried"] for f in faces)),
+                           "not_carried": {"faces": int(fresh_track.sum()),
+                                           "live_acc": round(float(live_ok[fresh_track].mean()), 4)
+                                           if fresh_track.any() else None,
+                                           "still_acc": round(float(still_ok[fresh_track].mean()), 4)
+                                           if fresh_track.any() else None},
                            "extra_boxes": int(sum(f["extra_boxes"] for f in faces)),
                            "fake_called_real": int(sum(t and f["verdict"] == "real" for f, t in zip(faces, truth))),
                            "real_called_fake": int(sum(not t and f["verdict"] == "fake" for f, t in zip(faces, truth))),
@@ -351,8 +365,7 @@ def bench_fidelity(args, work: Path) -> dict:
                            "classified_per_s": round(stats.classified / stats.seconds, 1) if stats.seconds else None,
                            "age_s_p50": round(float(np.median(ages)), 3) if ages else None,
                            "stages": stage_fps(stats.stage_ms), "wall_s": round(wall, 1), "load": load_state(),
-                           "per_face": [{k: f[k] for k in ("verdict", "frames_with_event", "verdict_frames",
-                                                           "tracks", "carried", "own_scores")} for f in faces]}
+                           "per_face": [per_face_line(f) for f in faces]}
                     res["runs"].append(row)
                     print(f"fidelity: {spec} x{scale:g} {align:7s} {mode:8s} live {row['live_acc']:.3f} vs still "
                           f"{row['still_acc']:.3f} ({row['diff_pts']:+.1f} pts), missed {missed_none}+"
@@ -444,6 +457,13 @@ def _stage_cell(r: dict, stage: str) -> str:
     return "-" if s is None else f"{s['ms_p50']:.1f} ({s['fps']:.0f})"
 
 
+def _not_carried(r: dict) -> str:
+    nc = r.get("not_carried")
+    if not nc or nc["live_acc"] is None:
+        return "-"
+    return f"{nc['live_acc']:.3f} / {nc['still_acc']:.3f} (n={nc['faces']})"
+
+
 def fidelity_markdown(res: dict) -> str:
     lines = ["# Live fidelity and FPS targets", "",
              "`edge-dfd live` (``edge_dfd.live.run_live``) on 640x480 MJPG videos of unseen test faces in natural "
@@ -458,6 +478,8 @@ def fidelity_markdown(res: dict) -> str:
                          f"usable cores; load average {st['loadavg']} at the start, "
                          f"{sec['state_at_end']['loadavg']} at the end; release job running: "
                          f"{st['release_job_running'] or sec['state_at_end']['release_job_running']}.")
+    if res.get("notes"):
+        lines += ["", "## Findings", "", *[f"- {n}" for n in res["notes"]]]
     models = {}
     for sec in [*fids.values(), fps or {}]:
         models.update(sec.get("models", {}))
@@ -480,22 +502,31 @@ def fidelity_markdown(res: dict) -> str:
                   "acc = the exact image square cut from the decoded video frame through the model (no detector, "
                   "no crop framing: what the video's resampling and MJPG compression alone cost).", "",
                   "| model | scale | align | mode | live acc | still acc | **diff** | own-score acc | oracle-crop acc "
-                  "| missed | carried "
+                  "| missed | carried | live / still acc, faces not carried "
                   "| fake->real / real->fake | FPS | classified/s | age p50 (s) | detect ms (FPS) | preprocess "
                   "| resize | infer |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in fid["runs"]:
             mode = "file (inline)" if r["mode"] == "file" else "--realtime (worker)"
             lines.append(
                 f"| {r['model']} | {r['scale']:g}x | {r['align']} | {mode} | {r['live_acc']:.3f} | {r['still_acc']:.3f} "
                 f"| **{r['diff_pts']:+.1f}** | {r['own_score_acc']:.3f} | {r.get('oracle_crop_acc', float('nan')):.3f} "
                 f"| {r['missed_no_face']} + "
-                f"{r['missed_all_pending']} | {r['carried_tracks']} | {r['fake_called_real']} / "
+                f"{r['missed_all_pending']} | {r['carried_tracks']} | {_not_carried(r)} | {r['fake_called_real']} / "
                 f"{r['real_called_fake']} | {r['fps']} | {r['classified_per_s']} | {r['age_s_p50']} | "
                 f"{_stage_cell(r, 'detect')} | {_stage_cell(r, 'preprocess')} | {_stage_cell(r, 'resize')} | "
                 f"{_stage_cell(r, 'infer')} |")
         within = [r for r in fid["runs"] if abs(r["diff_pts"]) <= 3.0 or r["diff_pts"] > 0]
-        lines += ["", f"Within 3 points of still (or better): {len(within)} of {len(fid['runs'])} runs.",
+        lines += ["", f"Within 3 points of still (or better): {len(within)} of {len(fid['runs'])} runs."]
+        for spec in fid["models"]:
+            mine = [r for r in fid["runs"] if r["model"] == spec]
+            mean = {a: np.mean([r["live_acc"] for r in mine if r["align"] == a]) for a in sorted({r["align"] for r in mine})}
+            if len(mean) > 1:
+                best = max(mean, key=mean.get)
+                lines.append(f"- `{spec}`: mean live accuracy by crop " + ", ".join(
+                    f"{a} {v:.3f}" for a, v in mean.items()) + f" -> **{best}** frames this model's faces best "
+                    f"(oracle crop {fid['models'][spec].get('oracle_crop_acc')}).")
+        lines += ["",
                   "Stage columns: p50 ms per frame (inline: per frame that ran it; worker: per classifier call) and "
                   "in brackets 1000 / p50, the rate that stage alone allows. File mode runs as fast as it can "
                   "(FPS = processing rate, classification every 3rd frame per track = 10 Hz of video time); "
@@ -734,6 +765,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="runtime threads (default: live's default)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--markdown-only", action="store_true", help="rewrite the .md from the existing .json")
+    ap.add_argument("--note", action="append", help="with --markdown-only: replace the findings (repeatable)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--label", default=None,
                     help="store the fidelity section as fidelity_LABEL (beside the main one), e.g. a larger run")
@@ -759,11 +791,11 @@ def main(argv=None) -> int:
     g.add_argument("--frames", type=int, default=300)
     g.add_argument("--face-size", type=int, default=200)
     args = ap.parse_args(argv)
-    command = "python -m benchmarks.live " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m benchmarks.live " + shlex.join(argv if argv is not None else sys.argv[1:])
     if args.speed:
         return speed_main(args, command)
     if args.markdown_only:
-        write_fidelity(args.out, {})
+        write_fidelity(args.out, {"notes": args.note} if args.note else {})
         return 0
 
     sections = {}

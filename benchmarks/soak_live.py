@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -222,7 +223,7 @@ def main(argv=None) -> int:
         "rss_growth_ok": growth is not None and growth < args.max_rss_growth,
     }
     res = {
-        "command": "python -m benchmarks.soak_live " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python -m benchmarks.soak_live " + shlex.join(sys.argv[1:] if argv is None else argv),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "note": args.note,
         "machine": {**machine_facts(args.threads), "loadavg_at_start": load_start,
