@@ -136,3 +136,36 @@ def test_tracker_motion_gate_starts_a_new_track_at_a_cut():
     loose = Tracker(max_scale=2.0, max_shift=1.0)
     (e,) = loose.update([[100, 100, 200, 200]])
     assert loose.update([[95, 95, 235, 235]]) == [e]
+
+
+def test_frame_wait_outlasts_the_reconnect_attempts():
+    """A stream that drops for good: the frame loop waits for every reconnect attempt (here 3 attempts, 2.1 s of
+    backoff, longer than the 0.5-s frame timeout) and then ends with the stream-lost error, not a timeout."""
+    from edge_dfd.live.sources import FrameGrabber
+
+    class Dead:
+        live, kind, name, fps = True, "stream", "stream http://dead", 30.0
+
+        def __init__(self):
+            self.reads = self.reopens = 0
+
+        def read(self):
+            self.reads += 1
+            return (True, background()) if self.reads == 1 else (False, None)
+
+        def reopen(self):
+            self.reopens += 1
+            return False
+
+        def release(self):
+            pass
+
+    src = Dead()
+    g = FrameGrabber(src, reconnects=3, backoff=0.3)
+    g.start()
+    assert g.get(timeout=5).index == 0
+    t0 = time.monotonic()
+    assert g.get(timeout=0.5) is None  # no "no frame for 0 s" while reconnecting
+    assert time.monotonic() - t0 > 1.8
+    assert src.reopens == 3 and "3 reconnect attempts failed" in str(g.error)
+    g.join(timeout=5)

@@ -178,6 +178,7 @@ class FrameGrabber(threading.Thread):
         self.pace = bool(pace) and not source.live
         self.live = source.live or self.pace
         self.skipped = self.dropped = self.reconnected = 0
+        self.reconnecting = False  # True while the stream is down and being reopened
         self.error: EdgeDFDError | None = None
         self._stop_evt = threading.Event()
         self._queue: queue.Queue = queue.Queue(maxsize=4)
@@ -204,6 +205,8 @@ class FrameGrabber(threading.Thread):
             while self._latest is None and not self._ended:
                 if cancel is not None and cancel.is_set():
                     return None
+                if self.reconnecting:  # the reconnect attempts have their own budget: wait for their outcome
+                    deadline = time.monotonic() + timeout
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise SourceError(f"{self.source.name}: no frame for {timeout:.0f} s")
@@ -257,6 +260,13 @@ class FrameGrabber(threading.Thread):
             bad = 0
 
     def _reconnect(self) -> bool:
+        self.reconnecting = True
+        try:
+            return self._attempts()
+        finally:
+            self.reconnecting = False
+
+    def _attempts(self) -> bool:
         for attempt in range(self.reconnects):
             delay = min(self.backoff * 2**attempt, 8.0)
             print(f"warning: {self.source.name}: stream dropped; reconnecting in {delay:.1f} s "
