@@ -169,3 +169,18 @@ def test_frame_wait_outlasts_the_reconnect_attempts():
     assert time.monotonic() - t0 > 1.8
     assert src.reopens == 3 and "3 reconnect attempts failed" in str(g.error)
     g.join(timeout=5)
+
+
+def test_auto_align_picks_the_models_training_framing():
+    from edge_dfd.live.pipeline import resolve_align
+
+    class M:
+        def __init__(self, arch):
+            self.meta = type("meta", (), {"arch": arch, "threshold": 0.5})()
+            self.input_size = 32
+
+    assert resolve_align("auto", M("mobilenet_v2_single_pass")) == "box"
+    assert resolve_align("auto", M("mobilenet_v2+efficientnet_lite0_multicrop")) == "aligned"
+    assert resolve_align("auto", M("cnn")) == "aligned"
+    assert resolve_align("box", M("cnn")) == "box"
+    assert LivePipeline(M("mobilenet_v2_single_pass"), Boxes(1)).align == "box"

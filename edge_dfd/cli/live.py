@@ -65,8 +65,10 @@ def _check_rotate(ctx, param, value):
               help="Square crop margin around the face box, as a fraction of the box side, each side "
                    "(--align box, and faces without keypoints).")
 @click.option("--align", type=click.Choice(ALIGN_MODES), default=DEFAULT_ALIGN, show_default=True,
-              help="Crop framing: 'aligned' maps the detector's eye/nose/mouth keypoints onto the training "
-                   "images' framing (rotation, scale, shift); 'box' is the face box plus --margin.")
+              help="Crop framing: 'aligned' maps the detector's eye/nose/mouth keypoints onto the 140k training "
+                   "images' framing (rotation, scale, shift); 'box' is the face box plus --margin; 'auto' picks "
+                   "what the model was trained on (box for the single-pass default, aligned for ten-pass and "
+                   "models trained on 140k images).")
 @click.option("--classify-hz", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_CLASSIFY_HZ,
               show_default=True, metavar="HZ",
               help="Classify each face track at most HZ times a second (new tracks first, then round robin); "

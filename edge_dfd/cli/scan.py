@@ -44,8 +44,8 @@ def _summary(results, seconds: float) -> dict:
               help="Sample K frames evenly spaced over the video [default: 32, unless --every is given].")
 @click.option("--recursive", "-r", is_flag=True, help="Look for videos in sub-folders of a DIR too.")
 @click.option("--align", type=click.Choice(ALIGN_MODES), default=DEFAULT_ALIGN, show_default=True,
-              help="Crop framing: 'aligned' (eye/nose/mouth keypoints onto the training images' framing) or "
-                   "'box' (face box plus --margin).")
+              help="Crop framing: 'aligned' (eye/nose/mouth keypoints onto the training images' framing), "
+                   "'box' (face box plus --margin) or 'auto' (what the model was trained on, as in live).")
 @click.option("--margin", type=click.FloatRange(0, 2), default=DEFAULT_MARGIN, show_default=True,
               help="Square crop margin around the face box, as a fraction of the box side (--align box, and "
                    "faces without keypoints).")

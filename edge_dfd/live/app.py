@@ -44,7 +44,7 @@ class LiveConfig:
     events_keep: int = 10  # rotated event files to keep (0: all)
     status: str | None = None  # status file (JSON), rewritten every heartbeat interval
     heartbeat: float = 0.0  # s between heartbeat lines on stderr (0: none; the status file then every 10 s)
-    align: str = DEFAULT_ALIGN  # "aligned" (keypoints -> training framing) | "box" (box + margin)
+    align: str = DEFAULT_ALIGN  # "auto" (the model's training framing) | "aligned" (keypoints) | "box" (box + margin)
     classify_hz: float | None = DEFAULT_CLASSIFY_HZ  # classifications per second per track (None: every frame)
     realtime: bool = False  # play a video file at its own frame rate, like a camera
     serve: str | None = None  # "[HOST:]PORT": the web view (edge_dfd.live.web)

@@ -16,14 +16,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_dfd.align import ALIGN_MODES
+from edge_dfd.align import ALIGN_MODES as CROP_MODES
 from edge_dfd.errors import EdgeDFDError
 from edge_dfd.faces import DEFAULT_MARGIN, FaceDetector, square_box
 from edge_dfd.preprocess import prepare_batch
 from edge_dfd.tracking import Tracker
 from edge_dfd.verdicts import verdict
 
-DEFAULT_ALIGN = "aligned"
+ALIGN_MODES = ("auto", *CROP_MODES)
+DEFAULT_ALIGN = "auto"
 DEFAULT_CLASSIFY_HZ = 10.0
 MAX_BATCH = 8  # faces per classifier call
 
@@ -75,11 +76,23 @@ class Scheduler:
             del self.last[tid]
 
 
+def resolve_align(align: str, backend) -> str:
+    """``auto`` -> the framing the model was trained on: ``box`` for the release pipeline's single-pass models
+    (trained on live-style BlazeFace box + margin crops among their views), ``aligned`` for models trained on
+    the FFHQ-framed 140k images (the ten-pass model, ``edge-dfd train``). Measured on 150 test faces in
+    video (benchmarks/results/live_fidelity.md): the single-pass default 0.827 box vs 0.793-0.800 aligned
+    (still 0.833); ten-pass 0.773-0.780 aligned vs 0.693 box (still 0.920)."""
+    if align != "auto":
+        return align
+    arch = str(getattr(getattr(backend, "meta", None), "arch", "") or "")
+    return "box" if arch.endswith("_single_pass") else "aligned"
+
+
 class LivePipeline:
     """Per-frame work: detect (every ``detect_every`` calls) -> track -> crop -> classify on a schedule.
 
     ``backend`` is anything with ``input_size``, ``predict(uint8 batch) -> P(fake)`` and ``meta.threshold``
-    (``edge_dfd.runtime.load_model``); frames are OpenCV BGR. ``align``: "aligned" (similarity transform of
+    (``edge_dfd.runtime.load_model``); frames are OpenCV BGR. ``align``: "auto" (the model's own training framing, ``resolve_align``), "aligned" (similarity transform of
     the detector's eye / nose / mouth keypoints onto the training images' framing, ``edge_dfd.align``; box
     crop for faces without keypoints) or "box" (square box + ``margin``). ``last_ms`` holds this call's stage
     times; ``worker_ms()`` drains the classifier thread's. Call ``close()`` when done with a worker.
@@ -92,6 +105,7 @@ class LivePipeline:
             raise EdgeDFDError(f"detect_every={detect_every}, smooth={smooth}: expected integers >= 1")
         if align not in ALIGN_MODES:
             raise EdgeDFDError(f"align={align!r}: expected one of {', '.join(ALIGN_MODES)}")
+        align = resolve_align(align, backend)
         self.backend, self.detector = backend, detector
         self.detect_every, self.margin, self.align = detect_every, margin, align
         self.threshold = float(backend.meta.threshold if threshold is None else threshold)
