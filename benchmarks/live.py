@@ -52,7 +52,6 @@ bundled default model in every bundled format, else an untrained CNN exported by
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shlex
@@ -65,6 +64,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import REPO, RESULTS, SHARED, machine_facts
+from edge_dfd.util import read_csv_rows
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 W, H, FPS = 640, 480, 30.0
@@ -150,7 +150,7 @@ def test_images(n: int, seed: int, ffhq: int = 0) -> list[dict]:
         root = SHARED / name
         if not (root / "test.csv").is_file():
             raise SystemExit(f"benchmarks.live: the fidelity benchmark needs the shared test images ({root}/test.csv)")
-        rows = list(csv.DictReader(open(root / "test.csv")))
+        rows = read_csv_rows(root / "test.csv")
         rng = np.random.default_rng(seed)
         fake = [r for r in rows if r["label"] == "0"]
         real = [r for r in rows if r["label"] == "1"]
@@ -564,7 +564,7 @@ def face_images(n: int, size: int) -> tuple[list[np.ndarray], str]:
 
     root = SHARED / "faces140k-sample"
     if (root / "test.csv").is_file():
-        rows = list(csv.DictReader(open(root / "test.csv")))[:: max(1, 150 // n)][:n]
+        rows = read_csv_rows(root / "test.csv")[:: max(1, 150 // n)][:n]
         imgs = [cv2.imread(str(root / "real_vs_fake" / "real-vs-fake" / r["path"])) for r in rows]
         return [cv2.resize(i, (size, size), interpolation=cv2.INTER_AREA) for i in imgs if i is not None], str(root)
     from benchmarks.synth import synth_face

@@ -25,13 +25,13 @@ No TensorFlow is imported here.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edge_dfd.errors import EdgeDFDError, ModelError, require
+from edge_dfd.util import did_you_mean
 
 ASSETS = Path(__file__).parent / "assets" / "blazeface"
 DETECTORS = ("blazeface", "blazeface-full", "haar", "yunet:MODEL.onnx", "none")
@@ -368,8 +368,7 @@ def make_detector(spec: str, threads: int | None = None, min_score: float | None
         return CentreSquare()
     if spec.split(":", 1)[0] == "yunet":
         return YuNet(spec.split(":", 1)[1] if ":" in spec else "", min_score)
-    close = difflib.get_close_matches(spec, ["blazeface", "blazeface-full", "haar", "yunet", "none"], n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
+    hint = did_you_mean(spec, ["blazeface", "blazeface-full", "haar", "yunet", "none"])
     raise EdgeDFDError(f"unknown face detector '{spec}'.{hint} Valid: {', '.join(DETECTORS)}")
 
 
