@@ -184,3 +184,30 @@ def test_auto_align_picks_the_models_training_framing():
     assert resolve_align("auto", M("cnn")) == "aligned"
     assert resolve_align("box", M("cnn")) == "box"
     assert LivePipeline(M("mobilenet_v2_single_pass"), Boxes(1)).align == "box"
+
+
+def test_a_cut_to_another_face_in_the_same_box_starts_its_verdict_afresh():
+    """Same box, different face (a cut the motion gate cannot see): the track's old scores are dropped and the
+    new face is classified at once; the same face with a little shift and brightness change is not a cut."""
+    import cv2
+
+    class Fixed:
+        name = "fixed"
+
+        def detect(self, frame):
+            return np.array([[200, 120, 440, 360]], np.float32), np.ones(1, np.float32)
+
+    rng = np.random.default_rng(0)
+    tex = cv2.GaussianBlur(rng.integers(0, 255, (480, 640, 3)).astype(np.uint8), (0, 0), 6)
+    tex = cv2.normalize(tex, None, 0, 60, cv2.NORM_MINMAX)  # coarse structure, like a face's
+    a = cv2.add(background(), tex)  # StubBackend: P(fake) from the B - R of the crop
+    b = a.copy()
+    b[120:360, 200:440] = cv2.flip(b[120:360, 200:440], 0)[:, :, ::-1]  # another "face": flipped, colours swapped
+    backend = StubBackend()
+    pipe = LivePipeline(backend, Fixed(), classify_hz=1.0, align="box")
+    first = pipe.process(a, t=0.0)[0]
+    moved = pipe.process(np.roll(cv2.convertScaleAbs(a, alpha=1.15), 3, axis=1), t=0.1)[0]
+    assert pipe.cuts == 0 and not moved.fresh and moved.smoothed == first.smoothed  # not due yet at 1 Hz
+    cut = pipe.process(b, t=0.2)[0]
+    assert pipe.cuts == 1 and cut.fresh  # classified again at once, although 1 Hz was not due
+    assert cut.smoothed == pytest.approx(cut.score) and cut.score != pytest.approx(first.score)

@@ -27,6 +27,7 @@ ALIGN_MODES = ("auto", *CROP_MODES)
 DEFAULT_ALIGN = "auto"
 DEFAULT_CLASSIFY_HZ = 10.0
 MAX_BATCH = 8  # faces per classifier call
+CUT_CORRELATION = 0.7  # same face between frames: > 0.8 (pan, zoom, rotation, brightness drift); a cut: lower
 
 
 @dataclass
@@ -117,6 +118,8 @@ class LivePipeline:
         self._latest: dict[int, tuple[np.ndarray, float]] = {}  # track -> (newest crop, its time)
         self._result: dict[int, tuple[float, float]] = {}  # track -> (newest P(fake), time of its crop)
         self._fresh: set[int] = set()
+        self._thumbs: dict[int, np.ndarray] = {}
+        self.cuts = 0
         self._lock = threading.Condition()
         self._worker_ms: list[tuple[str, float]] = []
         self._worker = _Worker(self) if worker else None
@@ -145,12 +148,14 @@ class LivePipeline:
                 boxes, ids = self.tracker.current()
                 det_scores = np.full(len(ids), np.nan, np.float32)
             for gone in set(self._landmarks) - set(self.tracker.tracks):
-                for d in (self._landmarks, self._latest, self._result):
+                for d in (self._landmarks, self._latest, self._result, self._thumbs):
                     d.pop(gone, None)
             self.sched.forget(self.tracker.tracks)
         t1 = time.perf_counter()
         crops = self.crops(frame, boxes, [self._landmarks.get(i) for i in ids])
         with self._lock:
+            for tid, (crop, _) in zip(ids, crops):
+                self._check_cut(tid, crop)
             self._latest = {tid: (c[0], now) for tid, c in zip(ids, crops)}
             self._lock.notify_all()
         t2 = time.perf_counter()
@@ -160,6 +165,25 @@ class LivePipeline:
             if due:
                 self._classify(due, {tid: self._latest[tid] for tid in due})
         return self._results(ids, boxes, crops, det_scores, detected, now)
+
+    def _check_cut(self, tid: int, crop: np.ndarray) -> None:
+        """Another face in the same place (a cut): when the crop's coarse appearance no longer matches the
+        track's previous crop, the track's scores are dropped and it is classified again as a new one."""
+        import cv2
+
+        g = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), (16, 16), interpolation=cv2.INTER_AREA)
+        g = g.astype(np.float32).ravel()
+        if g.std() < 2.0:  # a flat crop carries no appearance to compare
+            self._thumbs.pop(tid, None)
+            return
+        g = (g - g.mean()) / g.std()
+        prev = self._thumbs.get(tid)
+        self._thumbs[tid] = g
+        if prev is not None and float(np.mean(g * prev)) < CUT_CORRELATION and tid in self.tracker.tracks:
+            self.tracker.tracks[tid].scores.clear()
+            self._result.pop(tid, None)
+            self.sched.last.pop(tid, None)
+            self.cuts += 1
 
     def crops(self, frame: np.ndarray, boxes, landmarks) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
         """(RGB crop, its bounding box in the frame) per face, framed by ``self.align``."""
