@@ -18,7 +18,6 @@ from edge_dfd.live.pipeline import DEFAULT_ALIGN, DEFAULT_CLASSIFY_HZ, DEFAULT_M
 from edge_dfd.live.sources import Frame, FrameGrabber, open_source
 
 STAGES = ("capture", "detect", "preprocess", "resize", "infer", "draw")  # resize / infer: the classifier's
-CODECS = {".avi": "MJPG", ".mp4": "mp4v"}
 
 
 @dataclass
@@ -145,11 +144,11 @@ def run_live(cfg: LiveConfig, backend=None, detector: FaceDetector | None = None
     SIGINT, SIGTERM and SIGHUP stop it gracefully: the current frame is finished, the outputs are finalised and
     the summary is printed (``edge_dfd.signals``). An output that fails mid-run (disk full) stops it the same
     way, keeping everything written so far (``stats.error``, exit 1)."""
-    from edge_dfd.outputs import check_output_path, parse_rotate
+    from edge_dfd.outputs import VIDEO_CODECS, check_output_path, parse_rotate
 
     if cfg.show:
         check_gui()
-    if cfg.save and Path(cfg.save).suffix.lower() not in CODECS:
+    if cfg.save and Path(cfg.save).suffix.lower() not in VIDEO_CODECS:
         raise EdgeDFDError(f"--save {cfg.save}: expected a .avi (MJPG) or .mp4 (mp4v) file name")
     try:
         rotate = parse_rotate(cfg.events_rotate)
