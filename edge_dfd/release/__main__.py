@@ -71,12 +71,14 @@ def _train_options(f):
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--size", type=click.IntRange(32, 512), default=224, show_default=True,
                      help="input pixels of the single view"),
+        click.option("--arch", type=click.Choice(["mobilenet_v2", "efficientnet_lite0"]), default="mobilenet_v2",
+                     show_default=True, help="the teacher's backbone the student starts from"),
     ]):
         f = opt(f)
     return f
 
 
-def _student_config(data, out, teacher, epochs, steps, batch, lr, seed, size):
+def _student_config(data, out, teacher, epochs, steps, batch, lr, seed, size, arch):
     from edge_dfd.release.student import StudentConfig
 
     data = list(data) or default_data()
@@ -84,7 +86,7 @@ def _student_config(data, out, teacher, epochs, steps, batch, lr, seed, size):
         raise EdgeDFDError(f"no data: {SHARED} has none of {', '.join(DEFAULT_SETS)}; pass --data DIR")
     return StudentConfig(data=[str(Path(d).resolve()) for d in data], out=str(out),
                          teacher=str(teacher_file(teacher)), epochs=epochs, steps=steps, batch=batch, lr=lr,
-                         seed=seed, size=size)
+                         seed=seed, size=size, arch=arch)
 
 
 @release.command()
@@ -138,6 +140,21 @@ def card_cmd():
     out = json.loads(src.read_text())
     atomic_write_text(RESULTS / "detector_v2.md", results_markdown(out))
     atomic_write_text(ASSETS / "MODEL_CARD.md", model_card(out))
+
+
+@release.command("baselines")
+@_data_option
+@click.option("--teacher", default=None, help="the ten-pass detector .keras (default: from git history)")
+@click.option("--out", type=click.Path(file_okay=False), default=str(REPO / "runs" / "baselines"), show_default=True,
+              help="where the baseline models are written")
+def baselines_cmd(data, teacher, out):
+    """Score single-view baselines cut from the teacher beside the shipped student (detector_v2_baselines.md)."""
+    from edge_dfd.release.baselines import run_baselines
+
+    data = [str(Path(d).resolve()) for d in (list(data) or default_data())]
+    if not data:
+        raise EdgeDFDError(f"no data: {SHARED} has none of {', '.join(DEFAULT_SETS)}; pass --data DIR")
+    run_baselines(teacher_file(teacher), data, Path(out), RESULTS)
 
 
 @release.command("all")

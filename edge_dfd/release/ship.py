@@ -26,6 +26,12 @@ TEST_SETS = ("faces140k-sample", "ffhq-tpdne-128")
 PI4_XNNPACK_MS = {"fp32": 46.0, "int8": 17.0}
 ROBUST_FORMATS = ("tflite-fp32", "tflite-int8", "onnx-int8-arm")  # scored under every perturbation
 TEACHER_FORMATS = {"tflite-fp32": "detector_fp32.tflite", "tflite-int8": "detector_int8.tflite"}
+# the model card's words for the student's backbone: name, where its layout comes from, the pooled taps
+ARCH_TEXT = {
+    "mobilenet_v2": ("MobileNetV2", "torchvision layout", "blocks 5, 12, 15, 16 and the head: 1,888 features"),
+    "efficientnet_lite0": ("EfficientNet-Lite0", "the PyTorch port of the TensorFlow TPU reference",
+                           "blocks 4, 10, 14, 15 and the head: 1,944 features"),
+}
 
 
 def calib_mix_dir(data: list[str]) -> Path:
@@ -312,6 +318,7 @@ def model_card(out: dict) -> str:
     f32, i8 = sc.get("tflite-fp32"), sc.get("tflite-int8")
     t32 = out["scores"]["teacher"].get("tflite-fp32")
     t8 = out["scores"]["teacher"].get("tflite-int8")
+    bb, origin, taps = ARCH_TEXT[s.get("arch", "mobilenet_v2")]
 
     def acc_row(name, e, pi_kind):
         if not e:
@@ -339,13 +346,12 @@ Measured {out['time']} on {out['machine'].get('cpu')} (2 threads); every number 
 `benchmarks/results/detector_v2.json`, the full tables in `benchmarks/results/detector_v2.md`.
 
 ## Architecture
-One MobileNetV2 pass per face (torchvision layout, ported to Keras — `edge_dfd/backbones.py`): the crop is
-normalised inside the graph, globally pooled at five depths (blocks 5, 12, 15, 16 and the head: 1,888
-features), standardised per feature and scored by one logistic unit → P(fake). Built-in Keras layers only,
-so every format carries the whole pipeline.
+One {bb} pass per face ({origin}, ported to Keras — `edge_dfd/backbones.py`): the crop is
+normalised inside the graph, globally pooled at five depths ({taps}), standardised per feature and scored by
+one logistic unit → P(fake). Built-in Keras layers only, so every format carries the whole pipeline.
 
 ## Training (`python -m edge_dfd.release all`, one command; measured time in the README)
-- **Start**: the MobileNetV2, the per-feature standardisation and the MobileNetV2 part of the logistic head of
+- **Start**: the {bb}, the per-feature standardisation and the {bb} part of the logistic head of
   the previous default — the ten-pass teacher (5 views × MobileNetV2 + EfficientNet-Lite0, fine-tuned end to end;
   its files remain in git history at commit 5cc5463 and are restored by the command). Its tflite-int8 file
   still ships as **`--model ten-pass`**: it remains the more accurate on clean, FFHQ-framed still images.
@@ -378,6 +384,12 @@ of the published Raspberry Pi 4 MobileNetV2 time (XNNPACK README: {PI4_XNNPACK_M
 | model | MB | ms here | Pi 4 est. ms | 140k test acc / AUC | 140k worst perturbed | tpdne test acc / AUC | tpdne worst perturbed |
 |---|---|---|---|---|---|---|---|
 {rows}
+
+Single-view baselines cut from the teacher (its whole-face view alone: MobileNetV2, 1 pass; both backbones,
+2 passes) beside these rows: `benchmarks/results/detector_v2_baselines.md` (`python -m edge_dfd.release baselines`).
+The teacher's clean accuracy comes from its four quadrant views (each 128 px of the face enlarged ×1.75); its own
+whole-face view alone, even with both backbones, is less accurate than v2 on both clean test splits and loses
+far more under framing changes (zoom-out, borders).
 
 ## Every bundled format (clean test accuracy / AUC at the file's own threshold)
 

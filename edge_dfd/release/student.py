@@ -44,6 +44,7 @@ class StudentConfig:
     seed: int = 0
     label_smoothing: float = 0.02
     size: int = INPUT_SIZE    # input pixels (one whole-face view)
+    arch: str = ARCH          # the backbone taken from the teacher (it has mobilenet_v2 and efficientnet_lite0)
 
     def validate(self) -> None:
         bad = [f"{k}={getattr(self, k)!r} (expected >= 1)" for k in ("epochs", "steps", "batch")
@@ -52,6 +53,10 @@ class StudentConfig:
             bad.append(f"size={self.size!r} (expected 32..512)")
         if not 0 < self.lr < 1:
             bad.append(f"lr={self.lr!r} (expected 0 < lr < 1)")
+        from edge_dfd.backbones import BACKBONES
+
+        if self.arch not in BACKBONES:
+            bad.append(f"arch={self.arch!r} (expected one of {', '.join(BACKBONES)})")
         if bad:
             raise EdgeDFDError("bad training settings: " + "; ".join(bad))
 
@@ -109,39 +114,42 @@ def perturbed_copy(images) -> list[np.ndarray]:
 # ------------------------------------------------------------------ model
 
 
-def teacher_parts(teacher_path) -> dict:
-    """MobileNetV2 weights, standardisation and head of the ten-pass teacher (.keras)."""
-    from edge_dfd.backbones import TAPS
+def teacher_parts(teacher_path, arch: str = ARCH) -> dict:
+    """``arch``'s weights, standardisation and part of the logistic head of the ten-pass teacher (.keras)."""
+    from edge_dfd.backbones import BACKBONES, TAP_CHANNELS, TAPS
     from edge_dfd.kerasio import load_keras
 
     model = load_keras(Path(teacher_path))
     try:
-        backbone = model.get_layer(ARCH)
+        backbone = model.get_layer(arch)
     except ValueError:
-        raise ModelError(f"{teacher_path}: not a multi-crop detector with a '{ARCH}' backbone") from None
+        raise ModelError(f"{teacher_path}: not a multi-crop detector with a '{arch}' backbone") from None
     mu, sd = [], []
-    for tap in TAPS[ARCH]:
-        cfg = model.get_layer(f"std_{ARCH}_{tap}").get_config()
+    for tap in TAPS[arch]:
+        cfg = model.get_layer(f"std_{arch}_{tap}").get_config()
         s = 1.0 / np.asarray(cfg["scale"], np.float64)
         mu.append(-np.asarray(cfg["offset"], np.float64) * s)
         sd.append(s)
     kernel, bias = model.get_layer("logit").get_weights()
+    # the head's features: each backbone's taps concatenated, in BACKBONES order (those the teacher has)
+    names = {layer.name for layer in model.layers}
+    start = sum(sum(TAP_CHANNELS[a]) for a in BACKBONES[:BACKBONES.index(arch)] if a in names)
     n = sum(len(m) for m in mu)
     return {"backbone": backbone.get_weights(), "mu": np.concatenate(mu), "sd": np.concatenate(sd),
-            "kernel": kernel[:n, 0], "bias": float(bias[0])}
+            "kernel": kernel[start:start + n, 0], "bias": float(bias[0])}
 
 
-def build_student(teacher: dict | None, size: int = INPUT_SIZE):
+def build_student(teacher: dict | None, size: int = INPUT_SIZE, arch: str = ARCH):
     from edge_dfd.backbones import TAP_CHANNELS, multicrop_model
 
-    n = sum(TAP_CHANNELS[ARCH])
+    n = sum(TAP_CHANNELS[arch])
     std = (teacher["mu"], teacher["sd"]) if teacher else (np.zeros(n), np.ones(n))
     head = (teacher["kernel"], teacher["bias"]) if teacher else None
-    model = multicrop_model(ARCH, input_size=size, view_size=size, crops=("whole",),
+    model = multicrop_model(arch, input_size=size, view_size=size, crops=("whole",),
                             weights=None if teacher else "imagenet", head=head, standardize=std,
                             trainable_from=0, name="edge_dfd_detector")
     if teacher:
-        model.get_layer(ARCH).set_weights(teacher["backbone"])
+        model.get_layer(arch).set_weights(teacher["backbone"])
     return model
 
 
@@ -214,7 +222,7 @@ def train_student(cfg: StudentConfig) -> Path:
     cfg_path = out / "config.json"
     if cfg_path.is_file():
         old = json.loads(cfg_path.read_text())
-        changed = [k for k in ("data", "teacher", "steps", "batch", "lr", "seed", "label_smoothing", "size")
+        changed = [k for k in ("data", "teacher", "steps", "batch", "lr", "seed", "label_smoothing", "size", "arch")
                    if old.get(k, getattr(StudentConfig, k, None)) != asdict(cfg).get(k)]
         if changed:
             raise EdgeDFDError(f"{out}: holds a run with other settings ({', '.join(changed)} differ); "
@@ -250,8 +258,8 @@ def train_student(cfg: StudentConfig) -> Path:
         vgroups[f"{name}/perturbed"] = (perturbed_copy(imgs), y)
 
     # 2. model
-    teacher = teacher_parts(cfg.teacher) if cfg.teacher else None
-    model = build_student(teacher, cfg.size)
+    teacher = teacher_parts(cfg.teacher, cfg.arch) if cfg.teacher else None
+    model = build_student(teacher, cfg.size, cfg.arch)
     steps_total = cfg.epochs * cfg.steps
     sched = keras.optimizers.schedules.CosineDecay(cfg.lr * 0.1, steps_total, alpha=0.02,
                                                    warmup_target=cfg.lr, warmup_steps=max(1, cfg.steps // 3))
@@ -284,7 +292,7 @@ def train_student(cfg: StudentConfig) -> Path:
 
     if teacher is not None and not hist_path.is_file():
         start = evaluate()
-        log("epoch 0 (teacher's MobileNetV2 on the whole face): " + " ".join(
+        log(f"epoch 0 (teacher's {cfg.arch} on the whole face): " + " ".join(
             f"{g} {start[g]['accuracy']:.3f}" for g in vgroups) + f" objective {start['objective']:.4f}")
         atomic_write_json(out / "epoch0.json", start)
     t0 = time.perf_counter()
@@ -301,7 +309,7 @@ def train_student(cfg: StudentConfig) -> Path:
     plain.set_weights(model.get_weights())
     with atomic_path(path, suffix=".keras") as tmp:
         plain.save(tmp)
-    meta = ModelMeta(arch=f"{ARCH}_single_pass", input_size=cfg.size, threshold=best["threshold"],
+    meta = ModelMeta(arch=f"{cfg.arch}_single_pass", input_size=cfg.size, threshold=best["threshold"],
                      threshold_source="balanced accuracy on the valid splits, clean and perturbed",
                      training={"recipe": "python -m edge_dfd.release", "data": [Path(d).name for d in cfg.data],
                                "settings": asdict(cfg), "best_epoch": best["epoch"], "teacher": cfg.teacher and
