@@ -71,7 +71,7 @@ def _train_options(f):
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--size", type=click.IntRange(32, 512), default=224, show_default=True,
                      help="input pixels of the single view"),
-        click.option("--arch", type=click.Choice(["mobilenet_v2", "efficientnet_lite0"]), default="mobilenet_v2",
+        click.option("--arch", type=click.Choice(["efficientnet_lite0", "mobilenet_v2"]), default="efficientnet_lite0",
                      show_default=True, help="the teacher's backbone the student starts from"),
     ]):
         f = opt(f)

@@ -2,8 +2,9 @@
 
 ``python -m edge_dfd.release baselines`` cuts two models out of the ten-pass teacher, without training:
 
-- ``teacher whole view, MobileNetV2`` - one backbone pass: its fine-tuned MobileNetV2 on the whole face with
-  the MobileNetV2 part of its logistic head (the student's starting point, ``student.build_student``);
+- ``teacher whole view, MobileNetV2`` / ``EfficientNet-Lite0`` - one backbone pass: that fine-tuned backbone
+  on the whole face with its part of the teacher's logistic head (a student's starting point,
+  ``student.build_student``; the shipped default starts from EfficientNet-Lite0);
 - ``teacher whole view, both backbones`` - two passes: the whole-face view's logit of the teacher (its
   MobileNetV2 and EfficientNet-Lite0 features through its head), without the four quadrant views;
 - for contrast, the teacher's four quadrant views alone (8 passes; each quadrant is 128 px of the face
@@ -24,6 +25,7 @@ from edge_dfd.release.student import log
 
 BASELINES = {
     "mnv2_whole": "teacher whole view, MobileNetV2 (1 pass)",
+    "enl0_whole": "teacher whole view, EfficientNet-Lite0 (1 pass)",
     "both_whole": "teacher whole view, MobileNetV2 + EfficientNet-Lite0 (2 passes)",
     "both_quads": "teacher without its whole view: 4 quadrants x 2 backbones (8 passes)",
 }
@@ -46,7 +48,9 @@ def teacher_views_model(teacher_path: Path, views: slice = slice(0, 1)):
 def build_baselines(teacher_path: Path) -> dict:
     from edge_dfd.release.student import INPUT_SIZE, build_student, teacher_parts
 
-    return {"mnv2_whole": build_student(teacher_parts(teacher_path), INPUT_SIZE),
+    return {"mnv2_whole": build_student(teacher_parts(teacher_path, "mobilenet_v2"), INPUT_SIZE, "mobilenet_v2"),
+            "enl0_whole": build_student(teacher_parts(teacher_path, "efficientnet_lite0"), INPUT_SIZE,
+                                        "efficientnet_lite0"),
             "both_whole": teacher_views_model(teacher_path),
             "both_quads": teacher_views_model(teacher_path, slice(1, None))}
 

@@ -187,9 +187,13 @@ def ship(student: Path, data: list[str], teacher_dir: Path, staging: Path, dest:
     dest.mkdir(parents=True, exist_ok=True)
     for old in dest.glob("detector*"):
         old.unlink()
-    for f in [src, *files.values()]:
+    failed = sorted(r["format"] for r in conv if not r["ok"])  # scored above, never bundled
+    for f in [src, *(p for fmt, p in files.items() if fmt not in failed)]:
         if f.is_file():
             shutil.copy2(f, dest / f.name)
+    if failed:
+        log(f"not bundled (failed conversion or verification): {', '.join(failed)}")
+    out["not_bundled"] = failed
     from edge_dfd.zoo import write_manifest
 
     write_manifest(dest)
@@ -269,6 +273,9 @@ def results_markdown(out: dict) -> str:
     for r in out["conversion"]:
         lines.append(f"| {r['format']} | {r['ok']} | {r.get('agreement')} | {r.get('max_abs_diff')} | "
                      f"{r.get('mean_abs_diff')} | {r.get('threshold')} |")
+    for r in out["conversion"]:
+        if not r["ok"]:
+            lines += ["", f"**{r['format']} is not bundled**: {r.get('error')}"]
     bms = out["backbone_ms"]
     lines += ["", f"Pi 4 arithmetic: a bare 224-px MobileNetV2 takes {bms['fp32']:.1f} ms fp32 / {bms['int8']:.1f} ms "
               f"int8 here and {PI4_XNNPACK_MS['fp32']:.0f} / {PI4_XNNPACK_MS['int8']:.0f} ms on a Pi 4 (XNNPACK "
@@ -336,7 +343,8 @@ def model_card(out: dict) -> str:
                                  acc_row("v2 single pass, tflite-int8", i8, "int8"),
                                  acc_row("teacher (ten passes), tflite-fp32", t32, "fp32"),
                                  acc_row("teacher (ten passes), tflite-int8", t8, "int8")) if r)
-    fmt_rows = "\n".join(f"| {f} | {e['bytes'] / 1e6:.1f} | {e['latency_ms']:.1f} | {e['threshold']:.4f} | "
+    skipped = set(out.get("not_bundled", []))
+    fmt_rows = "\n".join(f"| {f}{' (**not bundled**: failed verification)' if f in skipped else ''} | {e['bytes'] / 1e6:.1f} | {e['latency_ms']:.1f} | {e['threshold']:.4f} | "
                          + " | ".join(_cell(e, ts) for ts in TEST_SETS) + " |" for f, e in sc.items())
     return f"""# edge-dfd bundled default detector (v2, single pass) — model card
 

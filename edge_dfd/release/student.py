@@ -29,7 +29,9 @@ from edge_dfd.errors import EdgeDFDError, ModelError, require
 from edge_dfd.fsutil import atomic_path, atomic_write_json
 
 INPUT_SIZE = 224
-ARCH = "mobilenet_v2"
+ARCH = "efficientnet_lite0"  # the shipped default's backbone (the teacher's MobileNetV2 is the other choice)
+# settings a run folder's config.json may lack (written before the setting existed): what those runs used
+LEGACY = {"size": INPUT_SIZE, "arch": "mobilenet_v2"}
 
 
 @dataclass
@@ -223,7 +225,7 @@ def train_student(cfg: StudentConfig) -> Path:
     if cfg_path.is_file():
         old = json.loads(cfg_path.read_text())
         changed = [k for k in ("data", "teacher", "steps", "batch", "lr", "seed", "label_smoothing", "size", "arch")
-                   if old.get(k, getattr(StudentConfig, k, None)) != asdict(cfg).get(k)]
+                   if old.get(k, LEGACY.get(k)) != asdict(cfg).get(k)]
         if changed:
             raise EdgeDFDError(f"{out}: holds a run with other settings ({', '.join(changed)} differ); "
                                f"use another --out or the same settings to resume it")
@@ -305,7 +307,7 @@ def train_student(cfg: StudentConfig) -> Path:
     best = max(hist, key=lambda h: h["objective"])
     model.load_weights(out / "best.weights.h5")
     path = out / "student.keras"
-    plain = keras.models.clone_model(model)  # uncompiled: the file carries no optimizer state (a third of its size)
+    plain = build_student(teacher, cfg.size, cfg.arch)  # never compiled: the file carries no optimizer state
     plain.set_weights(model.get_weights())
     with atomic_path(path, suffix=".keras") as tmp:
         plain.save(tmp)
