@@ -180,6 +180,7 @@ def test_auto_align_picks_the_models_training_framing():
             self.input_size = 32
 
     assert resolve_align("auto", M("mobilenet_v2_single_pass")) == "box"
+    assert resolve_align("auto", M("efficientnet_lite0_single_pass")) == "aligned"
     assert resolve_align("auto", M("mobilenet_v2+efficientnet_lite0_multicrop")) == "aligned"
     assert resolve_align("auto", M("cnn")) == "aligned"
     assert resolve_align("box", M("cnn")) == "box"

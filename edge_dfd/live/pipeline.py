@@ -77,16 +77,21 @@ class Scheduler:
             del self.last[tid]
 
 
+# Models whose live crops measured best as the detector's box + margin (``auto`` -> ``box``); every other
+# model gets ``aligned``. Measured on 150 unseen test faces in video (benchmarks/results/live_fidelity.md).
+BOX_ARCHS = ("mobilenet_v2_single_pass",)
+
+
 def resolve_align(align: str, backend) -> str:
-    """``auto`` -> the framing the model was trained on: ``box`` for the release pipeline's single-pass models
-    (trained on live-style BlazeFace box + margin crops among their views), ``aligned`` for models trained on
-    the FFHQ-framed 140k images (the ten-pass model, ``edge-dfd train``). Measured on 150 test faces in
-    video (benchmarks/results/live_fidelity.md): the single-pass default 0.827 box vs 0.793-0.800 aligned
-    (still 0.833); ten-pass 0.773-0.780 aligned vs 0.693 box (still 0.920)."""
+    """``auto`` -> the crop measured best for the model in video (benchmarks/results/live_fidelity.md, 150
+    test faces): ``box`` for the MobileNetV2 single-pass student (0.847 box vs 0.807-0.813 aligned, still
+    0.833), ``aligned`` for everything else - the EfficientNet-Lite0 single-pass default (0.913 aligned vs
+    0.827 box, still 0.900), the ten-pass model (0.773-0.780 vs 0.693) and models trained on the FFHQ-framed
+    140k images by ``edge-dfd train``."""
     if align != "auto":
         return align
     arch = str(getattr(getattr(backend, "meta", None), "arch", "") or "")
-    return "box" if arch.endswith("_single_pass") else "aligned"
+    return "box" if arch in BOX_ARCHS else "aligned"
 
 
 class LivePipeline:
