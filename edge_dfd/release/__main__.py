@@ -9,7 +9,9 @@ from pathlib import Path
 
 import click
 
+from edge_dfd.backbones import BACKBONES
 from edge_dfd.errors import EdgeDFDError
+from edge_dfd.release.student import ARCH
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("EDGE_DFD_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -71,7 +73,7 @@ def _train_options(f):
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--size", type=click.IntRange(32, 512), default=224, show_default=True,
                      help="input pixels of the single view"),
-        click.option("--arch", type=click.Choice(["efficientnet_lite0", "mobilenet_v2"]), default="efficientnet_lite0",
+        click.option("--arch", type=click.Choice(BACKBONES), default=ARCH,
                      show_default=True, help="the teacher's backbone the student starts from"),
     ]):
         f = opt(f)

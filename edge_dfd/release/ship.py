@@ -393,8 +393,8 @@ of the published Raspberry Pi 4 MobileNetV2 time (XNNPACK README: {PI4_XNNPACK_M
 |---|---|---|---|---|---|---|---|
 {rows}
 
-Single-view baselines cut from the teacher (its whole-face view alone: MobileNetV2, 1 pass; both backbones,
-2 passes) beside these rows: `benchmarks/results/detector_v2_baselines.md` (`python -m edge_dfd.release baselines`).
+Baselines cut from the teacher (its whole-face view alone with one backbone or both, and its four quadrant
+views alone) beside these rows: `benchmarks/results/detector_v2_baselines.md` (`python -m edge_dfd.release baselines`).
 The teacher's clean accuracy comes from its four quadrant views (each 128 px of the face enlarged ×1.75); its own
 whole-face view alone, even with both backbones, is less accurate than v2 on both clean test splits and loses
 far more under framing changes (zoom-out, borders).
