@@ -358,7 +358,7 @@ One {bb} pass per face ({origin}, ported to Keras — `edge_dfd/backbones.py`): 
 normalised inside the graph, globally pooled at five depths ({taps}), standardised per feature and scored by
 one logistic unit → P(fake). Built-in Keras layers only, so every format carries the whole pipeline.
 
-## Training (`python -m edge_dfd.release all`, one command; measured time in the README)
+## Training (`python -m edge_dfd.release all`, one command; measured time in docs/release.md)
 - **Start**: the {bb}, the per-feature standardisation and the {bb} part of the logistic head of
   the previous default — the ten-pass teacher (5 views × MobileNetV2 + EfficientNet-Lite0, fine-tuned end to end;
   its files remain in git history at commit 5cc5463 and are restored by the command). Its tflite-int8 file
@@ -398,6 +398,9 @@ views alone) beside these rows: `benchmarks/results/detector_v2_baselines.md` (`
 The teacher's clean accuracy comes from its four quadrant views (each 128 px of the face enlarged ×1.75); its own
 whole-face view alone, even with both backbones, is less accurate than v2 on both clean test splits and loses
 far more under framing changes (zoom-out, borders).
+
+In live video (`edge-dfd live`, its crops, MJPG frames, 150 unseen test faces) the accuracy of this model and of
+the teacher is measured by `python -m benchmarks.live`: `benchmarks/results/live_fidelity.md`.
 
 ## Every bundled format (clean test accuracy / AUC at the file's own threshold)
 
