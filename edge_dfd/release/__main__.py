@@ -80,13 +80,18 @@ def _train_options(f):
     return f
 
 
-def _student_config(data, out, teacher, epochs, steps, batch, lr, seed, size, arch):
-    from edge_dfd.release.student import StudentConfig
-
+def _data_dirs(data) -> list[str]:
+    """--data as absolute paths, else the shared sets beside the repository (one-line error when neither)."""
     data = list(data) or default_data()
     if not data:
         raise EdgeDFDError(f"no data: {SHARED} has none of {', '.join(DEFAULT_SETS)}; pass --data DIR")
-    return StudentConfig(data=[str(Path(d).resolve()) for d in data], out=str(out),
+    return [str(Path(d).resolve()) for d in data]
+
+
+def _student_config(data, out, teacher, epochs, steps, batch, lr, seed, size, arch):
+    from edge_dfd.release.student import StudentConfig
+
+    return StudentConfig(data=_data_dirs(data), out=str(out),
                          teacher=str(teacher_file(teacher)), epochs=epochs, steps=steps, batch=batch, lr=lr,
                          seed=seed, size=size, arch=arch)
 
@@ -110,7 +115,7 @@ def _ship(data, out, teacher) -> None:
     student = Path(out) / "student.keras"
     if not student.is_file():
         raise EdgeDFDError(f"{student}: no trained student; run `python -m edge_dfd.release train` first")
-    data = [str(Path(d).resolve()) for d in (list(data) or default_data())]
+    data = _data_dirs(data)
     tdir = teacher_file(teacher).parent
     if not teacher:  # the teacher's scored files come from git history beside its .keras
         for name in TEACHER_FORMATS.values():
@@ -153,10 +158,7 @@ def baselines_cmd(data, teacher, out):
     """Score single-view baselines cut from the teacher beside the shipped student (detector_v2_baselines.md)."""
     from edge_dfd.release.baselines import run_baselines
 
-    data = [str(Path(d).resolve()) for d in (list(data) or default_data())]
-    if not data:
-        raise EdgeDFDError(f"no data: {SHARED} has none of {', '.join(DEFAULT_SETS)}; pass --data DIR")
-    run_baselines(teacher_file(teacher), data, Path(out), RESULTS)
+    run_baselines(teacher_file(teacher), _data_dirs(data), Path(out), RESULTS)
 
 
 @release.command("all")

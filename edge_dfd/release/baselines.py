@@ -55,16 +55,11 @@ def build_baselines(teacher_path: Path) -> dict:
             "both_quads": teacher_views_model(teacher_path, slice(1, None))}
 
 
-def valid_threshold(model, data: list[str]) -> float:
-    """Threshold of max balanced accuracy on every valid split, clean and perturbed (as the student's)."""
-    from edge_dfd.data import load_split
-    from edge_dfd.release.student import load_images, perturbed_copy, predict, score_groups
+def valid_threshold(model, groups: dict) -> float:
+    """Threshold of max balanced accuracy on the valid groups (``student.valid_groups``: every valid split,
+    clean and perturbed), as the student's."""
+    from edge_dfd.release.student import predict, score_groups
 
-    groups = {}
-    for d in data:
-        imgs, y = load_images(load_split(d, "valid"))
-        groups[f"{Path(d).name}/clean"] = (imgs, y)
-        groups[f"{Path(d).name}/perturbed"] = (perturbed_copy(imgs), y)
     return score_groups({g: (y, predict(model, imgs)) for g, (imgs, y) in groups.items()})["threshold"]
 
 
@@ -73,19 +68,23 @@ def run_baselines(teacher_path: Path, data: list[str], work: Path, results: Path
     import json
 
     from edge_dfd.convert import convert_model
+    from edge_dfd.data import load_split
+    from edge_dfd.errors import ConversionError
     from edge_dfd.fsutil import atomic_path, atomic_write_json, atomic_write_text
     from edge_dfd.kerasio import model_input_size
     from edge_dfd.meta import ModelMeta, write_meta
     from edge_dfd.release.ship import calib_mix_dir, score_file, test_conditions
+    from edge_dfd.release.student import valid_groups
 
     src = results / "detector_v2.json"
     shipped = json.loads(src.read_text()) if src.is_file() else None
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     conditions = test_conditions(data)
+    groups = valid_groups({Path(d).name: load_split(d, "valid") for d in data})  # read once, for every baseline
     scores = {}
     for key, model in build_baselines(teacher_path).items():
-        thr = valid_threshold(model, data)
+        thr = valid_threshold(model, groups)
         path = work / f"{key}.keras"
         with atomic_path(path, suffix=".keras") as tmp:
             model.save(tmp)
@@ -94,7 +93,7 @@ def run_baselines(teacher_path: Path, data: list[str], work: Path, results: Path
         res = convert_model(path, ["tflite-fp32"], out_dir=work, calib_data=calib_mix_dir(data), calib_size=50,
                             verify_size=50, progress=log)
         if not res[0].ok:
-            raise RuntimeError(f"{key}: tflite-fp32 export failed: {res[0].error}")
+            raise ConversionError(f"{key}: tflite-fp32 export failed: {res[0].error}")
         scores[key] = score_file(work / f"{key}_fp32.tflite", conditions, robust=True) | {"name": BASELINES[key]}
     out = {"command": "python -m edge_dfd.release baselines", "time": time.strftime("%Y-%m-%d %H:%M"),
            "seconds": time.perf_counter() - t0, "baselines": scores,

@@ -113,6 +113,16 @@ def perturbed_copy(images) -> list[np.ndarray]:
     return [perturb(img, PERTURBATIONS[i % len(PERTURBATIONS)]) for i, img in enumerate(images)]
 
 
+def valid_groups(valid: dict) -> dict:
+    """{set name: valid records} -> the selection groups {"<set>/clean" and "<set>/perturbed": (images, y)}."""
+    groups = {}
+    for name, records in valid.items():
+        imgs, y = load_images(records)
+        groups[f"{name}/clean"] = (imgs, y)
+        groups[f"{name}/perturbed"] = (perturbed_copy(imgs), y)
+    return groups
+
+
 # ------------------------------------------------------------------ model
 
 
@@ -252,12 +262,7 @@ def train_student(cfg: StudentConfig) -> Path:
         with atomic_path(boxes_path) as tmp:
             np.savez(tmp, **{f"set{i}": b for i, b in enumerate(boxes)})
     log("face boxes found: " + ", ".join(f"{int((~np.isnan(b[:, 0])).sum())}/{len(b)}" for b in boxes))
-    vsets = [load_images(v) for v in valid]
-    vgroups = {}
-    for d, (imgs, y) in zip(cfg.data, vsets):
-        name = Path(d).name
-        vgroups[f"{name}/clean"] = (imgs, y)
-        vgroups[f"{name}/perturbed"] = (perturbed_copy(imgs), y)
+    vgroups = valid_groups({Path(d).name: v for d, v in zip(cfg.data, valid)})
 
     # 2. model
     teacher = teacher_parts(cfg.teacher, cfg.arch) if cfg.teacher else None
