@@ -18,12 +18,17 @@ from edge_dfd.runtime import load_model
 DIR = zoo.DEFAULT_DIR
 
 
+def release_results() -> dict:
+    """benchmarks/results/detector_v2.json: what the release pipeline measured and shipped."""
+    return json.loads((DIR.parents[2] / "benchmarks" / "results" / "detector_v2.json").read_text())
+
+
 def test_every_export_format_is_bundled_with_one_source_and_threshold():
     """Every export format is bundled, except one that failed its verification at release (recorded in
     detector_v2.json as not bundled); all come from the bundled .keras file, with one threshold."""
     import hashlib
 
-    card = json.loads((zoo.DEFAULT_DIR.parents[2] / "benchmarks" / "results" / "detector_v2.json").read_text())
+    card = release_results()
     skipped = set(card.get("not_bundled", []))
     assert skipped <= {"onnx-int8"}, skipped  # the x86 7-bit variant; every other format passed
     bundled = [f for f in EXPORT_FORMATS if f not in skipped]
@@ -72,7 +77,7 @@ def test_float_exports_agree_and_discriminate():
 def test_reduced_precision_exports_stay_close_to_fp32(fmt):
     path = DIR / FORMATS[fmt].filename("detector")
     if not path.is_file():  # a format that failed its verification at release is recorded, never bundled
-        card = json.loads((zoo.DEFAULT_DIR.parents[2] / "benchmarks" / "results" / "detector_v2.json").read_text())
+        card = release_results()
         assert fmt in card["not_bundled"] and fmt not in json.loads((DIR / "manifest.json").read_text())["files"]
         pytest.skip(f"{fmt} is not bundled: it failed its verification at release (detector_v2.json)")
     rng = np.random.default_rng(1)
@@ -125,7 +130,7 @@ def test_default_keeps_its_accuracy_when_zoomed_out_bordered_or_recompressed():
         batch = imgs if cond == "clean" else [perturb(im, cond) for im in imgs]
         p = np.concatenate([be.predict(prepare_batch(batch[i:i + 32], be.input_size)) for i in range(0, len(batch), 32)])
         acc[cond] = binary_report(y, p, be.threshold)["accuracy"]
-    card = json.loads((zoo.DEFAULT_DIR.parents[2] / "benchmarks" / "results" / "detector_v2.json").read_text())
+    card = release_results()
     row = card["scores"]["student"][be.meta.format]["faces140k-sample"]
     assert acc == pytest.approx({c: row[c]["accuracy"] for c in acc}, abs=1e-6)
     assert acc["clean"] >= 0.85, acc

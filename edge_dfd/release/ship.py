@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_dfd.release.student import log
+from edge_dfd.release.student import LEGACY, log
 
 TEST_SETS = ("faces140k-sample", "ffhq-tpdne-128")
 # published Raspberry Pi 4 MobileNetV2 1.0 224 time (ARM64, 4 threads, XNNPACK README table, 2022) - the
@@ -325,7 +325,7 @@ def model_card(out: dict) -> str:
     f32, i8 = sc.get("tflite-fp32"), sc.get("tflite-int8")
     t32 = out["scores"]["teacher"].get("tflite-fp32")
     t8 = out["scores"]["teacher"].get("tflite-int8")
-    bb, origin, taps = ARCH_TEXT[s.get("arch", "mobilenet_v2")]
+    bb, origin, taps = ARCH_TEXT[s.get("arch", LEGACY["arch"])]
 
     def acc_row(name, e, pi_kind):
         if not e:
