@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge_dfd.formats import Format
-from edge_dfd.verdicts import agreement, is_fake, proportion_ci, sign_test_p
+from edge_dfd.verdicts import agreement, is_fake, paired_auc_diff, proportion_ci, sign_test_p
 
 GATE_ALPHA = 0.05  # int8 gate: significance level of the accuracy / AUC drop tests
 
@@ -93,23 +93,10 @@ def delong_p(y_fake, p_a, p_b) -> float:
     of perfectly separated images says nothing about the AUC difference."""
     from math import erfc, sqrt
 
-    y = np.asarray(y_fake).astype(bool).ravel()
-    comps = []
-    for p in (p_a, p_b):
-        p = np.asarray(p, np.float64).ravel()
-        pos, neg = p[y][:, None], p[~y][None, :]
-        psi = (pos > neg) + 0.5 * (pos == neg)
-        comps.append((psi.mean(axis=1), psi.mean(axis=0)))  # per-fake and per-real structural components
-    m, n = int(y.sum()), int((~y).sum())
-    if m < 2 or n < 2:
+    r = paired_auc_diff(y_fake, p_a, p_b)
+    if r["se"] is None or r["se"] ** 2 <= 1e-15:
         return 1.0
-    s10 = np.cov(np.stack([comps[0][0], comps[1][0]]))
-    s01 = np.cov(np.stack([comps[0][1], comps[1][1]]))
-    var = (s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / m + (s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]) / n
-    diff = comps[0][0].mean() - comps[1][0].mean()
-    if var <= 1e-15:
-        return 1.0
-    return float(erfc(abs(diff) / sqrt(var) / sqrt(2.0)))
+    return float(erfc(abs(r["diff"]) / r["se"] / sqrt(2.0)))
 
 
 def tolerance(fmt: Format) -> dict:

@@ -164,3 +164,64 @@ def matched_threshold(p_ref, p_exp, threshold: float, alpha: float = MATCH_ALPHA
     now, then = is_fake(p, t) == want, is_fake(p, threshold) == want
     fixed, broken = int((now & ~then).sum()), int((then & ~now).sum())
     return t if sign_test_p(fixed, broken) < alpha else float(threshold)
+
+
+# ---------------------------------------------------------------- paired differences (gate, bench)
+
+
+def paired_accuracy_diff(ok_a, ok_b, level: float = 0.95) -> dict:
+    """Difference of two classifiers' accuracies on the SAME images, ``acc_a - acc_b``, with Newcombe's hybrid
+    score interval for paired proportions (Newcombe 1998, method 10; recommended by Fagerland, Lydersen & Laake
+    2013): each accuracy's Wilson interval, combined with the correlation (phi) of the two correctness vectors.
+
+    ``ok_a`` / ``ok_b``: booleans, True where that classifier is right. Returns ``{"diff", "low", "high", "n",
+    "a_only", "b_only"}`` (``low`` / ``high`` None with no images). For a one-sided 95 % bound use
+    ``level=0.90`` and read one end. With ``a`` the source model and ``b`` an export, ``high`` bounds the
+    export's loss.
+    """
+    a = np.asarray(ok_a, bool).ravel()
+    b = np.asarray(ok_b, bool).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"paired vectors differ in length ({a.size} vs {b.size})")
+    n = int(a.size)
+    both, a_only = int((a & b).sum()), int((a & ~b).sum())
+    b_only, neither = int((~a & b).sum()), int((~a & ~b).sum())
+    out = {"n": n, "a_only": a_only, "b_only": b_only, "diff": None, "low": None, "high": None, "level": level}
+    if n == 0:
+        return out
+    p1, p2 = (both + a_only) / n, (both + b_only) / n
+    l1, u1 = proportion_ci(both + a_only, n, level)
+    l2, u2 = proportion_ci(both + b_only, n, level)
+    margins = (both + a_only) * (b_only + neither) * (both + b_only) * (a_only + neither)
+    phi = (both * neither - a_only * b_only) / np.sqrt(float(margins)) if margins > 0 else 0.0
+    d = p1 - p2
+    low = d - np.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
+    high = d + np.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
+    out.update(diff=float(d), low=float(max(-1.0, low)), high=float(min(1.0, high)))
+    return out
+
+
+def paired_auc_diff(y_fake, p_a, p_b, level: float = 0.95) -> dict:
+    """ROC AUC of score ``p_a`` minus that of ``p_b`` on the same images, with DeLong's (1988) normal
+    interval for correlated AUCs. Returns ``{"diff", "low", "high", "se", "auc_a", "auc_b"}``; every value
+    None (with ``"reason"``) unless both classes have at least 2 images."""
+    y = np.asarray(y_fake).astype(bool).ravel()
+    m, n = int(y.sum()), int((~y).sum())
+    out = {"diff": None, "low": None, "high": None, "se": None, "auc_a": None, "auc_b": None, "level": level}
+    if m < 2 or n < 2:
+        out["reason"] = f"needs at least 2 fake and 2 real images (have {m} fake, {n} real)"
+        return out
+    comps = []
+    for p in (p_a, p_b):
+        p = np.asarray(p, np.float64).ravel()
+        pos, neg = p[y][:, None], p[~y][None, :]
+        psi = (pos > neg) + 0.5 * (pos == neg)
+        comps.append((psi.mean(axis=1), psi.mean(axis=0)))  # per-fake and per-real structural components
+    s10 = np.cov(np.stack([comps[0][0], comps[1][0]]))
+    s01 = np.cov(np.stack([comps[0][1], comps[1][1]]))
+    var = max(0.0, (s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / m + (s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]) / n)
+    auc_a, auc_b = float(comps[0][0].mean()), float(comps[1][0].mean())
+    d, se = auc_a - auc_b, float(np.sqrt(var))
+    z = Z95 if level == 0.95 else _z(level)
+    out.update(diff=d, se=se, auc_a=auc_a, auc_b=auc_b, low=max(-1.0, d - z * se), high=min(1.0, d + z * se))
+    return out

@@ -56,3 +56,45 @@ def test_unknown_model_suffix_is_one_line_naming_the_accepted_suffixes(tmp_path)
     assert runtime_of_file("a/b_int8.tflite") == "tflite" and runtime_of_file("m.ONNX") == "onnx"
     with pytest.raises(ModelError, match=r"m\.pt: unknown model type '\.pt' \(expected \.keras, \.tflite, \.onnx\)"):
         runtime_of_file("m.pt")
+
+
+def test_paired_accuracy_diff_newcombe_interval_counts_and_coverage():
+    import numpy as np
+
+    from edge_dfd.verdicts import paired_accuracy_diff
+
+    r = paired_accuracy_diff([1] * 17 + [0] * 3, [1] * 12 + [0] * 5 + [1] * 2 + [0])
+    assert (r["n"], r["a_only"], r["b_only"]) == (20, 5, 2)
+    assert abs(r["diff"] - 0.15) < 1e-12 and r["low"] < 0 < r["high"] < 0.5
+    same = paired_accuracy_diff([1, 1, 0, 0, 1], [1, 1, 0, 0, 1])
+    assert same["diff"] == 0 and same["low"] <= 0 <= same["high"]
+    # coverage of the 95 % interval: true loss 0.04 (b-only 0.06, a-only 0.02 of 300 pairs)
+    rng = np.random.default_rng(1)
+    hits, sims = 0, 600
+    for _ in range(sims):
+        u = rng.random(300)
+        a = (u < 0.80) | ((u >= 0.86) & (u < 0.92))
+        b = (u < 0.80) | ((u >= 0.92) & (u < 0.94))
+        r = paired_accuracy_diff(a, b)
+        hits += r["low"] <= 0.04 <= r["high"]
+    assert 0.92 <= hits / sims <= 0.98
+    assert paired_accuracy_diff([], [])["high"] is None
+
+
+def test_paired_auc_diff_matches_delong_p_and_needs_both_classes():
+    from math import erfc, sqrt
+
+    import numpy as np
+
+    from edge_dfd.gate import delong_p
+    from edge_dfd.verdicts import paired_auc_diff
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    pa = y * 0.6 + rng.random(300) * 0.7
+    pb = pa + rng.normal(0, 0.1, 300)
+    r = paired_auc_diff(y, pa, pb)
+    assert r["low"] < r["diff"] < r["high"] and r["auc_a"] > r["auc_b"]
+    assert abs(delong_p(y, pa, pb) - erfc(abs(r["diff"]) / r["se"] / sqrt(2))) < 1e-12
+    one = paired_auc_diff([1, 1, 1], [0.1, 0.2, 0.3], [0.3, 0.2, 0.1])
+    assert one["diff"] is None and "2 fake and 2 real" in one["reason"]
