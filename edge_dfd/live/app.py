@@ -48,6 +48,10 @@ class LiveConfig:
     realtime: bool = False  # play a video file at its own frame rate, like a camera
     serve: str | None = None  # "[HOST:]PORT": the web view (edge_dfd.live.web)
     serve_clients: int = 4
+    escalate: str | None = None  # a second model for uncertain tracks (edge_dfd.live.escalation), e.g. "ten-pass"
+    escalate_fraction: float = 0.2  # share of faces like the calibration's the band sends on
+    calib_data: tuple = ()  # dataset folder(s) whose valid split calibrates a pair without a stored table
+    escalate_hz: float = 1.0  # escalations per second, all tracks together
 
 
 @dataclass
@@ -65,6 +69,7 @@ class LiveStats:
     error: str | None = None  # an output failed mid-run (disk full): stopped cleanly, exit 1
     outputs: str = ""  # where the events and video went
     stage_ms: dict = field(default_factory=dict)  # stage -> {"p50": ms, "p90": ms}
+    escalation: dict | None = None  # --escalate: tracks escalated, failures, the second model's ms
 
     @property
     def fps(self) -> float:
@@ -92,6 +97,10 @@ class LiveStats:
             text += f"\nlive: stopped by {self.signal or 'SIGINT'}; outputs finalised (exit {self.exit_code})"
         if self.outputs:
             text += f"\nlive: {self.outputs}"
+        if self.escalation:
+            e = self.escalation
+            text += (f"\nlive: {e['escalated_tracks']} track(s) escalated to {e['second']} ({e['failed']} failed; "
+                     f"second model p50 {e['second_ms_p50']} ms per escalation)")
         return text
 
 
@@ -193,12 +202,20 @@ def _run(cfg: LiveConfig, backend, detector, opener, rotate, server) -> LiveStat
             from edge_dfd.runtime import load_model
 
             backend = load_model(cfg.model or "default", format=cfg.format, threads=cfg.threads)
+        escalation = None
+        if cfg.escalate:  # the second model loads and runs once before the source starts (bad model: one line)
+            from edge_dfd.live.escalation import Escalation
+            from edge_dfd.runtime.cascade import load_cascade
+
+            cas = load_cascade(backend, cfg.escalate, cfg.escalate_fraction, calib_data=list(cfg.calib_data) or None,
+                               threads=cfg.threads, log=lambda m: print(m, file=sys.stderr))
+            escalation = Escalation(cas, rate_hz=cfg.escalate_hz)
         source = open_source(cfg.source, opener)
         grabber = FrameGrabber(source, cfg.reconnects, cfg.backoff, pace=cfg.realtime)
         # live sources (and --realtime files) classify in a worker thread on the wall clock: a slow model
         # refreshes verdicts less often, never slows the frame rate; files run the schedule in their own time
         pipe = LivePipeline(backend, detector, cfg.detect_every, cfg.threshold, cfg.smooth, cfg.margin,
-                            align=cfg.align, classify_hz=cfg.classify_hz, worker=grabber.live)
+                            align=cfg.align, classify_hz=cfg.classify_hz, worker=grabber.live, escalation=escalation)
         stats, times = LiveStats(), StageTimes()
         with contextlib.ExitStack() as stack:
             stack.callback(pipe.close)
@@ -272,6 +289,7 @@ def _run(cfg: LiveConfig, backend, detector, opener, rotate, server) -> LiveStat
                 stats.reconnects = grabber.reconnected
                 pipe.close()
                 stats.classified = pipe.classified
+                stats.escalation = None if pipe.escalation is None else pipe.escalation.stats()
                 stats.outputs = out.describe()
                 failed = crash is not None and not isinstance(crash, KeyboardInterrupt)
                 state = ("crashed" if failed else f"stopped by {stats.signal}" if stats.interrupted
@@ -308,7 +326,9 @@ def event_record(frame: Frame, f: FaceResult, utc: str) -> dict:
     first classification; ``age`` is how old (s) the crop behind the newest score is."""
     return {"time": round(frame.time, 3), "frame": frame.index, "track": f.track, "box": list(f.box),
             "crop": list(f.crop), "det_score": _r(f.det_score), "score": _r(f.score), "smoothed": _r(f.smoothed),
-            "verdict": f.verdict, "age": _r(f.age, 3), "fresh": f.fresh, "detected": f.detected, "utc": utc}
+            "verdict": f.verdict, "age": _r(f.age, 3), "fresh": f.fresh, "detected": f.detected, "utc": utc,
+            **({"stage": f.stage} if f.stage != 1 or f.escalation else {}),
+            **({"escalation": f.escalation} if f.escalation else {})}
 
 
 class _Output:

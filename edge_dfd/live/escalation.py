@@ -120,7 +120,8 @@ class Escalation:
         self.ms.append((time.perf_counter() - t0) * 1e3)
         p = float(from_margin(combine(z1, z2, self.rule), threshold))
         return z2, {"track": tid, "ok": True, "crops": len(crops), "p_first": round(float(from_margin(z1, threshold)), 4),
-                    "p_second": round(float(from_margin(z2, self.second.threshold)), 4), "p": round(p, 4),
+                    "p_second": round(float(from_margin(z2, self.second.threshold)), 4), "z_second": round(z2, 4),
+                    "p": round(p, 4),
                     "rule": self.rule, "before": before, "after": verdict(p, threshold)}
 
     def finish(self, tid: int, z2: float | None, record: dict, alive: bool) -> None:

@@ -190,7 +190,7 @@ class Cascade:
         self.fraction = check_fraction(fraction)
         self.rule = table["rule"]
         self.band = band_for(table, self.fraction)
-        self.meta, self.fmt, self.path = first.meta, first.fmt, first.path
+        self.meta, self.fmt, self.path = first.meta, getattr(first, "fmt", None), first.path
         self.provider, self.threads = getattr(first, "provider", ""), getattr(first, "threads", None)
         self.meta_inferred = getattr(first, "meta_inferred", False)
         self.stats = {"images": 0, "escalated": 0, "failed": 0}
