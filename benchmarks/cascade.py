@@ -10,6 +10,15 @@ calibration table (valid splits). Writes ``results/cascade.{json,md,png}`` with 
 question of issue 27 (at F = 0.2, >= 2/3 of the accuracy gap recovered at <= 1/3 of the ten-pass time per face)
 is answered in the md whatever the numbers show. Without the shared data it says so in one line and writes
 nothing (committed results are never replaced by an empty table).
+
+    python -m benchmarks.cascade --live [--live-seconds 10 --repeats 2]   # -> results/cascade_live.{json,md}
+
+``--live``: per-track escalation in ``live`` does not disturb the frame loop or the first stage. A 640x480 MJPG
+file of 3 test faces in natural surroundings (``benchmarks.live.fps_video``, the view panning) at 120 fps, played
+with --realtime (the camera code path: capture thread, classifier worker, escalation thread), default
+tflite-int8 at --classify-hz 10; runs without --escalate, with --escalate ten-pass at F = 0.2 and at F = 1 (every
+track escalated), interleaved, ``--repeats`` times each. Reported: displayed FPS, first-stage classifications per
+second, escalations and the events that record them.
 """
 
 from __future__ import annotations
@@ -32,6 +41,72 @@ def verdict_line(res: dict, fraction: float = 0.2) -> str:
             f"time per face (target <= 0.33): {'MET' if ok else 'NOT MET'}.")
 
 
+def live_main(a) -> int:
+    import tempfile
+
+    if not have_split(FACES140K, "test"):
+        print(f"skipped: the shared test split is not here ({FACES140K}); nothing written")
+        return 0
+    work = Path(tempfile.mkdtemp(prefix="edge_dfd_cascade_live_"))
+    try:
+        return _live(a, work)
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _live(a, work: Path) -> int:
+    import cv2
+    import numpy as np
+
+    from benchmarks.live import fps_video, run_live_events, test_images
+    from edge_dfd.fsutil import atomic_write_json, atomic_write_text
+
+    imgs = [cv2.imread(im["path"]) for im in test_images(3, 7)]
+    video = work / "faces3.avi"
+    n = fps_video(video, imgs, 3, a.live_seconds, 120.0)
+    cases = [("no escalation", {}), ("--escalate ten-pass F=0.2", {"escalate": {"model": "ten-pass", "fraction": 0.2}}),
+             ("--escalate ten-pass F=1", {"escalate": {"model": "ten-pass", "fraction": 1.0}})]
+    runs = []
+    for rep in range(a.repeats):
+        for name, kw in cases:
+            stats, events, _ = run_live_events(f"default:{a.format}", video, work / "ev.jsonl", a.threads,
+                                               realtime=True, classify_hz=10.0, **kw)
+            esc = [e for e in events if e.get("escalation")]
+            runs.append({"case": name, "repeat": rep, "frames": stats.frames, "source_frames": n,
+                         "fps": round(stats.fps, 2), "classified_per_s": round(stats.classified / stats.seconds, 2),
+                         "escalation_events": len(esc), "escalations": stats.escalation,
+                         "changed": [{k: e["escalation"].get(k) for k in ("track", "before", "after", "p_first",
+                                                                          "p_second")} for e in esc]})
+            print(f"{name} (run {rep + 1}): {runs[-1]['fps']} FPS, {runs[-1]['classified_per_s']} first-stage "
+                  f"classifications/s, {len(esc)} escalation events", file=sys.stderr)
+    rows = []
+    for name, _ in cases:
+        rs = [r for r in runs if r["case"] == name]
+        rows.append({"case": name, "fps_median": float(np.median([r["fps"] for r in rs])),
+                     "classified_per_s_median": float(np.median([r["classified_per_s"] for r in rs])),
+                     "escalation_events": [r["escalation_events"] for r in rs]})
+    res = {"video": f"3 faces, 640x480 MJPG at 120 fps, {a.live_seconds} s, --realtime", "format": a.format,
+           "threads": a.threads, "classify_hz": 10.0, "rows": rows, "runs": runs, "machine": machine_facts(a.threads),
+           "versions": versions()}
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "cascade_live.json", res)
+    mf = res["machine"]
+    md = ("# live with per-track escalation: frame loop and first stage undisturbed?\n\n"
+          f"`python -m benchmarks.cascade --live` - {res['video']} (the camera code path: capture thread, classifier "
+          f"worker, escalation thread), default {a.format} at --classify-hz 10, {a.threads} runtime thread(s), "
+          f"{a.repeats} interleaved runs per case (medians). Machine: {mf.get('cpu', '?')}, "
+          f"{mf.get('logical_cores', '?')} logical cores, shared with other jobs while this ran.\n\n"
+          "| case | displayed FPS | first-stage classifications/s | escalation events per run |\n|---|---|---|---|\n"
+          + "\n".join(f"| {r['case']} | {r['fps_median']:.1f} | {r['classified_per_s_median']:.1f} | "
+                       f"{', '.join(map(str, r['escalation_events']))} |" for r in rows) + "\n")
+    atomic_write_text(out / "cascade_live.md", md)
+    print(md)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.cascade", description=__doc__.split("\n")[0])
     ap.add_argument("--format", default="tflite-int8", help="format of the bundled default (the first stage)")
@@ -39,7 +114,12 @@ def main(argv=None) -> int:
     ap.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5])
     ap.add_argument("--out", default=str(RESULTS), help="output folder [benchmarks/results]")
     ap.add_argument("--stem", default="cascade")
+    ap.add_argument("--live", action="store_true", help="measure live's FPS with and without escalation instead")
+    ap.add_argument("--live-seconds", type=float, default=10.0)
+    ap.add_argument("--repeats", type=int, default=2)
     a = ap.parse_args(argv)
+    if a.live:
+        return live_main(a)
     sets = [(name, root) for name, root in (("faces140k-sample", FACES140K), ("ffhq-tpdne-128", TPDNE128))
             if have_split(root, "test")]
     if not sets:

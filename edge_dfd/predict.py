@@ -236,7 +236,7 @@ def run_predict(backend, inputs, out=None, batch_size: int = 32, as_json: bool =
 
     results = []
     t0 = time.perf_counter()
-    writer = _ResultWriter(out_path) if out_path else None
+    writer = _ResultWriter(out_path, hasattr(backend, "predict_detail")) if out_path else None
     try:
         for item, p, info in predict_items(backend, items, batch_size=batch_size, on_error=on_error, details=True):
             bar.update(1)
@@ -282,9 +282,10 @@ def run_predict(backend, inputs, out=None, batch_size: int = 32, as_json: bool =
 class _ResultWriter:
     """Streams rows into a temporary file beside the target; ``commit`` renames it into place."""
 
-    COLUMNS = ["path", "p_fake", "verdict", "threshold", "label", "stage", "escalation_error"]
+    COLUMNS = ["path", "p_fake", "verdict", "threshold", "label"]
+    CASCADE = ["stage", "escalation_error"]  # --escalate: which stage decided, why the second model failed
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, cascade: bool = False):
         import csv
 
         self.path = path
@@ -293,7 +294,8 @@ class _ResultWriter:
         self._f = open(self._tmp, "w", newline="", encoding="utf-8")
         self._csv = None
         if path.suffix.lower() == ".csv":
-            self._csv = csv.DictWriter(self._f, fieldnames=self.COLUMNS, extrasaction="ignore")
+            cols = self.COLUMNS + (self.CASCADE if cascade else [])
+            self._csv = csv.DictWriter(self._f, fieldnames=cols, extrasaction="ignore")
             self._csv.writeheader()
         self._done = False
 

@@ -40,7 +40,8 @@ from edge_dfd.verdicts import verdict
 DEFAULT_FRAMES = 32
 DEFAULT_MIN_TRACK_FRAMES = 2
 EPS = 1e-6
-COLUMNS = ["kind", "video", "track", "p_fake", "verdict", "frames_used", "faces", "status", "error", "stage"]
+COLUMNS = ["kind", "video", "track", "p_fake", "verdict", "frames_used", "faces", "status", "error"]
+STAGE = "stage"  # with --escalate only: track rows say which stage decided (1 or 2)
 OUT_SUFFIXES = (".csv", ".jsonl")
 
 
@@ -50,7 +51,7 @@ class TrackResult:
     p_fake: float
     verdict: str
     frames: int  # sampled frames with this face
-    stage: int = 1  # 2: the --escalate model's second opinion is in p_fake (edge_dfd.live.escalation)
+    stage: int | None = None  # with --escalate: 2 when the second model's opinion is in p_fake, else 1
 
 
 @dataclass
@@ -74,7 +75,8 @@ class VideoResult:
         out = [dict(kind="video", video=self.path, track=None, p_fake=p, verdict=self.verdict,
                     frames_used=self.frames, faces=len(self.tracks), status=self.status, error=self.error)]
         out += [dict(kind="track", video=self.path, track=t.track, p_fake=round(t.p_fake, 6), verdict=t.verdict,
-                     frames_used=t.frames, faces=None, status="ok", error="", stage=t.stage) for t in self.tracks]
+                     frames_used=t.frames, faces=None, status="ok", error="",
+                     **({} if t.stage is None else {STAGE: t.stage})) for t in self.tracks]
         return out
 
 
@@ -200,7 +202,7 @@ def scan_video(path, backend, detector, every=None, frames=None, align: str = DE
         res.error = res.error or f"no frame could be decoded (frame count {count})"
         return res
     thr = pipe.threshold
-    res.tracks = [TrackResult(tid, p, verdict(p, thr), len(s))
+    res.tracks = [TrackResult(tid, p, verdict(p, thr), len(s), None if cascade is None else 1)
                   for tid, s in sorted(scores.items()) for p in [logit_mean(s)]]
     for t in res.tracks:
         if t.track in second:
@@ -292,7 +294,8 @@ def write_results(path, results) -> Path:
     rows = [row for v in results for row in v.rows()]
     buf = io.StringIO()
     if path.suffix.lower() == ".csv":
-        w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+        cols = COLUMNS + ([STAGE] if any(STAGE in r for r in rows) else [])
+        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
     else:

@@ -362,3 +362,28 @@ def test_scan_tracks_say_which_stage_decided(tmp_path):
         assert (t.stage, t.verdict) == (stage, verdict)
         assert v.rows()[1]["stage"] == stage
         assert second.calls == (1 if fraction else 0)
+
+
+def test_predict_reports_a_failed_escalation_and_goes_on(tmp_path):
+    import io
+
+    import cv2
+
+    from edge_dfd.predict import run_predict
+
+    paths = []
+    for i, (red, green) in enumerate([(100, 0), (120, 7), (140, 0)]):
+        p = tmp_path / f"f{i}.png"
+        cv2.imwrite(str(p), np.dstack([np.full((32, 32), c, np.uint8) for c in (0, green, red)]))  # BGR
+        paths.append(str(p))
+    cas = rc.Cascade(Fake(tmp_path / "a"), Fake(tmp_path / "b", fail_on=7), table(2.0), 1.0)
+    out, err = io.StringIO(), io.StringIO()
+    s = run_predict(cas, paths, out=tmp_path / "r.csv", stdout=out, stderr=err)
+    assert [ln.split()[2:4] for ln in out.getvalue().splitlines()] == [["stage", "2"], ["stage", "1"], ["stage", "2"]]
+    assert s.n == 3 and s.stage2 == 2 and [p for p, _ in s.escalation_errors] == [paths[1]] and not s.errors
+    assert f"escalation failed: {paths[1]}" in err.getvalue() and "1 escalation failure(s)" in err.getvalue()
+    import csv
+
+    rows = list(csv.DictReader((tmp_path / "r.csv").open()))
+    assert [r["stage"] for r in rows] == ["2", "1", "2"] and "cannot classify" in rows[1]["escalation_error"]
+    assert float(rows[1]["p_fake"]) == pytest.approx(120 / 255, abs=1e-5)

@@ -141,6 +141,6 @@ def cmd(model, fmt, source, faces, detect_every, threshold, smooth, margin, alig
                      threads=threads, reconnects=reconnects, save_segment=save_segment, save_keep=save_keep,
                      events_rotate=events_rotate, events_keep=events_keep, status=status, heartbeat=heartbeat,
                      align=align, classify_hz=classify_hz, realtime=realtime, serve=serve, serve_clients=serve_clients,
-                     escalate=escalate, escalate_fraction=escalate_fraction, calib_data=tuple(calib_data or ()),
-                     escalate_hz=escalate_hz)
+                     escalate=escalate and {"model": escalate, "fraction": escalate_fraction, "calib_data": calib_data,
+                                            "hz": escalate_hz})
     return run_live(cfg).exit_code

@@ -14,6 +14,7 @@ import numpy as np
 
 from edge_dfd.errors import EdgeDFDError
 from edge_dfd.faces import FaceDetector, make_detector
+from edge_dfd.live.escalation import from_config as escalation_from
 from edge_dfd.live.pipeline import DEFAULT_ALIGN, DEFAULT_CLASSIFY_HZ, DEFAULT_MARGIN, FaceResult, LivePipeline, draw
 from edge_dfd.live.sources import Frame, FrameGrabber, open_source
 
@@ -48,10 +49,7 @@ class LiveConfig:
     realtime: bool = False  # play a video file at its own frame rate, like a camera
     serve: str | None = None  # "[HOST:]PORT": the web view (edge_dfd.live.web)
     serve_clients: int = 4
-    escalate: str | None = None  # a second model for uncertain tracks (edge_dfd.live.escalation), e.g. "ten-pass"
-    escalate_fraction: float = 0.2  # share of faces like the calibration's the band sends on
-    calib_data: tuple = ()  # dataset folder(s) whose valid split calibrates a pair without a stored table
-    escalate_hz: float = 1.0  # escalations per second, all tracks together
+    escalate: dict | None = None  # --escalate: {"model", "fraction", "calib_data", "hz"} (live.escalation.from_config)
 
 
 @dataclass
@@ -98,9 +96,7 @@ class LiveStats:
         if self.outputs:
             text += f"\nlive: {self.outputs}"
         if self.escalation:
-            e = self.escalation
-            text += (f"\nlive: {e['escalated_tracks']} track(s) escalated to {e['second']} ({e['failed']} failed; "
-                     f"second model p50 {e['second_ms_p50']} ms per escalation)")
+            text += f"\nlive: {self.escalation['line']}"
         return text
 
 
@@ -202,14 +198,7 @@ def _run(cfg: LiveConfig, backend, detector, opener, rotate, server) -> LiveStat
             from edge_dfd.runtime import load_model
 
             backend = load_model(cfg.model or "default", format=cfg.format, threads=cfg.threads)
-        escalation = None
-        if cfg.escalate:  # the second model loads and runs once before the source starts (bad model: one line)
-            from edge_dfd.live.escalation import Escalation
-            from edge_dfd.runtime.cascade import load_cascade
-
-            cas = load_cascade(backend, cfg.escalate, cfg.escalate_fraction, calib_data=list(cfg.calib_data) or None,
-                               threads=cfg.threads, log=lambda m: print(m, file=sys.stderr))
-            escalation = Escalation(cas, rate_hz=cfg.escalate_hz)
+        escalation = escalation_from(backend, cfg.escalate, cfg.threads)  # --escalate: loaded + run before the source
         source = open_source(cfg.source, opener)
         grabber = FrameGrabber(source, cfg.reconnects, cfg.backoff, pace=cfg.realtime)
         # live sources (and --realtime files) classify in a worker thread on the wall clock: a slow model
@@ -327,8 +316,7 @@ def event_record(frame: Frame, f: FaceResult, utc: str) -> dict:
     return {"time": round(frame.time, 3), "frame": frame.index, "track": f.track, "box": list(f.box),
             "crop": list(f.crop), "det_score": _r(f.det_score), "score": _r(f.score), "smoothed": _r(f.smoothed),
             "verdict": f.verdict, "age": _r(f.age, 3), "fresh": f.fresh, "detected": f.detected, "utc": utc,
-            **({"stage": f.stage} if f.stage != 1 or f.escalation else {}),
-            **({"escalation": f.escalation} if f.escalation else {})}
+            **f.escalation_fields()}
 
 
 class _Output:

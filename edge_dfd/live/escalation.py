@@ -138,9 +138,27 @@ class Escalation:
 
     def stats(self) -> dict:
         ms = sorted(self.ms)
-        return {"escalated_tracks": self.escalated, "failed": self.failed, "second": self.second.path.name,
-                "band": round(self.band, 4), "rule": self.rule,
-                "second_ms_p50": round(ms[len(ms) // 2], 2) if ms else None}
+        d = {"escalated_tracks": self.escalated, "failed": self.failed, "second": self.second.path.name,
+             "band": round(self.band, 4), "rule": self.rule, "second_ms_p50": round(ms[len(ms) // 2], 2) if ms else None}
+        d["line"] = (f"{self.escalated} track(s) escalated to {d['second']} ({self.failed} failed; second model p50 "
+                     f"{d['second_ms_p50']} ms per escalation)")
+        return d
+
+
+def from_config(backend, escalate: dict | None, threads: int | None = None) -> Escalation | None:
+    """``live``'s Escalation from ``LiveConfig.escalate`` = {"model": spec, "fraction": F (0.2), "calib_data":
+    [folders], "hz": escalations per second (DEFAULT_RATE_HZ)}; None without one. The second model loads and runs
+    once here, before any frame."""
+    if not escalate:
+        return None
+    import sys
+
+    from edge_dfd.runtime.cascade import load_cascade
+
+    cas = load_cascade(backend, escalate["model"], escalate.get("fraction", 0.2),
+                       calib_data=list(escalate.get("calib_data") or ()) or None, threads=threads,
+                       log=lambda m: print(m, file=sys.stderr))
+    return Escalation(cas, rate_hz=escalate.get("hz", DEFAULT_RATE_HZ))
 
 
 class EscalationWorker(threading.Thread):

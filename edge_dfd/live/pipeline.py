@@ -45,6 +45,11 @@ class FaceResult:
     stage: int = 1  # 2 once the --escalate model gave this track its second opinion (``smoothed`` combines both)
     escalation: dict | None = None  # on the frame a second opinion arrives: before / after verdict, both scores
 
+    def escalation_fields(self) -> dict:
+        """The event log's --escalate fields: "stage" once a track was escalated, "escalation" when it happened."""
+        return {**({"stage": self.stage} if self.stage != 1 else {}),
+                **({"escalation": self.escalation} if self.escalation else {})}
+
 
 class Scheduler:
     """Which tracks to classify now: never-classified tracks first (oldest id first), then the ones whose
