@@ -24,6 +24,7 @@ second, escalations and the events that record them.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -144,6 +145,7 @@ def main(argv=None) -> int:
         return 1
     res["data"] = {name: str(root) + " [test]" for name, root in sets}
     res["machine"] = machine_facts(a.threads)
+    res["loadavg_at_end"] = [round(v, 2) for v in os.getloadavg()]
     res["versions"] = versions()
     res["verdict_f02"] = verdict_line(res)
     out = Path(a.out)
@@ -168,7 +170,8 @@ def main(argv=None) -> int:
           f"decoded faces, one face per call, {a.threads} runtime thread(s); combine rule `{res['rule']}`, "
           f"band calibrated on {res['calibration']}.\n\n"
           f"Machine: {mf.get('cpu', '?')}, {mf.get('logical_cores', '?')} logical cores "
-          "(shared with other jobs while this ran: the ms are indicative, their ratios more so).\n\n"
+          f"(shared with other jobs while this ran, load average {res['loadavg_at_end'][0]} at the end: the ms are "
+          "indicative; the points are measured face by face in rotating order, so their ratios hold better).\n\n"
           + curve_table(res) + f"\n**{res['verdict_f02']}**\n\n"
           "`gap recovered` = (accuracy - default's) / (ten-pass's - default's); `x second's time` = mean ms per "
           "face / the ten-pass model's.\n" + "\n".join(per_group) + "\n"

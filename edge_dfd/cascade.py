@@ -9,8 +9,9 @@ split, and the speed / accuracy curve that ``bench`` and ``benchmarks/cascade.py
     write_curve(res, "benchmarks/results", "cascade")   # .json, .md and (with matplotlib) .png
 
 Every point of the curve is MEASURED: the first model alone, the second alone and the cascade at each
-fraction each run over the same decoded faces, one face per call (the live pipeline's case), and the mean
-milliseconds per face is the wall time of those calls over the faces.
+fraction each run over the same decoded faces, one face per call (the live pipeline's case), interleaved face by
+face (so that a shared machine's changing load hits every point alike), and the mean milliseconds per face is
+the wall time of those calls over the faces.
 """
 
 from __future__ import annotations
@@ -122,23 +123,30 @@ def _point(name, fraction, y, p, threshold, seconds, stage=None, failed=0, group
     return out
 
 
-def _timed(fn, x: np.ndarray, batch: int, warmup: int = 5):
-    for i in range(min(warmup, len(x))):
-        fn(x[i : i + 1])
-    outs, t = [], 0.0
-    for i in range(0, len(x), batch):
-        t0 = time.perf_counter()
-        outs.append(fn(x[i : i + batch]))
-        t += time.perf_counter() - t0
-    return outs, t
+def _interleaved(cases, n: int, batch: int, warmup: int = 5):
+    """Run every case on every batch of faces, the cases' order rotating from batch to batch, so that each point
+    sees the same machine load (a shared machine drifts between sequential runs). -> (outputs, seconds) per case."""
+    for _, _, fn, x in cases:
+        for i in range(min(warmup, n)):
+            fn(x[i : i + 1])
+    outs, secs = [[] for _ in cases], [0.0] * len(cases)
+    for k, start in enumerate(range(0, n, batch)):
+        for j in range(len(cases)):
+            c = (j + k) % len(cases)
+            fn, x = cases[c][2], cases[c][3]
+            t0 = time.perf_counter()
+            outs[c].append(fn(x[start : start + batch]))
+            secs[c] += time.perf_counter() - t0
+    return outs, secs
 
 
 def cascade_curve(cascade: Cascade, records, fractions=CURVE_FRACTIONS, batch_size: int = 1, log=None,
                   groups=None) -> dict:
     """Measure the speed / accuracy curve of ``cascade``'s pair on ``records``: the first model alone, the
     second alone and the cascade at each fraction, all on the same faces (decoded once per input size, outside
-    the timing). Returns {"points": [...], "gap": ..., ...}; each point has accuracy (95 % Wilson interval),
-    balanced accuracy, ROC AUC (95 % DeLong interval), the measured escalated share and mean ms per face.
+    the timing), interleaved face by face. Returns {"points": [...], ...}; each point has accuracy (95 % Wilson
+    interval), balanced accuracy, ROC AUC (95 % DeLong interval), the measured escalated share, mean ms per face,
+    the share of the accuracy gap it recovers and its time relative to the second model's.
     ``groups`` (one name per record, e.g. the data set) adds the metrics per group to every point."""
     first, second = cascade.first, cascade.second
     log = log or (lambda s: None)
@@ -151,20 +159,32 @@ def cascade_curve(cascade: Cascade, records, fractions=CURVE_FRACTIONS, batch_si
     g = None if groups is None else np.asarray(groups, dtype=object)[kept]
     if any(len(v[1]) != len(y) for v in xs.values()):
         raise DataError("an image decoded at one size but not another")
+    cases = [("first", 0.0, first.predict, xs[first.input_size][0]),
+             ("second", 1.0, second.predict, xs[second.input_size][0])]
+    cascades = [Cascade(first, second, cascade.table, f) for f in fractions]
+    cases += [(f"cascade F={c.fraction}", c.fraction, c.predict_detail, xs[size][0]) for c in cascades]
+    log(f"cascade curve: {len(cases)} points on {len(y)} faces, interleaved face by face")
+    outs, secs = _interleaved(cases, len(y), batch_size)
     points = []
-    for name, model in (("first", first), ("second", second)):
-        log(f"cascade curve: {name} alone ({model.path.name}, {model.format}) on {len(y)} faces")
-        outs, secs = _timed(model.predict, xs[model.input_size][0], batch_size)
-        points.append(_point(name, 0.0 if name == "first" else 1.0, y, np.concatenate(outs), model.threshold, secs,
-                             groups=g))
-    for f in fractions:
-        cas = Cascade(first, second, cascade.table, f)
-        log(f"cascade curve: F = {f}")
-        outs, secs = _timed(cas.predict_detail, xs[size][0], batch_size)
-        p = np.concatenate([d.p for d in outs])
-        stage = np.concatenate([d.stage for d in outs])
-        failed = sum(len(d.errors) for d in outs)
-        points.append(_point(f"cascade F={f}", f, y, p, first.threshold, secs, stage, failed, g))
+    for (name, frac, _, _), out, t in zip(cases, outs, secs):
+        if name in ("first", "second"):
+            model = first if name == "first" else second
+            points.append(_point(name, frac, y, np.concatenate(out), model.threshold, t, groups=g))
+            continue
+        p = np.concatenate([d.p for d in out])
+        stage = np.concatenate([d.stage for d in out])
+        failed = sum(len(d.errors) for d in out)
+        points.append(_point(name, frac, y, p, first.threshold, t, stage, failed, g))
+    from edge_dfd.verdicts import is_fake, paired_accuracy_diff
+
+    thr = [first.threshold, second.threshold] + [first.threshold] * len(cascades)
+    ok = []
+    for (name, _, _, _), out, t in zip(cases, outs, thr):
+        p = np.concatenate([d.p for d in out] if name.startswith("cascade") else out)
+        ok.append(is_fake(p, t).astype(np.int64) == y)
+    for pt, k in zip(points, ok):  # paired on the same faces: what the point gains over the first model alone
+        d = paired_accuracy_diff(k, ok[0])
+        pt["vs_first"] = {"diff": round(d["diff"], 4), "ci95": [round(d["low"], 4), round(d["high"], 4)]}
     a1, a2, t2 = points[0]["accuracy"], points[1]["accuracy"], points[1]["ms_per_face"]
     for pt in points:
         gap = a2 - a1
@@ -179,14 +199,15 @@ def cascade_curve(cascade: Cascade, records, fractions=CURVE_FRACTIONS, batch_si
 
 def curve_table(res: dict) -> str:
     """The curve as a markdown table."""
-    head = ("| point | escalated | accuracy (95% CI) | bal. acc. | AUC (95% CI) | ms/face | x second's time "
-            "| gap recovered |\n|---|---|---|---|---|---|---|---|\n")
+    head = ("| point | escalated | accuracy (95% CI) | vs first, paired (95% CI) | bal. acc. | AUC (95% CI) | ms/face "
+            "| x second's time | gap recovered |\n|---|---|---|---|---|---|---|---|---|\n")
     rows = []
     for p in res["points"]:
         ci, aci = p["accuracy_ci95"], p["auc_ci95"]
         esc = "-" if p["escalated_share"] is None else f"{p['escalated_share']:.3f}"
+        v = p["vs_first"]
         rows.append(f"| {p['name']} | {esc} | {p['accuracy']:.4f} ({ci[0]:.3f}-{ci[1]:.3f}) | "
-                    f"{p['balanced_accuracy']:.4f} | {p['auc']:.4f} ({aci[0]:.3f}-{aci[1]:.3f}) | "
+                    f"{v['diff']:+.4f} ({v['ci95'][0]:+.3f} to {v['ci95'][1]:+.3f}) | {p['balanced_accuracy']:.4f} | {p['auc']:.4f} ({aci[0]:.3f}-{aci[1]:.3f}) | "
                     f"{p['ms_per_face']:.2f} | {p['time_vs_second']:.3f} | "
                     f"{'-' if p['gap_recovered'] is None else format(p['gap_recovered'], '.2f')} |")
     return head + "\n".join(rows) + "\n"

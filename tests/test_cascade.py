@@ -387,3 +387,23 @@ def test_predict_reports_a_failed_escalation_and_goes_on(tmp_path):
     rows = list(csv.DictReader((tmp_path / "r.csv").open()))
     assert [r["stage"] for r in rows] == ["2", "1", "2"] and "cannot classify" in rows[1]["escalation_error"]
     assert float(rows[1]["p_fake"]) == pytest.approx(120 / 255, abs=1e-5)
+
+
+def test_cascade_curve_measures_every_point(tmp_path, calib140k):
+    from edge_dfd import data
+    from edge_dfd.cascade import cascade_curve, curve_table
+
+    first, second = Fake(tmp_path / "a", 32, 0.5), Fake(tmp_path / "b", 48, 0.5)
+    recs = data.load_split(calib140k, "test")
+    res = cascade_curve(rc.Cascade(first, second, table(8.0), 0.2), recs, fractions=(0.0, 1.0),
+                        groups=["g"] * len(recs))
+    names = [p["name"] for p in res["points"]]
+    assert names == ["first", "second", "cascade F=0.0", "cascade F=1.0"]
+    first_pt, second_pt, none, every = res["points"]
+    assert none["escalated_share"] == 0.0 and every["escalated_share"] == 1.0 and res["images"] == 16
+    assert none["accuracy"] == pytest.approx(first_pt["accuracy"], abs=1 / 16 + 1e-9)
+    assert every["accuracy"] == pytest.approx(second_pt["accuracy"], abs=1 / 16 + 1e-9)
+    assert all(p["ms_per_face"] > 0 and p["groups"]["g"]["images"] == 16 for p in res["points"])
+    assert second_pt["time_vs_second"] == 1.0 and "| cascade F=1.0 | 1.000 |" in curve_table(res)
+    # each model was called face by face (batch 1), every point on all 16 faces (+ 5 warm-up calls each)
+    assert first.seen.count((1, 32, 32, 3)) == 3 * (16 + 5) and second.seen.count((1, 48, 48, 3)) == 2 * (16 + 5)
