@@ -190,8 +190,10 @@ def cascade_curve(cascade: Cascade, records, fractions=CURVE_FRACTIONS, batch_si
         gap = a2 - a1
         pt["gap_recovered"] = None if gap == 0 else round((pt["accuracy"] - a1) / gap, 3)
         pt["time_vs_second"] = round(pt["ms_per_face"] / t2, 3) if t2 else None
-    return {"first": {**file_id(first.path), "format": first.format, "threshold": first.threshold},
-            "second": {**file_id(second.path), "format": second.format, "threshold": second.threshold},
+    return {"first": {**file_id(first.path), "dir": first.path.parent.name, "format": first.format,
+                      "threshold": first.threshold},
+            "second": {**file_id(second.path), "dir": second.path.parent.name, "format": second.format,
+                       "threshold": second.threshold},
             "rule": cascade.rule, "calibration": cascade.table.get("source"), "images": int(len(y)),
             "fake": int(y.sum()), "batch_size": batch_size, "threads": getattr(first, "threads", None),
             "points": points}
@@ -238,8 +240,8 @@ def plot_curve(res: dict, path) -> Path | None:
     ax.plot(xs, ys, "-", color="tab:red", alpha=0.4)
     ax.set_xlabel("mean ms per face (measured)")
     ax.set_ylabel("accuracy (95% Wilson interval)")
-    ax.set_title(f"{res['first']['file']} ({res['first']['format']}) -> {res['second']['file']}: "
-                 f"{res['images']} faces", fontsize=9)
+    names = [f"{res[k].get('dir', '')}/{res[k]['file']} ({res[k]['format']})".lstrip("/") for k in ("first", "second")]
+    ax.set_title(f"{names[0]} -> {names[1]}: {res['images']} faces", fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     with atomic_path(Path(path)) as tmp:
