@@ -188,6 +188,13 @@ def test_bad_escalation_models_are_one_line_errors_before_any_work(cli_run, onnx
         assert code == 1 and out == "" and err.count("\n") == 1 and why in err and "Traceback" not in err, err
     code, out, err = cli_run("predict", "--model", onnx_pair[0], "--escalate", onnx_pair[1], img)
     assert code == 1 and out == "" and "--calib-data" in err  # a user pair without a table
+    video = tmp_path / "v.avi"
+    make_video(video, [(False, 60, 150)] * 3)
+    events = tmp_path / "ev.jsonl"
+    for verb in (["scan", video], ["live", "--source", video, "--events", events]):
+        code, out, err = cli_run(*verb, "--model", onnx_pair[0], "--escalate", junk)
+        assert code == 1 and out == "" and err.count("\n") == 1 and "junk.tflite" in err, (verb, err)
+    assert not events.exists() or events.read_text() == ""  # live stopped before the first frame
     for frac in ("1.5", "-0.1"):
         code, _, err = cli_run("predict", "--model", onnx_pair[0], "--escalate", onnx_pair[1],
                                "--escalate-fraction", frac, img)
