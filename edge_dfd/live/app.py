@@ -198,7 +198,7 @@ def _run(cfg: LiveConfig, backend, detector, opener, rotate, server) -> LiveStat
             from edge_dfd.runtime import load_model
 
             backend = load_model(cfg.model or "default", format=cfg.format, threads=cfg.threads)
-        escalation = escalation_from(backend, cfg.escalate, cfg.threads)  # --escalate: loaded + run before the source
+        escalation = escalation_from(backend, cfg.escalate)  # --escalate: loaded and run before the source opens
         source = open_source(cfg.source, opener)
         grabber = FrameGrabber(source, cfg.reconnects, cfg.backoff, pace=cfg.realtime)
         # live sources (and --realtime files) classify in a worker thread on the wall clock: a slow model

@@ -8,8 +8,9 @@ uncertain gets one second opinion from the stronger model of a ``Cascade`` (``ed
   one batch; the second opinion is the mean of their margins.
 - How often: at most ``rate_hz`` escalations a second over all tracks, on the pipeline's clock, so the second
   model never takes more than ``rate_hz * crops`` face-inferences a second from the first stage. With a
-  classifier worker, escalations run in their own thread and never block the frame loop or the first stage's
-  schedule; without one (files, ``scan``, tests) they run inline, deterministically.
+  classifier worker, escalations run in their own thread (one runtime thread, nice +10 on Linux) and never
+  block the frame loop or the first stage's schedule; without one (files, ``scan``, tests) they run inline,
+  deterministically.
 - Result: the track's P(fake) becomes ``sigmoid(combine(z1, z2) + logit(t))`` (the table's rule, z1 the track's
   running margin), its stage 2; the frame the result arrives on carries an ``escalation`` record (before /
   after verdict and both scores) for the event log.
@@ -29,6 +30,7 @@ DEFAULT_RATE_HZ = 1.0
 DEFAULT_MIN_SCORES = 3
 DEFAULT_CROPS = 3
 RECENT = 8  # classified crops remembered per track (the sharpest DEFAULT_CROPS of them are sent)
+NICE = 10  # CPU priority of the escalation thread (Linux), below the frame loop's and the classifier's
 
 
 def sharpness(crop: np.ndarray) -> float:
@@ -145,7 +147,7 @@ class Escalation:
         return d
 
 
-def from_config(backend, escalate: dict | None, threads: int | None = None) -> Escalation | None:
+def from_config(backend, escalate: dict | None) -> Escalation | None:
     """``live``'s Escalation from ``LiveConfig.escalate`` = {"model": spec, "fraction": F (0.2), "calib_data":
     [folders], "hz": escalations per second (DEFAULT_RATE_HZ)}; None without one. The second model loads and runs
     once here, before any frame."""
@@ -155,8 +157,9 @@ def from_config(backend, escalate: dict | None, threads: int | None = None) -> E
 
     from edge_dfd.runtime.cascade import load_cascade
 
+    # one runtime thread: the second model then runs inside the (lower-priority) escalation thread itself
     cas = load_cascade(backend, escalate["model"], escalate.get("fraction", 0.2),
-                       calib_data=list(escalate.get("calib_data") or ()) or None, threads=threads,
+                       calib_data=list(escalate.get("calib_data") or ()) or None, threads=1,
                        log=lambda m: print(m, file=sys.stderr))
     return Escalation(cas, rate_hz=escalate.get("hz", DEFAULT_RATE_HZ))
 
@@ -174,6 +177,12 @@ class EscalationWorker(threading.Thread):
         self._wake.set()
 
     def run(self) -> None:
+        import os
+
+        try:  # Linux: a thread has its own nice value; the frame loop and the first stage come first
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+        except (AttributeError, OSError):
+            pass
         while not self._halt:
             self._wake.wait(0.5)
             self._wake.clear()
