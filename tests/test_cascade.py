@@ -334,6 +334,18 @@ def test_live_escalations_are_rate_limited_over_all_tracks():
     assert np.diff(times) == pytest.approx([0.5, 0.5, 0.5], abs=1 / 30 + 1e-9)
 
 
+def test_a_track_still_uncertain_is_rechecked_after_recheck_s():
+    from edge_dfd.live.escalation import Escalation
+    from edge_dfd.live.pipeline import LivePipeline
+
+    second = Second(0.95)
+    first, _ = escalation(second)
+    esc = Escalation(rc.Cascade(first, second, table(2.0), 0.5), rate_hz=5.0, recheck_s=1.0)
+    pipe = LivePipeline(first, FarApart(), classify_hz=10.0, align="box", smooth=3, escalation=esc)
+    at = [i for i in range(100) for f in pipe.process(two_face_frame(), t=i / 30) if f.escalation]
+    assert at == [6, 36, 66, 96]  # frame 6 (3 classifications), then every 30 frames = 1 s: track 1 only
+
+
 def test_live_worker_escalation_never_blocks_the_frame_loop():
     from edge_dfd.live.pipeline import LivePipeline
 
@@ -414,3 +426,15 @@ def test_cascade_curve_measures_every_point(tmp_path, calib140k):
     assert second_pt["time_vs_second"] == 1.0 and "| cascade F=1.0 | 1.000 |" in curve_table(res)
     # each model was called face by face (batch 1), every point on all 16 faces (+ 5 warm-up calls each)
     assert first.seen.count((1, 32, 32, 3)) == 3 * (16 + 5) and second.seen.count((1, 48, 48, 3)) == 2 * (16 + 5)
+
+
+def test_benchmark_skips_in_one_line_without_the_shared_data(tmp_path, monkeypatch, capsys):
+    import benchmarks.cascade as bc
+
+    monkeypatch.setattr(bc, "FACES140K", tmp_path / "none1")
+    monkeypatch.setattr(bc, "TPDNE128", tmp_path / "none2")
+    for args in ([], ["--live"]):
+        assert bc.main([*args, "--out", str(tmp_path / "out")]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("skipped:") and out.count("\n") == 1
+    assert not (tmp_path / "out").exists()

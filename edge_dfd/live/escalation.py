@@ -2,8 +2,9 @@
 uncertain gets one second opinion from the stronger model of a ``Cascade`` (``edge_dfd.runtime.cascade``).
 
 - Which tracks: at least ``min_scores`` first-stage classifications and a running (smoothed) P(fake) inside the
-  cascade's band, ``|logit(p) - logit(threshold)| < band(F)``; the most uncertain first. Once per track (a cut,
-  i.e. another face in the same place, makes it a new track again).
+  cascade's band, ``|logit(p) - logit(threshold)| < band(F)``; the most uncertain first. Once per track, renewed
+  after ``recheck_s`` seconds if the track is still uncertain then (a cut, i.e. another face in the same place,
+  makes it a new track at once).
 - What is sent: the ``crops`` sharpest (variance of the Laplacian) of the track's recently classified crops, in
   one batch; the second opinion is the mean of their margins.
 - How often: at most ``rate_hz`` escalations a second over all tracks, on the pipeline's clock, so the second
@@ -29,6 +30,7 @@ from edge_dfd.verdicts import verdict
 DEFAULT_RATE_HZ = 1.0
 DEFAULT_MIN_SCORES = 3
 DEFAULT_CROPS = 3
+DEFAULT_RECHECK_S = 30.0  # a track's second opinion is renewed after this long if the track is still uncertain
 RECENT = 8  # classified crops remembered per track (the sharpest DEFAULT_CROPS of them are sent)
 NICE = 10  # CPU priority of the escalation thread (Linux), below the frame loop's and the classifier's
 
@@ -46,10 +48,12 @@ class Escalation:
     """Per-track second opinions; ``LivePipeline(..., escalation=Escalation(cascade))``."""
 
     def __init__(self, cascade, rate_hz: float = DEFAULT_RATE_HZ, min_scores: int = DEFAULT_MIN_SCORES,
-                 crops: int = DEFAULT_CROPS):
+                 crops: int = DEFAULT_CROPS, recheck_s: float = DEFAULT_RECHECK_S):
         self.cascade, self.second, self.rule = cascade, cascade.second, cascade.rule
         self.band, self.min_scores, self.crops = cascade.band, int(min_scores), int(crops)
         self.period = 1.0 / rate_hz if rate_hz else 0.0
+        self.recheck_s = float(recheck_s)
+        self.when: dict[int, float] = {}  # track -> time its last escalation started
         self.recent: dict[int, deque] = {}  # track -> deque of (sharpness, crop)
         self.z2: dict[int, float] = {}  # track -> the second model's mean margin
         self.news: dict[int, dict] = {}  # track -> escalation record not yet shown on a frame
@@ -65,13 +69,13 @@ class Escalation:
         self.recent.setdefault(tid, deque(maxlen=RECENT)).append((sharpness(crop), crop))
 
     def forget(self, keep) -> None:
-        for d in (self.recent, self.z2, self.news):
+        for d in (self.recent, self.z2, self.news, self.when):
             for tid in set(d) - set(keep):
                 d.pop(tid, None)
 
     def reset(self, tid: int) -> None:
         """A cut: the track is another face now."""
-        for d in (self.recent, self.z2, self.news):
+        for d in (self.recent, self.z2, self.news, self.when):
             d.pop(tid, None)
 
     def pick(self, tracks: dict, threshold: float, now: float) -> tuple[int, list, float] | None:
@@ -81,7 +85,9 @@ class Escalation:
             return None
         best = None
         for tid, tr in tracks.items():
-            if tid in self.z2 or tid in self.busy or len(tr.scores) < self.min_scores or tid not in self.recent:
+            if tid in self.busy or len(tr.scores) < self.min_scores or tid not in self.recent:
+                continue
+            if tid in self.z2 and now - self.when.get(tid, now) < self.recheck_s - 1e-9:
                 continue
             z = float(margin(tr.smoothed, threshold))
             if abs(z) < self.band and (best is None or abs(z) < abs(best[1])):
@@ -91,7 +97,7 @@ class Escalation:
         tid = best[0]
         chosen = sorted(self.recent[tid], key=lambda sc: -sc[0])[: self.crops]
         self.busy.add(tid)
-        self.last_start = now
+        self.last_start = self.when[tid] = now
         return tid, [c for _, c in chosen], best[1]
 
     def adjust(self, tid: int, smoothed: float, threshold: float) -> tuple[float, int]:
