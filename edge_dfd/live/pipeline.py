@@ -370,6 +370,8 @@ def draw(img: np.ndarray, faces: list[FaceResult], fps: float | None = None, sta
         label = f"#{f.track} pending" if f.verdict == "pending" else f"#{f.track} {f.verdict} {f.smoothed:.2f}"
         if f.age is not None and f.age >= 1.0:
             label += f" ({f.age:.0f}s)"
+        if f.stage == 2:  # --escalate: the second model's opinion is in the verdict
+            label += " [2]"
         cv2.putText(img, label, (x1 + 2, max(14, y1 - 6)), font, 0.5, colour, 1, aa)
     if fps:
         cv2.putText(img, f"{fps:.1f} FPS", (8, 22), font, 0.6, (255, 255, 255), 2, aa)
