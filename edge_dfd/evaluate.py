@@ -71,11 +71,13 @@ def default_out_dir(model, split: str) -> Path:
 
 def evaluate(model, data, split: str = "test", out_dir=None, threads=None, provider=None,
              format=None, batch_size: int = 32, write: bool = True, log=None, sample: int | None = None,
-             seed: int = 0) -> dict:
+             seed: int = 0, escalate=None, escalate_fraction: float = 0.2, calib_data=None) -> dict:
     """Run ``model`` on ``data``/``split`` and return the report dict (files written to ``out_dir``).
 
     ``sample``: only that many images, a class-stratified sample drawn with ``seed`` (recorded in the report
-    as ``sample``). The report's ``accuracy_ci95`` is the accuracy's 95 % Wilson interval."""
+    as ``sample``). The report's ``accuracy_ci95`` is the accuracy's 95 % Wilson interval. ``escalate``: a
+    second model for the uncertain share ``escalate_fraction`` of faces (``edge_dfd.runtime.cascade``, calibrated
+    on ``calib_data`` when the pair has no stored table); the report then gains ``cascade``."""
     from edge_dfd import data as datamod
     from edge_dfd import progress
     from edge_dfd.metrics import accuracy_ci95, binary_report
@@ -89,6 +91,10 @@ def evaluate(model, data, split: str = "test", out_dir=None, threads=None, provi
     population = len(records)
     records = sample_records(records, sample, seed, where=f"{data} [{split}]")
     backend = load_model(model, format=format, threads=threads, provider=provider)
+    if escalate:
+        from edge_dfd.runtime.cascade import load_cascade
+
+        backend = load_cascade(backend, escalate, escalate_fraction, calib_data=calib_data, threads=threads, log=log)
     if write:  # an unwritable --out fails now, not after the whole evaluation
         from edge_dfd.fsutil import ensure_writable_dir
 
@@ -113,7 +119,11 @@ def evaluate(model, data, split: str = "test", out_dir=None, threads=None, provi
         "accuracy_ci95": accuracy_ci95(y, p, backend.threshold),
         "sample": sample_info(sample, seed, population),
     }
+    if hasattr(backend, "info"):  # --escalate: the second model, F, band, rule; how many it decided / failed on
+        extra["cascade"] = backend.info()
     title = f"{backend.path.name} ({backend.format}) on {Path(data).name} [{split}]"
+    if escalate:
+        title += f", escalating {backend.fraction:g} to {backend.second.path.name}"
     if sample is not None:
         title += f", stratified sample of {len(records)}/{population} (seed {seed})"
     if write:

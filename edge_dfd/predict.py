@@ -46,9 +46,11 @@ class Summary:
     real: int = 0
     errors: list = field(default_factory=list)  # [(path, reason)]
     seconds: float = 0.0
+    stage2: int | None = None  # images decided by a cascade's second model (None without --escalate)
+    escalation_errors: list = field(default_factory=list)  # [(path, reason)]: kept their stage-1 verdict
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "images": self.n,
             "fake": self.fake,
             "real": self.real,
@@ -57,9 +59,16 @@ class Summary:
             "images_per_s": round(self.n / self.seconds, 2) if self.seconds > 0 else None,
             "errors": [{"path": p, "reason": r} for p, r in self.errors],
         }
+        if self.stage2 is not None:  # --escalate: how many the second model decided, where it failed
+            d["stage2"] = self.stage2
+            d["escalation_failed"] = [{"path": p, "reason": r} for p, r in self.escalation_errors]
+        return d
 
     def text(self) -> str:
         rate = f", {self.n / self.seconds:.1f} images/s" if self.seconds > 0 and self.n else ""
+        if self.stage2 is not None:
+            rate += (f"; {self.stage2} decided by the escalation model, {len(self.escalation_errors)} escalation "
+                     "failure(s) (stage-1 verdict kept)")
         return (f"{self.n} images: {self.fake} fake, {self.real} real; {len(self.errors)} unreadable "
                 f"(skipped); {self.seconds:.2f} s{rate}")
 
@@ -150,8 +159,11 @@ def _load(path, size):
         return ImageError(path, f"cannot decode ({type(exc).__name__}: {exc})")
 
 
-def predict_items(backend, items, batch_size: int = 32, workers: int | None = None, on_error=None):
-    """Yield (Item, p_fake) for every readable item, in input order; call ``on_error(ImageError)`` for the rest."""
+def predict_items(backend, items, batch_size: int = 32, workers: int | None = None, on_error=None,
+                  details: bool = False):
+    """Yield (Item, p_fake) for every readable item, in input order; call ``on_error(ImageError)`` for the rest.
+    ``details``: yield (Item, p_fake, info) with info = {"stage": 1|2, ...} from a cascade backend
+    (``edge_dfd.runtime.cascade``; a stage-2 failure adds "escalation_error"), {} from a plain one."""
     if batch_size < 1:
         raise EdgeDFDError(f"--batch-size {batch_size}: expected a positive integer")
     items = list(items)
@@ -159,9 +171,19 @@ def predict_items(backend, items, batch_size: int = 32, workers: int | None = No
     size = backend.input_size
     batch_imgs, batch_items = [], []
 
+    detail = getattr(backend, "predict_detail", None) if details else None
+
     def flush():
-        p = backend.predict(np.stack(batch_imgs))
-        out = list(zip(batch_items, p.tolist()))
+        if detail is None:
+            p = backend.predict(np.stack(batch_imgs))
+            out = list(zip(batch_items, p.tolist(), [{}] * len(batch_items))) if details else \
+                list(zip(batch_items, p.tolist()))
+        else:
+            d = detail(np.stack(batch_imgs))
+            infos = [{"stage": int(s)} for s in d.stage]
+            for i, why in d.errors.items():
+                infos[i]["escalation_error"] = why
+            out = list(zip(batch_items, d.p.tolist(), infos))
         batch_imgs.clear()
         batch_items.clear()
         return out
@@ -214,11 +236,17 @@ def run_predict(backend, inputs, out=None, batch_size: int = 32, as_json: bool =
 
     results = []
     t0 = time.perf_counter()
-    writer = _ResultWriter(out_path) if out_path else None
+    writer = _ResultWriter(out_path, hasattr(backend, "predict_detail")) if out_path else None
     try:
-        for item, p in predict_items(backend, items, batch_size=batch_size, on_error=on_error):
+        for item, p, info in predict_items(backend, items, batch_size=batch_size, on_error=on_error, details=True):
             bar.update(1)
             row = {"path": item.path, "p_fake": round(float(p), 6), "verdict": verdict(p, threshold), "threshold": threshold}
+            row.update(info)  # a cascade's "stage" (1 or 2) and any "escalation_error"
+            if "stage" in info:
+                summary.stage2 = (summary.stage2 or 0) + (info["stage"] == 2)
+            if "escalation_error" in info:
+                summary.escalation_errors.append((item.path, info["escalation_error"]))
+                bar.write(f"escalation failed: {item.path}: {info['escalation_error']} (stage-1 verdict kept)")
             if item.label is not None:
                 row["label"] = "real" if item.label == 1 else "fake"
             summary.n += 1
@@ -229,7 +257,8 @@ def run_predict(backend, inputs, out=None, batch_size: int = 32, as_json: bool =
             if as_json:
                 results.append(row)
             else:
-                show(f"{row['p_fake']:.4f}  {row['verdict']:<4}  {item.path}")
+                stage = f"  stage {row['stage']}" if "stage" in row else ""
+                show(f"{row['p_fake']:.4f}  {row['verdict']:<4}{stage}  {item.path}")
         bar.close()
         summary.seconds = time.perf_counter() - t0
         if summary.n == 0:  # every input was unreadable: nothing was classified, so this is not a success
@@ -254,8 +283,9 @@ class _ResultWriter:
     """Streams rows into a temporary file beside the target; ``commit`` renames it into place."""
 
     COLUMNS = ["path", "p_fake", "verdict", "threshold", "label"]
+    CASCADE = ["stage", "escalation_error"]  # --escalate: which stage decided, why the second model failed
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, cascade: bool = False):
         import csv
 
         self.path = path
@@ -264,7 +294,8 @@ class _ResultWriter:
         self._f = open(self._tmp, "w", newline="", encoding="utf-8")
         self._csv = None
         if path.suffix.lower() == ".csv":
-            self._csv = csv.DictWriter(self._f, fieldnames=self.COLUMNS, extrasaction="ignore")
+            cols = self.COLUMNS + (self.CASCADE if cascade else [])
+            self._csv = csv.DictWriter(self._f, fieldnames=cols, extrasaction="ignore")
             self._csv.writeheader()
         self._done = False
 

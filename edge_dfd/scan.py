@@ -41,6 +41,7 @@ DEFAULT_FRAMES = 32
 DEFAULT_MIN_TRACK_FRAMES = 2
 EPS = 1e-6
 COLUMNS = ["kind", "video", "track", "p_fake", "verdict", "frames_used", "faces", "status", "error"]
+STAGE = "stage"  # with --escalate only: track rows say which stage decided (1 or 2)
 OUT_SUFFIXES = (".csv", ".jsonl")
 
 
@@ -50,6 +51,7 @@ class TrackResult:
     p_fake: float
     verdict: str
     frames: int  # sampled frames with this face
+    stage: int | None = None  # with --escalate: 2 when the second model's opinion is in p_fake, else 1
 
 
 @dataclass
@@ -73,7 +75,8 @@ class VideoResult:
         out = [dict(kind="video", video=self.path, track=None, p_fake=p, verdict=self.verdict,
                     frames_used=self.frames, faces=len(self.tracks), status=self.status, error=self.error)]
         out += [dict(kind="track", video=self.path, track=t.track, p_fake=round(t.p_fake, 6), verdict=t.verdict,
-                     frames_used=t.frames, faces=None, status="ok", error="") for t in self.tracks]
+                     frames_used=t.frames, faces=None, status="ok", error="",
+                     **({} if t.stage is None else {STAGE: t.stage})) for t in self.tracks]
         return out
 
 
@@ -150,8 +153,11 @@ def logit_mean(ps) -> float:
 
 def scan_video(path, backend, detector, every=None, frames=None, align: str = DEFAULT_ALIGN,
                margin: float = DEFAULT_MARGIN, threshold: float | None = None,
-               min_track_frames: int = DEFAULT_MIN_TRACK_FRAMES, on_frame=None) -> VideoResult:
-    """Scan one video file (see the module doc); ``on_frame(done, planned or None)`` after each sampled frame."""
+               min_track_frames: int = DEFAULT_MIN_TRACK_FRAMES, on_frame=None, cascade=None) -> VideoResult:
+    """Scan one video file (see the module doc); ``on_frame(done, planned or None)`` after each sampled frame.
+    ``cascade`` (``--escalate``): a track whose running verdict is uncertain after 3 sampled frames gets the
+    second model's opinion on its sharpest crops (``edge_dfd.live.escalation``, no rate limit offline); its
+    P(fake) then combines that opinion with its mean logit (the cascade's rule) and its row says stage 2."""
     import cv2
 
     from edge_dfd.live.pipeline import LivePipeline
@@ -165,14 +171,23 @@ def scan_video(path, backend, detector, every=None, frames=None, align: str = DE
         return VideoResult(str(path), "unreadable", error=why)
     res = VideoResult(str(path), "no frames")
     scores: dict[int, list[float]] = {}
+    second: dict[int, float] = {}  # track -> the escalation model's margin
     count = int(max(0.0, src.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0))
     try:
         targets, step = sample_plan(count, src.fps, every, frames)
-        pipe = LivePipeline(backend, detector, 1, threshold, margin=margin, align=align, classify_hz=None, worker=False)
+        esc = None
+        if cascade is not None:
+            from edge_dfd.live.escalation import Escalation
+
+            esc = Escalation(cascade, rate_hz=0)
+        pipe = LivePipeline(backend, detector, 1, threshold, margin=margin, align=align, classify_hz=None, worker=False,
+                            escalation=esc)
         for idx, frame in iter_frames(src.cap, targets, step):
             for r in pipe.process(frame, idx / src.fps):
                 if r.fresh and r.score == r.score:  # NaN: not classified (cannot happen with classify_hz=None)
                     scores.setdefault(r.track, []).append(r.score)
+                if r.escalation and r.escalation.get("ok"):
+                    second[r.track] = r.escalation["z_second"]
             res.frames += 1
             if on_frame is not None:
                 on_frame(res.frames, len(targets) if targets is not None else -(-count // step) or None)
@@ -187,8 +202,16 @@ def scan_video(path, backend, detector, every=None, frames=None, align: str = DE
         res.error = res.error or f"no frame could be decoded (frame count {count})"
         return res
     thr = pipe.threshold
-    res.tracks = [TrackResult(tid, p, verdict(p, thr), len(s))
+    res.tracks = [TrackResult(tid, p, verdict(p, thr), len(s), None if cascade is None else 1)
                   for tid, s in sorted(scores.items()) for p in [logit_mean(s)]]
+    for t in res.tracks:
+        if t.track in second:
+            from edge_dfd.runtime.cascade import combine, from_margin
+            from edge_dfd.runtime.cascade import margin as margin_of
+
+            z = combine(margin_of(t.p_fake, thr), second[t.track], cascade.rule)
+            t.p_fake, t.stage = float(from_margin(z, thr)), 2
+            t.verdict = verdict(t.p_fake, thr)
     if not res.tracks:
         res.status = "no face"
         return res
@@ -201,10 +224,11 @@ def scan_video(path, backend, detector, every=None, frames=None, align: str = DE
 def scan_videos(paths, backend, detector_spec="blazeface", every=None, frames=None, align: str = DEFAULT_ALIGN,
                 margin: float = DEFAULT_MARGIN, threshold: float | None = None, threads: int | None = None,
                 progress: bool = True, min_track_frames: int = DEFAULT_MIN_TRACK_FRAMES, on_video=None,
-                stream=None) -> list[VideoResult]:
+                stream=None, cascade=None) -> list[VideoResult]:
     """Scan each path; ``detector_spec`` is a ``--faces`` value or a detector. A progress bar over videos (with
     the frames of the current one) goes to ``stream`` (stderr) unless ``progress`` is False; a video that cannot
-    be read gets a 'skipped:' line there. ``on_video(VideoResult)`` after each video."""
+    be read gets a 'skipped:' line there. ``on_video(VideoResult)`` after each video. ``cascade``: per-track
+    escalation (``scan_video``)."""
     from edge_dfd import progress as prog
     from edge_dfd.faces import make_detector
     from edge_dfd.preprocess import set_opencv_threads
@@ -227,7 +251,8 @@ def scan_videos(paths, backend, detector_spec="blazeface", every=None, frames=No
         for path in paths:
             bar.set_description(f"scan {Path(path).name[:40]}")
             bar.set_postfix("")
-            v = scan_video(path, backend, detector, every, frames, align, margin, threshold, min_track_frames, on_frame)
+            v = scan_video(path, backend, detector, every, frames, align, margin, threshold, min_track_frames, on_frame,
+                           cascade)
             if not v.scanned:
                 prog.echo(f"skipped: {v.path}: {v.status}: {v.error}", stream)
             results.append(v)
@@ -269,7 +294,8 @@ def write_results(path, results) -> Path:
     rows = [row for v in results for row in v.rows()]
     buf = io.StringIO()
     if path.suffix.lower() == ".csv":
-        w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+        cols = COLUMNS + ([STAGE] if any(STAGE in r for r in rows) else [])
+        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
     else:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from edge_dfd.cli.escalate import escalate_options
+
 
 @click.command("evaluate")
 @click.argument("model", metavar="MODEL")
@@ -22,7 +24,9 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True,
               help="No progress bar (it is drawn on stderr when stderr is a terminal; otherwise one line every ~10 s).")
-def cmd(model, data_dir, split, out_dir, threads, batch_size, provider, sample, seed, as_json, quiet):
+@escalate_options
+def cmd(model, data_dir, split, out_dir, threads, batch_size, provider, sample, seed, as_json, quiet, escalate,
+        escalate_fraction, calib_data):
     """Evaluate MODEL (.keras, .tflite, .onnx, 'default' or 'ten-pass') on one split of a dataset.
 
     The positive class is 'fake'; precision / recall / F1 at the top level are the fake class's.
@@ -32,12 +36,15 @@ def cmd(model, data_dir, split, out_dir, threads, batch_size, provider, sample, 
     import os
 
     from edge_dfd import progress
+    from edge_dfd.cli.escalate import resolve
     from edge_dfd.evaluate import evaluate
     from edge_dfd.metrics import report_text
 
+    fraction, calib = resolve(escalate, escalate_fraction, calib_data)
     progress.set_quiet(quiet)
     rep = evaluate(model, data_dir, split, out_dir=out_dir, threads=threads or os.cpu_count(),
-                   provider=provider, batch_size=batch_size, sample=sample, seed=seed)
+                   provider=provider, batch_size=batch_size, sample=sample, seed=seed,
+                   escalate=escalate, escalate_fraction=fraction, calib_data=calib)
     if as_json:
         click.echo(json.dumps(rep, indent=2))
     else:

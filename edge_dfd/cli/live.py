@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from edge_dfd.cli.escalate import escalate_options
 from edge_dfd.formats import FORMATS
 from edge_dfd.live.pipeline import ALIGN_MODES, DEFAULT_ALIGN, DEFAULT_CLASSIFY_HZ, DEFAULT_MARGIN
 
@@ -107,9 +108,12 @@ def _check_rotate(ctx, param, value):
                    "--heartbeat seconds (10 by default).")
 @click.option("--heartbeat", type=click.FloatRange(min=0), default=0, show_default=True, metavar="SECONDS",
               help="Print a status line on stderr every SECONDS (0: never).")
+@escalate_options
+@click.option("--escalate-hz", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, metavar="HZ",
+              help="With --escalate: at most HZ escalations a second, all face tracks together.")
 def cmd(model, fmt, source, faces, detect_every, threshold, smooth, margin, align, classify_hz, realtime, serve,
         serve_clients, show, save, events, max_frames, threads, reconnects, save_segment, save_keep, events_rotate,
-        events_keep, status, heartbeat):
+        events_keep, status, heartbeat, escalate, escalate_fraction, calib_data, escalate_hz):
     """Real-time deepfake detection: faces are detected and tracked in every frame, and classified on a
     schedule (--classify-hz per track) on crops framed like the training images.
 
@@ -127,11 +131,16 @@ def cmd(model, fmt, source, faces, detect_every, threshold, smooth, margin, alig
     edge-dfd live --source picamera2 --format tflite-int8 --threads 4 --detect-every 3
     edge-dfd live --source rtsp://cam/s --events ev.jsonl --events-rotate 1d --save v.avi --save-segment 300
     """
+    from edge_dfd.cli.escalate import resolve
     from edge_dfd.live import LiveConfig, run_live
+
+    escalate_fraction, calib_data = resolve(escalate, escalate_fraction, calib_data)  # --escalate (docs/cascade.md)
 
     cfg = LiveConfig(model=model, format=fmt, source=source, faces=faces, detect_every=detect_every, threshold=threshold,
                      smooth=smooth, margin=margin, show=show, save=save, events=events, max_frames=max_frames,
                      threads=threads, reconnects=reconnects, save_segment=save_segment, save_keep=save_keep,
                      events_rotate=events_rotate, events_keep=events_keep, status=status, heartbeat=heartbeat,
-                     align=align, classify_hz=classify_hz, realtime=realtime, serve=serve, serve_clients=serve_clients)
+                     align=align, classify_hz=classify_hz, realtime=realtime, serve=serve, serve_clients=serve_clients,
+                     escalate=escalate and {"model": escalate, "fraction": escalate_fraction, "calib_data": calib_data,
+                                            "hz": escalate_hz})
     return run_live(cfg).exit_code

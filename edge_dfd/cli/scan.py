@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from edge_dfd.cli.escalate import escalate_options
 from edge_dfd.formats import FORMATS
 from edge_dfd.live.pipeline import ALIGN_MODES, DEFAULT_ALIGN, DEFAULT_MARGIN
 
@@ -60,8 +61,9 @@ def _summary(results, seconds: float) -> dict:
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Threads for the model runtime (default: all cores), the face detector and OpenCV.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar on stderr.")
+@escalate_options
 def cmd(inputs, model, fmt, faces, every, frames, recursive, align, margin, threshold, min_track_frames, out,
-        as_json, threads, quiet):
+        as_json, threads, quiet, escalate, escalate_fraction, calib_data):
     """Scan video files for deepfake faces: sample frames, detect, align and track faces, classify each face
     in each sampled frame, then give P(fake) per face track (mean logit over its frames) and per video (its
     most suspicious track). Decodes as fast as it can; frames that are not sampled are skipped undecoded.
@@ -91,6 +93,10 @@ def cmd(inputs, model, fmt, faces, every, frames, recursive, align, margin, thre
     from edge_dfd.runtime import load_model
 
     backend = load_model(model, format=fmt, threads=threads or os.cpu_count())
+    from edge_dfd.cli.escalate import wrap  # --escalate: per-track second opinions, track rows get a stage
+
+    cascade = wrap(backend, escalate, escalate_fraction, calib_data, threads or os.cpu_count())
+    cascade = None if cascade is backend else cascade
 
     def show(v):
         if not as_json:
@@ -98,7 +104,8 @@ def cmd(inputs, model, fmt, faces, every, frames, recursive, align, margin, thre
 
     t0 = time.perf_counter()
     results = scan_videos(paths, backend, faces, every=every, frames=frames, align=align, margin=margin,
-                          threshold=threshold, threads=threads, min_track_frames=min_track_frames, on_video=show)
+                          threshold=threshold, threads=threads, min_track_frames=min_track_frames, on_video=show,
+                          cascade=cascade)
     s = _summary(results, time.perf_counter() - t0)
     if not any(v.scanned for v in results):
         v = results[-1]

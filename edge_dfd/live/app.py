@@ -14,6 +14,7 @@ import numpy as np
 
 from edge_dfd.errors import EdgeDFDError
 from edge_dfd.faces import FaceDetector, make_detector
+from edge_dfd.live.escalation import from_config as escalation_from
 from edge_dfd.live.pipeline import DEFAULT_ALIGN, DEFAULT_CLASSIFY_HZ, DEFAULT_MARGIN, FaceResult, LivePipeline, draw
 from edge_dfd.live.sources import Frame, FrameGrabber, open_source
 
@@ -48,6 +49,7 @@ class LiveConfig:
     realtime: bool = False  # play a video file at its own frame rate, like a camera
     serve: str | None = None  # "[HOST:]PORT": the web view (edge_dfd.live.web)
     serve_clients: int = 4
+    escalate: dict | None = None  # --escalate: {"model", "fraction", "calib_data", "hz"} (live.escalation.from_config)
 
 
 @dataclass
@@ -65,6 +67,7 @@ class LiveStats:
     error: str | None = None  # an output failed mid-run (disk full): stopped cleanly, exit 1
     outputs: str = ""  # where the events and video went
     stage_ms: dict = field(default_factory=dict)  # stage -> {"p50": ms, "p90": ms}
+    escalation: dict | None = None  # --escalate: tracks escalated, failures, the second model's ms
 
     @property
     def fps(self) -> float:
@@ -92,6 +95,8 @@ class LiveStats:
             text += f"\nlive: stopped by {self.signal or 'SIGINT'}; outputs finalised (exit {self.exit_code})"
         if self.outputs:
             text += f"\nlive: {self.outputs}"
+        if self.escalation:
+            text += f"\nlive: {self.escalation['line']}"
         return text
 
 
@@ -193,12 +198,13 @@ def _run(cfg: LiveConfig, backend, detector, opener, rotate, server) -> LiveStat
             from edge_dfd.runtime import load_model
 
             backend = load_model(cfg.model or "default", format=cfg.format, threads=cfg.threads)
+        escalation = escalation_from(backend, cfg.escalate)  # --escalate: loaded and run before the source opens
         source = open_source(cfg.source, opener)
         grabber = FrameGrabber(source, cfg.reconnects, cfg.backoff, pace=cfg.realtime)
         # live sources (and --realtime files) classify in a worker thread on the wall clock: a slow model
         # refreshes verdicts less often, never slows the frame rate; files run the schedule in their own time
         pipe = LivePipeline(backend, detector, cfg.detect_every, cfg.threshold, cfg.smooth, cfg.margin,
-                            align=cfg.align, classify_hz=cfg.classify_hz, worker=grabber.live)
+                            align=cfg.align, classify_hz=cfg.classify_hz, worker=grabber.live, escalation=escalation)
         stats, times = LiveStats(), StageTimes()
         with contextlib.ExitStack() as stack:
             stack.callback(pipe.close)
@@ -272,6 +278,7 @@ def _run(cfg: LiveConfig, backend, detector, opener, rotate, server) -> LiveStat
                 stats.reconnects = grabber.reconnected
                 pipe.close()
                 stats.classified = pipe.classified
+                stats.escalation = None if pipe.escalation is None else pipe.escalation.stats()
                 stats.outputs = out.describe()
                 failed = crash is not None and not isinstance(crash, KeyboardInterrupt)
                 state = ("crashed" if failed else f"stopped by {stats.signal}" if stats.interrupted
@@ -308,7 +315,8 @@ def event_record(frame: Frame, f: FaceResult, utc: str) -> dict:
     first classification; ``age`` is how old (s) the crop behind the newest score is."""
     return {"time": round(frame.time, 3), "frame": frame.index, "track": f.track, "box": list(f.box),
             "crop": list(f.crop), "det_score": _r(f.det_score), "score": _r(f.score), "smoothed": _r(f.smoothed),
-            "verdict": f.verdict, "age": _r(f.age, 3), "fresh": f.fresh, "detected": f.detected, "utc": utc}
+            "verdict": f.verdict, "age": _r(f.age, 3), "fresh": f.fresh, "detected": f.detected, "utc": utc,
+            **f.escalation_fields()}
 
 
 class _Output:

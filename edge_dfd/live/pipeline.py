@@ -42,6 +42,13 @@ class FaceResult:
     detected: bool  # True when the detector ran on this frame, False when the box was carried
     age: float | None = None  # seconds between the crop behind `score` and this frame (None while pending)
     fresh: bool = False  # a new classification of this track arrived since the previous frame
+    stage: int = 1  # 2 once the --escalate model gave this track its second opinion (``smoothed`` combines both)
+    escalation: dict | None = None  # on the frame a second opinion arrives: before / after verdict, both scores
+
+    def escalation_fields(self) -> dict:
+        """The event log's --escalate fields: "stage" once a track was escalated, "escalation" when it happened."""
+        return {**({"stage": self.stage} if self.stage != 1 else {}),
+                **({"escalation": self.escalation} if self.escalation else {})}
 
 
 class Scheduler:
@@ -102,11 +109,13 @@ class LivePipeline:
     the detector's eye / nose / mouth keypoints onto the training images' framing, ``edge_dfd.align``; box
     crop for faces without keypoints) or "box" (square box + ``margin``). ``last_ms`` holds this call's stage
     times; ``worker_ms()`` drains the classifier thread's. Call ``close()`` when done with a worker.
+    ``escalation``: an ``edge_dfd.live.escalation.Escalation`` (``--escalate``: per-track second opinions, in
+    their own thread with a worker, inline without).
     """
 
     def __init__(self, backend, detector: FaceDetector, detect_every: int = 1, threshold: float | None = None,
                  smooth: int = 8, margin: float = DEFAULT_MARGIN, align: str = DEFAULT_ALIGN,
-                 classify_hz: float | None = None, worker: bool = False):
+                 classify_hz: float | None = None, worker: bool = False, escalation=None):
         if detect_every < 1 or smooth < 1:
             raise EdgeDFDError(f"detect_every={detect_every}, smooth={smooth}: expected integers >= 1")
         if align not in ALIGN_MODES:
@@ -128,6 +137,12 @@ class LivePipeline:
         self._lock = threading.Condition()
         self._worker_ms: list[tuple[str, float]] = []
         self._worker = _Worker(self) if worker else None
+        self.escalation, self._esc_worker = escalation, None
+        if escalation is not None and worker:
+            from edge_dfd.live.escalation import EscalationWorker
+
+            self._esc_worker = EscalationWorker(self)
+            self._esc_worker.start()
         if self._worker is not None:
             self._worker.start()
 
@@ -156,6 +171,8 @@ class LivePipeline:
                 for d in (self._landmarks, self._latest, self._result, self._thumbs):
                     d.pop(gone, None)
             self.sched.forget(self.tracker.tracks)
+            if self.escalation is not None:
+                self.escalation.forget(self.tracker.tracks)
         t1 = time.perf_counter()
         crops = self.crops(frame, boxes, [self._landmarks.get(i) for i in ids])
         with self._lock:
@@ -169,7 +186,26 @@ class LivePipeline:
             due = self.sched.due(ids, now)
             if due:
                 self._classify(due, {tid: self._latest[tid] for tid in due})
+        if self.escalation is not None:
+            self._escalate(now)
         return self._results(ids, boxes, crops, det_scores, detected, now)
+
+    def _escalate(self, now: float) -> None:
+        """Pick an uncertain track for the second model (rate-limited); run it in the escalation thread, or
+        inline without a classifier worker."""
+        with self._lock:
+            job = self.escalation.pick(self.tracker.tracks, self.threshold, now)
+        if job is None:
+            return
+        if self._esc_worker is not None:
+            self._esc_worker.submit(job)
+        else:
+            self.run_escalation(*job)
+
+    def run_escalation(self, tid: int, crops, z1: float) -> None:
+        z2, record = self.escalation.run(tid, crops, z1, self.threshold)
+        with self._lock:
+            self.escalation.finish(tid, z2, record, tid in self.tracker.tracks)
 
     def _check_cut(self, tid: int, crop: np.ndarray) -> None:
         """Another face in the same place (a cut): when the crop's coarse appearance no longer matches the
@@ -188,6 +224,8 @@ class LivePipeline:
             self.tracker.tracks[tid].scores.clear()
             self._result.pop(tid, None)
             self.sched.last.pop(tid, None)
+            if self.escalation is not None:
+                self.escalation.reset(tid)
             self.cuts += 1
 
     def crops(self, frame: np.ndarray, boxes, landmarks) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
@@ -218,9 +256,13 @@ class LivePipeline:
                 track = self.tracker.tracks.get(tid)
                 p, t_crop = self._result.get(tid, (float("nan"), None))
                 sm = track.smoothed if track is not None else float("nan")
+                stage, news = 1, None
+                if self.escalation is not None:
+                    sm, stage = self.escalation.adjust(tid, sm, self.threshold)
+                    news = self.escalation.news.pop(tid, None)
                 out.append(FaceResult(tid, tuple(int(round(v)) for v in b), sq, float(ds), float(p), float(sm),
                                       "pending" if np.isnan(sm) else verdict(sm, self.threshold), detected, None if t_crop is None else max(0.0, now - t_crop),
-                                      tid in fresh))
+                                      tid in fresh, stage, news))
         return out
 
     # ------------------------------------------------------------------ classifier side
@@ -238,6 +280,8 @@ class LivePipeline:
                     self.sched.done(tid, crops[tid][1])
                     if tid in self.tracker.tracks:  # the track may have ended meanwhile
                         self.tracker.add_scores([tid], [pi])
+                        if self.escalation is not None:
+                            self.escalation.observe(tid, crops[tid][0])
                         self._result[tid] = (float(pi), crops[tid][1])
                         self._fresh.add(tid)
                 self.classified += len(part)
@@ -256,6 +300,8 @@ class LivePipeline:
     def close(self) -> None:
         if self._worker is not None:
             self._worker.stop()
+        if self._esc_worker is not None:
+            self._esc_worker.stop()
 
     def __enter__(self):
         return self
@@ -324,6 +370,8 @@ def draw(img: np.ndarray, faces: list[FaceResult], fps: float | None = None, sta
         label = f"#{f.track} pending" if f.verdict == "pending" else f"#{f.track} {f.verdict} {f.smoothed:.2f}"
         if f.age is not None and f.age >= 1.0:
             label += f" ({f.age:.0f}s)"
+        if f.stage == 2:  # --escalate: the second model's opinion is in the verdict
+            label += " [2]"
         cv2.putText(img, label, (x1 + 2, max(14, y1 - 6)), font, 0.5, colour, 1, aa)
     if fps:
         cv2.putText(img, f"{fps:.1f} FPS", (8, 22), font, 0.6, (255, 255, 255), 2, aa)

@@ -1,0 +1,43 @@
+"""The ``--escalate`` options shared by predict, evaluate, scan and live (not a verb: ``COMMANDS`` does not list
+it). ``escalate_options`` adds them to a click command; ``wrap`` turns the loaded backend into a cascade
+(``edge_dfd.runtime.cascade``) before any work starts."""
+
+from __future__ import annotations
+
+import click
+
+DEFAULT_FRACTION = 0.2
+
+
+def escalate_options(fn):
+    """--escalate MODEL, --escalate-fraction F, --calib-data DIR (keyword arguments escalate, escalate_fraction,
+    calib_data)."""
+    fn = click.option("--calib-data", "calib_data", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
+                      help="Dataset folder(s) whose valid split calibrates the --escalate pair (needed once for a "
+                           "pair other than default -> ten-pass; cached, see docs/cascade.md).")(fn)
+    fn = click.option("--escalate-fraction", "escalate_fraction", type=click.FloatRange(0, 1), default=None,
+                      metavar="F", help=f"Expected share of faces sent to the --escalate model, 0..1 "
+                                        f"[default: {DEFAULT_FRACTION}].")(fn)
+    fn = click.option("--escalate", "escalate", default=None, metavar="MODEL",
+                      help="Second, stronger model ('ten-pass' or a model file) for the faces the first model is "
+                           "least sure about (docs/cascade.md); each result says which stage decided.")(fn)
+    return fn
+
+
+def resolve(escalate, escalate_fraction, calib_data) -> tuple[float, list | None]:
+    """(fraction, calibration folders or None) for --escalate; a fraction or --calib-data without --escalate is a
+    usage error."""
+    if escalate is None and (escalate_fraction is not None or calib_data):
+        raise click.UsageError("--escalate-fraction and --calib-data need --escalate MODEL")
+    return (DEFAULT_FRACTION if escalate_fraction is None else escalate_fraction), (list(calib_data) or None)
+
+
+def wrap(backend, escalate, escalate_fraction, calib_data, threads=None):
+    """``backend`` itself without --escalate, else the calibrated Cascade (``load_cascade``)."""
+    fraction, calib = resolve(escalate, escalate_fraction, calib_data)
+    if escalate is None:
+        return backend
+    from edge_dfd import progress
+    from edge_dfd.runtime.cascade import load_cascade
+
+    return load_cascade(backend, escalate, fraction, calib_data=calib, threads=threads, log=progress.echo)
