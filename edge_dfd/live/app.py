@@ -48,6 +48,10 @@ class LiveConfig:
     realtime: bool = False  # play a video file at its own frame rate, like a camera
     serve: str | None = None  # "[HOST:]PORT": the web view (edge_dfd.live.web)
     serve_clients: int = 4
+    serve_auth: str = "auto"  # "auto" (a token on non-loopback addresses) | "token" | "none" (edge_dfd.live.web)
+    serve_token_file: str | None = None  # the token (else $EDGE_DFD_SERVE_TOKEN, else a random one)
+    serve_cert: str | None = None  # HTTPS: PEM certificate (and key, unless serve_key)
+    serve_key: str | None = None
 
 
 @dataclass
@@ -167,18 +171,50 @@ def run_live(cfg: LiveConfig, backend=None, detector: FaceDetector | None = None
 
 
 def _start_server(cfg: LiveConfig):
+    """The web view, started before the model loads: a bad token file, certificate or busy port is a one-line
+    error at once. Prints the URL to open (with the token when it was generated here)."""
+    import os
+
     if not cfg.serve:
         return None
-    from edge_dfd.live.web import LiveServer, parse_serve
+    from edge_dfd.live.web import TOKEN_ENV, LiveServer, check_token, parse_serve, read_token_file, tls_context
 
     try:
         host, port = parse_serve(cfg.serve)
     except ValueError as exc:
         raise EdgeDFDError(f"--serve {exc}") from None
-    server = LiveServer(host, port, max_clients=cfg.serve_clients)
+    token, origin = None, None
+    if cfg.serve_auth != "none":
+        if cfg.serve_token_file:
+            token, origin = read_token_file(cfg.serve_token_file), f"the token in {cfg.serve_token_file}"
+        elif os.environ.get(TOKEN_ENV, "").strip():
+            token, origin = check_token(os.environ[TOKEN_ENV].strip(), f"${TOKEN_ENV}"), f"the token in ${TOKEN_ENV}"
+    tls = tls_context(cfg.serve_cert, cfg.serve_key) if cfg.serve_cert else None
+    server = LiveServer(host, port, max_clients=cfg.serve_clients, auth=cfg.serve_auth, token=token, tls=tls)
     server.start()
-    print(f"live: serving the web view on {server.url}", file=sys.stderr)
+    print(f"live: {_serve_line(server, origin)}", file=sys.stderr)
     return server
+
+
+def _serve_line(server, origin: str | None) -> str:
+    """The startup line: the URL to open; a generated token is shown, a given one is named, never shown."""
+    import socket
+
+    wildcard = server.host in ("0.0.0.0", "::", "")
+    if server.token is None:
+        if server.loopback:
+            return f"serving the web view on {server.url}"
+        return (f"WARNING: serving the web view on {server.url} WITHOUT AUTHENTICATION (--serve-auth none): "
+                "anyone who can reach this machine can watch the camera")
+    if origin is None:
+        line = f"serving the web view on {server.open_url}"
+        if wildcard:
+            name = socket.gethostname()
+            line += f" (from another machine: {server.scheme}://{name}:{server.port}/?token={server.token})"
+        return line
+    where = socket.gethostname() if wildcard else server.url.split("//", 1)[1].rsplit(":", 1)[0]
+    return (f"serving the web view on {server.url} (token required: open "
+            f"{server.scheme}://{where}:{server.port}/?token=TOKEN with {origin})")
 
 
 def _run(cfg: LiveConfig, backend, detector, opener, rotate, server) -> LiveStats:
@@ -277,6 +313,11 @@ def _run(cfg: LiveConfig, backend, detector, opener, rotate, server) -> LiveStat
                 state = ("crashed" if failed else f"stopped by {stats.signal}" if stats.interrupted
                          else "stopped: output error" if stats.error else "source lost" if grabber.error
                          else "finished")
+                if server is not None:  # pages say "ended" (with why) instead of reconnecting forever
+                    capped = cfg.max_frames is not None and stats.frames >= cfg.max_frames
+                    server.publish_end(state if state != "finished" else "stopped after --max-frames" if capped
+                                       else "the video ended" if getattr(source, "kind", "") == "file"
+                                       else "the source ended")
                 with contextlib.suppress(OutputError):
                     out.health.stopping({**fields(), "exit": 1 if failed or (grabber.error and not stats.interrupted)
                                          else stats.exit_code}, state)
@@ -409,7 +450,8 @@ class _Output:
         if self.video is not None:
             parts.append(self.video.describe())
         if self.server is not None:
-            parts.append(f"web view {self.server.url}")
+            auth = "token" if self.server.token else "no auth"
+            parts.append(f"web view {self.server.url} ({auth})")
         return "; ".join(parts)
 
     def close(self) -> None:
