@@ -139,7 +139,11 @@ def tls_context(cert: str | os.PathLike, key: str | os.PathLike | None = None) -
         if "KEY_VALUES_MISMATCH" in text:
             raise EdgeDFDError(f"--serve-key {key}: does not match the certificate --serve-cert {cert} "
                                "(expected the key the certificate was made with)") from None
-        if "BAD_DECRYPT" in text or "BAD PASSWORD" in text or "PROCESSING_ERROR" in text:
+        try:
+            encrypted = b"ENCRYPTED" in Path(key or cert).read_bytes()[:65536]
+        except OSError:
+            encrypted = False
+        if encrypted or "BAD_DECRYPT" in text:
             raise EdgeDFDError(f"--serve-key {key or cert}: the private key is encrypted (expected an unencrypted "
                                "PEM key, e.g. openssl req -x509 ... -noenc)") from None
         raise EdgeDFDError(f"--serve-cert {cert}" + (f" / --serve-key {key}" if key else "")
