@@ -60,6 +60,7 @@ HEAD_TIMEOUT = 10.0  # s to receive a whole request head (request line + headers
 MAX_HEAD = 8192  # bytes of request line + headers (431 beyond)
 MAX_LINE = 2048  # bytes of the request line (414 beyond)
 MAX_OPEN = 128  # open connections (all kinds); when full a new one evicts the oldest unfinished request
+STREAM_BUFFER = 256 * 1024  # bytes of kernel send buffer per viewer (bounds memory and a slow viewer's lag)
 MAX_QUEUED = 256  # face events waiting for one SSE client before it is dropped as too slow
 RECENT = 50  # face events replayed to a new page
 KEEPALIVE = 15.0  # s between SSE comments on a quiet stream (finds clients that went away)
@@ -504,6 +505,10 @@ class LiveServer:
             return await self._reply(conn, 503, f"too many viewers (at most {self.max_clients}); try again later\n",
                                      {"Retry-After": "5"})
         gone = asyncio.ensure_future(self._until_eof(conn.reader))
+        sock = conn.writer.get_extra_info("socket")
+        if sock is not None:  # a viewer that stops reading holds at most ~STREAM_BUFFER in the kernel, not MBs
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_BUFFER)
+        conn.writer.transport.set_write_buffer_limits(high=STREAM_BUFFER // 4)
         try:
             hdr = {"Content-Type": ctype, "X-Accel-Buffering": "no", **extra}
             if sse is None:
