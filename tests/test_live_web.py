@@ -4,6 +4,7 @@ Server-Sent Events, the client limit, a stalled client and a busy port. Servers 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -522,3 +523,79 @@ def test_end_event():
         with urllib.request.urlopen(s.url + "events", timeout=5) as r:  # a page opened after the end
             events = sse_events(r)
             assert [next(events)[0] for _ in range(4)] == ["tracks", "stats", "face", "end"]
+
+
+def live_cli(*args, env=None, timeout=60):
+    """``python -m edge_dfd live ...`` in a real process: (exit code, stderr)."""
+    import os
+    import sys
+
+    env = {**{k: v for k, v in os.environ.items() if k != "EDGE_DFD_SERVE_TOKEN"}, **(env or {})}
+    p = subprocess.run([sys.executable, "-m", "edge_dfd", "live", *map(str, args)], capture_output=True, text=True,
+                       timeout=timeout, env=env)
+    return p.returncode, p.stderr
+
+
+def test_cli_bad_serve_input(tmp_path):
+    """Bad token file, certificate or port: one line, exit 1, before the model or the source is opened (the model
+    and source here do not exist: their errors would come later). Options without --serve: usage errors."""
+    cert, key = openssl_cert(tmp_path)
+    _, other_key = openssl_cert(tmp_path, "other")
+    world = tmp_path / "world-token"
+    world.write_text("0123456789abcdef0123456789abcdef")
+    world.chmod(0o644)
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    base = ("--model", tmp_path / "no-model.onnx", "--source", tmp_path / "no-video.avi", "--serve")
+    cases = [
+        ((*base, "0.0.0.0:0", "--serve-token-file", tmp_path / "missing"), {}, "--serve-token-file", "no such file"),
+        ((*base, "0.0.0.0:0", "--serve-token-file", world), {}, "--serve-token-file", "readable by every user"),
+        ((*base, "0.0.0.0:0"), {"EDGE_DFD_SERVE_TOKEN": "short"}, "$EDGE_DFD_SERVE_TOKEN", "got 5 characters"),
+        ((*base, "127.0.0.1:0", "--serve-cert", cert, "--serve-key", other_key), {}, "--serve-key",
+         "does not match the certificate"),
+        ((*base, f"127.0.0.1:{port}"), {}, f"--serve 127.0.0.1:{port}", "already in use"),
+    ]
+    try:
+        for args, env, starts, why in cases:
+            code, err = live_cli(*args, env=env)
+            lines = err.strip().splitlines()
+            assert code == 1 and len(lines) == 1 and "Traceback" not in err, (args, err)
+            assert starts in lines[0] and why in lines[0], (args, err)
+    finally:
+        busy.close()
+    for args, why in [(("--serve-cert", cert), "--serve-cert needs --serve"),
+                      (("--serve", "0", "--serve-key", key), "--serve-key needs --serve-cert"),
+                      (("--serve", "0", "--serve-auth", "none", "--serve-token-file", world), "contradict")]:
+        code, err = live_cli(*args)
+        assert code == 2 and why in err and "Traceback" not in err, err
+
+
+def test_cli_startup_lines(tmp_path):
+    """What is printed at start: the URL with a generated token; a given token is named, never printed; the
+    opt-out on a LAN address is a loud warning."""
+    import os
+
+    from test_live import make_video, tiny_onnx
+
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    video = tmp_path / "v.avi"
+    make_video(video, [None] * 3)
+    tok = tmp_path / "token"
+    tok.write_text("given-token-0123456789abcdef\n")
+    os.chmod(tok, 0o600)
+    run = ("--model", model, "--source", video, "--faces", "none", "--max-frames", "2", "--serve")
+    code, err = live_cli(*run, "0.0.0.0:0")
+    m = re.search(r"live: serving the web view on http://0\.0\.0\.0:(\d+)/\?token=([\w-]{32}) \(from another machine: "
+                  r"http://\S+:\1/\?token=\2\)", err)
+    assert code == 0 and m, err
+    code, err = live_cli(*run, "0.0.0.0:0", "--serve-token-file", tok)
+    assert code == 0 and "given-token" not in err and f"with the token in {tok}" in err, err
+    code, err = live_cli(*run, "0.0.0.0:0", env={"EDGE_DFD_SERVE_TOKEN": "env-token-0123456789abcdef"})
+    assert code == 0 and "env-token" not in err and "with the token in $EDGE_DFD_SERVE_TOKEN" in err, err
+    code, err = live_cli(*run, "0.0.0.0:0", "--serve-auth", "none")
+    assert code == 0 and "WARNING: serving the web view on http://0.0.0.0:" in err and "WITHOUT AUTHENTICATION" in err
+    assert "(no auth)" in err  # and again in the summary
+    code, err = live_cli(*run, "127.0.0.1:0")
+    assert code == 0 and re.search(r"serving the web view on http://127\.0\.0\.1:\d+/\n", err), err
