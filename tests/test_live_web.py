@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from edge_dfd.errors import EdgeDFDError
-from edge_dfd.live import web
+from edge_dfd.live import web_guard
 from edge_dfd.live.web import LiveServer, parse_serve
 
 pytestmark = pytest.mark.timeout(60)
@@ -335,10 +335,10 @@ def test_token_required_when_bound_to_every_address():
     address); the token is random (>= 128 bits), ?token= sets an HttpOnly SameSite=Strict cookie that then
     suffices, and every route says 401 without it."""
     calls = []
-    real = web.hmac.compare_digest
+    real = web_guard.hmac.compare_digest
     with LiveServer("0.0.0.0", 0) as s, pytest.MonkeyPatch.context() as mp:
-        mp.setattr(web, "FAIL_FREE", 100)  # this test's wrong tokens are not slowed down
-        mp.setattr(web.hmac, "compare_digest", lambda a, b: calls.append(1) or real(a, b))
+        mp.setattr(web_guard, "FAIL_FREE", 100)  # this test's wrong tokens are not slowed down
+        mp.setattr(web_guard.hmac, "compare_digest", lambda a, b: calls.append(1) or real(a, b))
         assert s.token and len(s.token) >= 22 and not s.loopback  # 22 base64url characters = 132 bits
         assert s.open_url == f"http://0.0.0.0:{s.port}/?token={s.token}"
         assert LiveServer("0.0.0.0", 0).start().token != s.token  # a fresh one each start (closed at exit)
@@ -384,13 +384,13 @@ def test_loopback_host_check_and_opt_in_token():
 
 
 def test_wrong_tokens_slow_down(monkeypatch):
-    monkeypatch.setattr(web, "MAX_DELAY", 1.0)
+    monkeypatch.setattr(web_guard, "MAX_DELAY", 1.0)
     with LiveServer("0.0.0.0", 0) as s:
         url, good = local(s) + "state.json?token=", s.token
-        for _ in range(web.FAIL_FREE):  # free tries: plain 401
+        for _ in range(web_guard.FAIL_FREE):  # free tries: plain 401
             assert get(url + "wrong-token-0123456789")[0] == 401
         assert get(url + good)[0] == 200  # a success forgets the failures
-        for _ in range(web.FAIL_FREE + 1):
+        for _ in range(web_guard.FAIL_FREE + 1):
             assert get(url + "wrong-token-0123456789")[0] == 401
         code, headers, body = get(url + good)  # within 0.5 s of the 6th failure: not even checked
         assert code == 429 and int(headers["Retry-After"]) >= 1 and b"too many wrong tokens" in body

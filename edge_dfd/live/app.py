@@ -171,50 +171,16 @@ def run_live(cfg: LiveConfig, backend=None, detector: FaceDetector | None = None
 
 
 def _start_server(cfg: LiveConfig):
-    """The web view, started before the model loads: a bad token file, certificate or busy port is a one-line
-    error at once. Prints the URL to open (with the token when it was generated here)."""
-    import os
-
+    """The web view (edge_dfd.live.web_guard.open_server): a bad token file, certificate or a busy port is a
+    one-line error before the model loads. Prints the URL to open."""
     if not cfg.serve:
         return None
-    from edge_dfd.live.web import TOKEN_ENV, LiveServer, check_token, parse_serve, read_token_file, tls_context
+    from edge_dfd.live.web_guard import open_server
 
-    try:
-        host, port = parse_serve(cfg.serve)
-    except ValueError as exc:
-        raise EdgeDFDError(f"--serve {exc}") from None
-    token, origin = None, None
-    if cfg.serve_auth != "none":
-        if cfg.serve_token_file:
-            token, origin = read_token_file(cfg.serve_token_file), f"the token in {cfg.serve_token_file}"
-        elif os.environ.get(TOKEN_ENV, "").strip():
-            token, origin = check_token(os.environ[TOKEN_ENV].strip(), f"${TOKEN_ENV}"), f"the token in ${TOKEN_ENV}"
-    tls = tls_context(cfg.serve_cert, cfg.serve_key) if cfg.serve_cert else None
-    server = LiveServer(host, port, max_clients=cfg.serve_clients, auth=cfg.serve_auth, token=token, tls=tls)
-    server.start()
-    print(f"live: {_serve_line(server, origin)}", file=sys.stderr)
+    server, line = open_server(cfg.serve, cfg.serve_clients, cfg.serve_auth, cfg.serve_token_file, cfg.serve_cert,
+                               cfg.serve_key)
+    print(f"live: {line}", file=sys.stderr)
     return server
-
-
-def _serve_line(server, origin: str | None) -> str:
-    """The startup line: the URL to open; a generated token is shown, a given one is named, never shown."""
-    import socket
-
-    wildcard = server.host in ("0.0.0.0", "::", "")
-    if server.token is None:
-        if server.loopback:
-            return f"serving the web view on {server.url}"
-        return (f"WARNING: serving the web view on {server.url} WITHOUT AUTHENTICATION (--serve-auth none): "
-                "anyone who can reach this machine can watch the camera")
-    if origin is None:
-        line = f"serving the web view on {server.open_url}"
-        if wildcard:
-            name = socket.gethostname()
-            line += f" (from another machine: {server.scheme}://{name}:{server.port}/?token={server.token})"
-        return line
-    where = socket.gethostname() if wildcard else server.url.split("//", 1)[1].rsplit(":", 1)[0]
-    return (f"serving the web view on {server.url} (token required: open "
-            f"{server.scheme}://{where}:{server.port}/?token=TOKEN with {origin})")
 
 
 def _run(cfg: LiveConfig, backend, detector, opener, rotate, server) -> LiveStats:
