@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from edge_dfd.errors import EdgeDFDError
-from edge_dfd.live import web_guard
+from edge_dfd.live import web, web_guard
 from edge_dfd.live.web import LiveServer, parse_serve
 
 pytestmark = pytest.mark.timeout(60)
@@ -599,3 +599,19 @@ def test_cli_startup_lines(tmp_path):
     assert "(no auth)" in err  # and again in the summary
     code, err = live_cli(*run, "127.0.0.1:0")
     assert code == 0 and re.search(r"serving the web view on http://127\.0\.0\.1:\d+/\n", err), err
+
+
+def test_systemd_unit_serves_with_a_token_credential():
+    """examples/edge-dfd-live.service serves the LAN with the token from a systemd credential it loads."""
+    import shlex
+    from pathlib import Path
+
+    from edge_dfd.cli.live import cmd
+
+    unit = (Path(__file__).resolve().parents[1] / "examples" / "edge-dfd-live.service").read_text()
+    lines = [ln.strip() for ln in unit.replace("\\\n", " ").splitlines() if not ln.lstrip().startswith("#")]
+    exec_start = next(ln.split("=", 1)[1] for ln in lines if ln.startswith("ExecStart="))
+    p = cmd.make_context("live", shlex.split(exec_start)[2:]).params
+    assert p["serve"] and not web.is_loopback(parse_serve(p["serve"])[0]) and p["serve_auth"] == "auto"
+    m = re.fullmatch(r"\$\{CREDENTIALS_DIRECTORY\}/([\w.-]+)", p["serve_token_file"])
+    assert m and f"LoadCredential={m.group(1)}:/etc/edge-dfd/token" in lines, p["serve_token_file"]
