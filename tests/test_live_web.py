@@ -414,6 +414,7 @@ def test_read_token_file(tmp_path):
     for name, content, mode, why in [("empty", " \n", 0o600, "empty"), ("world", "0123456789abcdef0123", 0o644,
                                      "readable by every user (mode 0644)"), ("short", "abc", 0o600, "got 3 characters"),
                                      ("spaces", "0123456789 abcdef 0123", 0o600, "other characters"),
+                                     ("base64", "MTIzNDU2Nzg5MDEyMzQ1Ng+/==", 0o600, "other characters"),
                                      ("binary", b"\xff\xfe\x00", 0o600, "not a text file")]:
         p = tmp_path / name
         p.write_bytes(content if isinstance(content, bytes) else content.encode())

@@ -37,7 +37,7 @@ MAX_DELAY = 10.0  # s, the longest wait between two tries of a failing address
 _FAIL_ADDRESSES = 4096  # addresses remembered (oldest forgotten first)
 MAX_LINE = 2048  # bytes of the request line (414 beyond)
 ROUTES = ("/", "/index.html", "/stream.mjpg", "/events", "/state.json")
-_TOKEN_RE = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9._~-]{16,256}$")  # URL-safe as is: ?token= needs no escaping
 _SERVE_RE = re.compile(r"^(?:(?:\[(?P<v6>[^\]\s/]+)\]|(?P<host>[^\s:\[\]/]+)):)?(?P<port>\d{1,5})$")
 
 
@@ -60,7 +60,7 @@ def parse_serve(value: str) -> tuple[str, int]:
 def check_token(token: str, where: str) -> str:
     """``token`` if it is 16-256 URL-safe characters, else a one-line ``EdgeDFDError`` (the token is not shown)."""
     if not _TOKEN_RE.match(token):
-        raise EdgeDFDError(f"{where}: expected a token of 16-256 characters from A-Z a-z 0-9 . _ ~ + / = - "
+        raise EdgeDFDError(f"{where}: expected a token of 16-256 characters from A-Z a-z 0-9 . _ ~ - "
                            f"(e.g. from: openssl rand -hex 32); got {len(token)} characters"
                            + (" with spaces or other characters" if len(token) >= 16 else ""))
     return token
