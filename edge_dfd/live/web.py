@@ -30,6 +30,7 @@ import html
 import secrets
 import socket
 import ssl
+import sys
 import threading
 from collections import deque
 from http import HTTPStatus
@@ -158,10 +159,11 @@ class LiveServer:
         self.guard = Guard(self.token, self.loopback, self.port, self.counts)
         self._loop = asyncio.new_event_loop()
         try:
+            tls = {} if self.tls is None else {"ssl": self.tls, "ssl_handshake_timeout": HEAD_TIMEOUT}
+            if self.tls is not None and sys.version_info >= (3, 11):
+                tls["ssl_shutdown_timeout"] = SEND_TIMEOUT
             self._server = self._loop.run_until_complete(asyncio.start_server(
-                self._client, sock=sock, ssl=self.tls, limit=MAX_HEAD, backlog=128,
-                ssl_handshake_timeout=HEAD_TIMEOUT if self.tls else None,
-                ssl_shutdown_timeout=SEND_TIMEOUT if self.tls else None))
+                self._client, sock=sock, limit=MAX_HEAD, backlog=128, **tls))
             self._frame_fut = self._loop.create_future()
         except BaseException:
             sock.close()
