@@ -89,7 +89,7 @@ def _check_rotate(ctx, param, value):
                    "$EDGE_DFD_SERVE_TOKEN gives one.")
 @click.option("--serve-token-file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Read the --serve token from FILE (not readable by other users; e.g. systemd LoadCredential=, "
-                   "then --serve-token-file %d/NAME).")
+                   "then --serve-token-file ${CREDENTIALS_DIRECTORY}/NAME).")
 @click.option("--serve-cert", type=click.Path(dir_okay=False), default=None, metavar="CERT.pem",
               help="Serve HTTPS with this PEM certificate (self-signed: see docs/live.md).")
 @click.option("--serve-key", type=click.Path(dir_okay=False), default=None, metavar="KEY.pem",
