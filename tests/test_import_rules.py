@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "edge_dfd"
 # modules that run on a Raspberry Pi install (no TensorFlow, no converters)
 RUNTIME_SIDE = ["runtime/__init__.py", "runtime/base.py", "runtime/tflite.py", "runtime/onnx.py", "live/__init__.py",
-                "live/app.py", "live/pipeline.py", "live/sources.py", "live/web.py", "faces.py", "align.py",
+                "live/app.py", "live/pipeline.py", "live/sources.py", "live/web.py", "live/web_guard.py",
+                "live/web_page.py", "faces.py", "align.py",
                 "scan.py", "verdicts.py", "util.py", "preprocess.py", "tracking.py", "outputs.py", "health.py",
                 "signals.py", "zoo.py", "meta.py", "metrics.py", "formats.py", "perturb.py", "progress.py"]
 HEAVY = ("tensorflow", "keras", "tf2onnx", "edge_dfd.converters", "edge_dfd.convert", "edge_dfd.train",

@@ -108,30 +108,58 @@ def feed(server: LiveServer, stop: threading.Event, fps: float = 15.0) -> thread
 @needs_chromium
 @pytest.mark.timeout(120)
 def test_page_in_headless_chromium(tmp_path):
+    """Bound to every address, so a token is required (chromium connects to 127.0.0.1): opened with ?token=, the
+    page, its MJPEG stream and its event stream work through the cookie; without the token it is a 401."""
     png = tmp_path / "live_web.png"
     stop = threading.Event()
-    with LiveServer("127.0.0.1", 0) as server:
+    with LiveServer("0.0.0.0", 0) as server:
         feed(server, stop)
+        base = f"http://127.0.0.1:{server.port}/"
         try:
-            dom = browser_dump(server.url, png, until=lambda d: 'class="track fake"' in d and box_pixels(png) > 300)
+            dom = browser_dump(base + "?token=" + server.token, png,
+                               until=lambda d: 'class="track fake"' in d and box_pixels(png) > 300)
+            refused = browser_dump(base, wait_ms=2000)
         finally:
             stop.set()
+    print(f"\nscreenshot: {png}")
     assert 'class="track fake"' in dom, dom[-3000:]
     row = dom.split('class="track fake"', 1)[1].split("</tr>", 1)[0]
     assert '<td class="verdict">fake</td>' in row and '<td class="score">0.930</td>' in row
-    assert '<b id="fps">15.0</b>' in dom and 'class="event fake"' in dom
+    assert '<b id="fps">15.0</b>' in dom and 'class="event fake"' in dom and '<span id="conn">live</span>' in dom
     img = cv2.imread(str(png), cv2.IMREAD_COLOR)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and img is not None and img.shape[:2] == (700, 800)
     assert box_pixels(png) > 300, f"the stream area is blank ({box_pixels(png)} box pixels)"
     assert img.std() > 20  # not a flat page
     ys, xs = np.nonzero(magenta(img))
     assert xs.max() - xs.min() > 100 and ys.max() - ys.min() > 100  # the whole box, scaled into the <img>
+    assert "unauthorized" in refused and 'id="stream"' not in refused
+
+
+@needs_chromium
+@pytest.mark.timeout(120)
+def test_page_says_ended_in_headless_chromium(tmp_path):
+    """After a file source ends (live publishes `end`, as at the end of a video), the page says "ended" with the
+    reason and stops reconnecting; the last frame stays on screen."""
+    png = tmp_path / "ended.png"
+    stop = threading.Event()
+    with LiveServer("127.0.0.1", 0, auth="token") as server:
+        feed(server, stop)
+        time.sleep(0.5)
+        server.publish_end("the video ended")
+        try:
+            dom = browser_dump(server.open_url, png, until=lambda d: 'class="ended"' in d and box_pixels(png) > 300)
+        finally:
+            stop.set()
+    print(f"\nscreenshot: {png}")
+    assert '<span id="conn" class="ended">ended (the video ended)</span>' in dom, dom[-3000:]
+    assert '>reconnecting</span>' not in dom and 'class="track fake"' in dom
+    assert box_pixels(png) > 300
 
 
 @needs_chromium
 def test_live_serve_end_to_end_in_a_browser(tmp_path):
-    """`edge-dfd live --serve` on a face video (played at its own rate): the page in chromium shows the
-    annotated stream and the track list with the face's verdict; the run ends cleanly (exit 0 at the video's end
+    """`edge-dfd live --serve 0.0.0.0:0` on a face video (played at its own rate), opened at 127.0.0.1 with the
+    token printed at start: the page in chromium shows the annotated stream and the track list with the face's verdict; the run ends cleanly (exit 0 at the video's end
     or 143 on SIGTERM) and names the web view in its summary."""
     import re
     import sys
@@ -142,7 +170,7 @@ def test_live_serve_end_to_end_in_a_browser(tmp_path):
     video = tmp_path / "face.avi"
     make_video(video, [(True, 240 + (i % 20), 150) for i in range(450)])  # 15 s of one fake (cool) face
     proc = subprocess.Popen([sys.executable, "-m", "edge_dfd", "live", "--model", str(model), "--source", str(video),
-                             "--faces", "haar", "--realtime", "--serve", "127.0.0.1:0"],
+                             "--faces", "haar", "--realtime", "--serve", "0.0.0.0:0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url, lines = None, []
@@ -152,8 +180,8 @@ def test_live_serve_end_to_end_in_a_browser(tmp_path):
             if not line:
                 break
             lines.append(line)
-            m = re.search(r"serving the web view on (http://\S+)", line)
-            url = m and m.group(1)
+            m = re.search(r"serving the web view on http://0\.0\.0\.0(:\d+/\?token=\S+)", line)
+            url = m and "http://127.0.0.1" + m.group(1)  # bound to every address: the token is required
         assert url, "".join(lines)
         png = tmp_path / "live.png"
 
@@ -174,4 +202,4 @@ def test_live_serve_end_to_end_in_a_browser(tmp_path):
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode in (0, 143), err
-    assert "web view http://127.0.0.1:" in err, err
+    assert "web view http://0.0.0.0:" in err and "(token)" in err, err

@@ -79,9 +79,22 @@ def _check_rotate(ctx, param, value):
                    "verdicts scheduled in the video's own time).")
 @click.option("--serve", default=None, metavar="[HOST:]PORT", callback=_check_serve,
               help="Serve a web page with the annotated stream, the tracks and an event feed "
-                   "(read-only; host 127.0.0.1 unless given, e.g. 0.0.0.0:8080 for the LAN).")
+                   "(read-only; host 127.0.0.1 unless given, e.g. 0.0.0.0:8080 for the LAN, which then needs "
+                   "the token printed at start: see --serve-auth).")
 @click.option("--serve-clients", type=click.IntRange(min=1, max=64), default=4, show_default=True,
               help="Most viewers of --serve at once.")
+@click.option("--serve-auth", type=click.Choice(["auto", "token", "none"]), default="auto", show_default=True,
+              help="Token for --serve: 'auto' requires one when bound to a non-loopback address (every client, "
+                   "local ones too); 'token' always; 'none' never (on a LAN address: a loud warning, anyone "
+                   "on the network can watch). The token is random unless --serve-token-file or "
+                   "$EDGE_DFD_SERVE_TOKEN gives one.")
+@click.option("--serve-token-file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Read the --serve token from FILE (not readable by other users; e.g. systemd LoadCredential=, "
+                   "then --serve-token-file ${CREDENTIALS_DIRECTORY}/NAME).")
+@click.option("--serve-cert", type=click.Path(dir_okay=False), default=None, metavar="CERT.pem",
+              help="Serve HTTPS with this PEM certificate (self-signed: see docs/live.md).")
+@click.option("--serve-key", type=click.Path(dir_okay=False), default=None, metavar="KEY.pem",
+              help="The private key of --serve-cert (unless the certificate file holds it).")
 @click.option("--show", is_flag=True, help="Show a window with boxes, scores, FPS and stage times (q quits).")
 @click.option("--save", type=click.Path(dir_okay=False), default=None,
               help="Write the annotated video: OUT.avi (MJPG; plays even after a kill) or OUT.mp4 (mp4v).")
@@ -112,8 +125,9 @@ def _check_rotate(ctx, param, value):
 @click.option("--escalate-hz", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, metavar="HZ",
               help="With --escalate: at most HZ escalations a second, all face tracks together.")
 def cmd(model, fmt, source, faces, detect_every, threshold, smooth, margin, align, classify_hz, realtime, serve,
-        serve_clients, show, save, events, max_frames, threads, reconnects, save_segment, save_keep, events_rotate,
-        events_keep, status, heartbeat, escalate, escalate_fraction, calib_data, escalate_hz):
+        serve_clients, serve_auth, serve_token_file, serve_cert, serve_key, show, save, events, max_frames,
+        threads, reconnects, save_segment, save_keep, events_rotate, events_keep, status, heartbeat, escalate,
+        escalate_fraction, calib_data, escalate_hz):
     """Real-time deepfake detection: faces are detected and tracked in every frame, and classified on a
     schedule (--classify-hz per track) on crops framed like the training images.
 
@@ -126,13 +140,22 @@ def cmd(model, fmt, source, faces, detect_every, threshold, smooth, margin, alig
 
     \b
     edge-dfd live --source 0 --show
-    edge-dfd live --source picamera2 --serve 0.0.0.0:8080      # watch a headless Pi from a laptop
+    edge-dfd live --source picamera2 --serve 0.0.0.0:8080      # watch a headless Pi: open the printed URL
     edge-dfd live --source clip.mp4 --faces blazeface-full --save out.mp4 --events faces.jsonl
     edge-dfd live --source picamera2 --format tflite-int8 --threads 4 --detect-every 3
     edge-dfd live --source rtsp://cam/s --events ev.jsonl --events-rotate 1d --save v.avi --save-segment 300
     """
     from edge_dfd.cli.escalate import resolve
     from edge_dfd.live import LiveConfig, run_live
+
+    given = [n for n, v in (("--serve-token-file", serve_token_file), ("--serve-cert", serve_cert),
+                            ("--serve-key", serve_key)) if v] + (["--serve-auth"] if serve_auth != "auto" else [])
+    if given and not serve:
+        raise click.UsageError(f"{given[0]} needs --serve [HOST:]PORT")
+    if serve_key and not serve_cert:
+        raise click.UsageError("--serve-key needs --serve-cert")
+    if serve_token_file and serve_auth == "none":
+        raise click.UsageError("--serve-token-file and --serve-auth none contradict each other")
 
     escalate_fraction, calib_data = resolve(escalate, escalate_fraction, calib_data)  # --escalate (docs/cascade.md)
 
@@ -141,6 +164,8 @@ def cmd(model, fmt, source, faces, detect_every, threshold, smooth, margin, alig
                      threads=threads, reconnects=reconnects, save_segment=save_segment, save_keep=save_keep,
                      events_rotate=events_rotate, events_keep=events_keep, status=status, heartbeat=heartbeat,
                      align=align, classify_hz=classify_hz, realtime=realtime, serve=serve, serve_clients=serve_clients,
+                     serve_auth=serve_auth, serve_token_file=serve_token_file, serve_cert=serve_cert,
+                     serve_key=serve_key,
                      escalate=escalate and {"model": escalate, "fraction": escalate_fraction, "calib_data": calib_data,
                                             "hz": escalate_hz})
     return run_live(cfg).exit_code

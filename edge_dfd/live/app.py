@@ -49,6 +49,10 @@ class LiveConfig:
     realtime: bool = False  # play a video file at its own frame rate, like a camera
     serve: str | None = None  # "[HOST:]PORT": the web view (edge_dfd.live.web)
     serve_clients: int = 4
+    serve_auth: str = "auto"  # "auto" (a token on non-loopback addresses) | "token" | "none" (edge_dfd.live.web)
+    serve_token_file: str | None = None  # the token (else $EDGE_DFD_SERVE_TOKEN, else a random one)
+    serve_cert: str | None = None  # HTTPS: PEM certificate (and key, unless serve_key)
+    serve_key: str | None = None
     escalate: dict | None = None  # --escalate: {"model", "fraction", "calib_data", "hz"} (live.escalation.from_config)
 
 
@@ -172,17 +176,15 @@ def run_live(cfg: LiveConfig, backend=None, detector: FaceDetector | None = None
 
 
 def _start_server(cfg: LiveConfig):
+    """The web view (edge_dfd.live.web_guard.open_server): a bad token file, certificate or a busy port is a
+    one-line error before the model loads. Prints the URL to open."""
     if not cfg.serve:
         return None
-    from edge_dfd.live.web import LiveServer, parse_serve
+    from edge_dfd.live.web_guard import open_server
 
-    try:
-        host, port = parse_serve(cfg.serve)
-    except ValueError as exc:
-        raise EdgeDFDError(f"--serve {exc}") from None
-    server = LiveServer(host, port, max_clients=cfg.serve_clients)
-    server.start()
-    print(f"live: serving the web view on {server.url}", file=sys.stderr)
+    server, line = open_server(cfg.serve, cfg.serve_clients, cfg.serve_auth, cfg.serve_token_file, cfg.serve_cert,
+                               cfg.serve_key)
+    print(f"live: {line}", file=sys.stderr)
     return server
 
 
@@ -284,6 +286,11 @@ def _run(cfg: LiveConfig, backend, detector, opener, rotate, server) -> LiveStat
                 state = ("crashed" if failed else f"stopped by {stats.signal}" if stats.interrupted
                          else "stopped: output error" if stats.error else "source lost" if grabber.error
                          else "finished")
+                if server is not None:  # pages say "ended" (with why) instead of reconnecting forever
+                    capped = cfg.max_frames is not None and stats.frames >= cfg.max_frames
+                    server.publish_end(state if state != "finished" else "stopped after --max-frames" if capped
+                                       else "the video ended" if getattr(source, "kind", "") == "file"
+                                       else "the source ended")
                 with contextlib.suppress(OutputError):
                     out.health.stopping({**fields(), "exit": 1 if failed or (grabber.error and not stats.interrupted)
                                          else stats.exit_code}, state)
@@ -417,7 +424,8 @@ class _Output:
         if self.video is not None:
             parts.append(self.video.describe())
         if self.server is not None:
-            parts.append(f"web view {self.server.url}")
+            auth = "token" if self.server.token else "no auth"
+            parts.append(f"web view {self.server.url} ({auth})")
         return "; ".join(parts)
 
     def close(self) -> None:

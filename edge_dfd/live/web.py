@@ -2,118 +2,130 @@
 tracks and a live event feed, for a headless Raspberry Pi watched from a laptop. Standard library only.
 
 Routes (GET / HEAD; anything else 405): ``/`` the page, ``/stream.mjpg`` the MJPEG stream, ``/events``
-Server-Sent Events (``tracks``, ``face``, ``stats``), ``/state.json`` the latest tracks and stats.
+Server-Sent Events (``tracks``, ``face``, ``stats``, ``end``), ``/state.json`` the latest tracks and stats.
+Every other path is 404 (exact match, nothing is read from disk).
 
-Publishing never waits on a socket: a frame goes into one latest slot (each stream client sends the newest frame
-when it is ready, so a slow client skips frames), SSE messages into per-client slots (tracks and stats: latest
-only; face events: a bounded queue, a client that falls behind is dropped). Each client is served by its own
-thread whose writes time out after ``SEND_TIMEOUT`` s, so a stalled client is dropped, never waited for.
+**Authentication follows the bind address.** Bound to a non-loopback address (``0.0.0.0``, a LAN address, ``::``),
+every request needs the token, loopback clients included; bound to loopback, none unless one is asked for
+(``auth="token"`` or a given token). The token is random (``secrets``, 192 bits) unless given; checking it,
+slowing down wrong ones and the Host check: ``edge_dfd.live.web_guard``.
+
+**Hardening.** One asyncio loop in one thread serves every connection (no thread per socket); a request head
+must arrive within ``HEAD_TIMEOUT`` s and fit ``MAX_HEAD`` bytes; at most ``max_open`` connections, and when full
+a new one evicts the oldest unfinished request (a slow-loris cannot lock out a viewer); only ``ROUTES`` exist.
+Every answer carries ``no-store``, ``nosniff``, ``Referrer-Policy: no-referrer`` and ``frame-ancestors 'none'``.
+HTTPS with ``tls`` (``tls_context``).
+
+**Publishing never waits on a socket**: a frame goes into one latest slot (each stream client sends the newest
+frame once its previous one has left, so a slow client skips frames), SSE messages into per-client slots (tracks
+and stats: latest only; face events: a bounded queue, a client that falls behind is dropped). A client that takes
+longer than ``SEND_TIMEOUT`` s to accept one write is dropped, never waited for.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import html
-import json
-import math
-import re
-import select
+import secrets
 import socket
+import ssl
 import sys
 import threading
-import time
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 
 from edge_dfd.errors import EdgeDFDError
+from edge_dfd.live.web_guard import (  # noqa: F401  (re-exported: the web view's public names live here)
+    AUTH_MODES,
+    ROUTES,
+    TOKEN_ENV,
+    Guard,
+    Reply,
+    check_token,
+    is_loopback,
+    parse_request,
+    parse_serve,
+    read_token_file,
+    tls_context,
+)
+from edge_dfd.live.web_page import MAX_QUEUED, PAGE, PAGE_CSP, SSEClient  # noqa: F401  (MAX_QUEUED: re-exported)
+from edge_dfd.live.web_page import dumps as _dumps
 
 SEND_TIMEOUT = 2.0  # s a client may take to accept one write (a frame, a batch of events) before it is dropped
-MAX_QUEUED = 256  # face events waiting for one SSE client before it is dropped as too slow
+HEAD_TIMEOUT = 10.0  # s to receive a whole request head (request line + headers), TLS handshake included
+MAX_HEAD = 8192  # bytes of request line + headers (431 beyond)
+MAX_OPEN = 128  # open connections (all kinds); when full a new one evicts the oldest unfinished request
+STREAM_BUFFER = 256 * 1024  # bytes of kernel send buffer per viewer (bounds memory and a slow viewer's lag)
 RECENT = 50  # face events replayed to a new page
 KEEPALIVE = 15.0  # s between SSE comments on a quiet stream (finds clients that went away)
-_SERVE_RE = re.compile(r"^(?:(?:\[(?P<v6>[^\]\s/]+)\]|(?P<host>[^\s:\[\]/]+)):)?(?P<port>\d{1,5})$")
+_BASE_HEADERS = {"Server": "edge-dfd", "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+                 "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY", "Connection": "close",
+                 "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"}
 
 
-def parse_serve(value: str) -> tuple[str, int]:
-    """``"PORT"`` (host 127.0.0.1), ``"HOST:PORT"`` or ``"[IPv6]:PORT"`` -> (host, port); port 0 = any free port."""
-    m = _SERVE_RE.match(str(value).strip())
-    if not m or int(m["port"]) > 65535:
-        raise ValueError(f"expected [HOST:]PORT, e.g. 8080 or 0.0.0.0:8080; got {value!r}")
-    return m["v6"] or m["host"] or "127.0.0.1", int(m["port"])
+class _Conn:
+    __slots__ = ("reader", "writer", "peer", "pending", "task")
 
-
-def _clean(o):
-    """JSON-safe copy: numpy scalars / arrays to Python, NaN / inf to null (JSON.parse rejects NaN)."""
-    if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if o is None or isinstance(o, (str, int, bool)):
-        return o
-    if hasattr(o, "tolist"):  # numpy scalar or array
-        return _clean(o.tolist())
-    return str(o)
-
-
-def _dumps(o) -> str:
-    return json.dumps(_clean(o), separators=(",", ":"))
-
-
-class _SSEClient:
-    """One /events client's pending messages: the latest tracks / stats, and the face events not yet sent."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.wake = threading.Event()
-        self.latest: dict[str, str] = {}
-        self.faces: deque[str] = deque()
-        self.dropped = False
-
-    def put(self, kind: str, data: str | list[str]) -> None:
-        with self.lock:
-            if kind == "face":
-                self.faces.extend(data)
-                self.dropped |= len(self.faces) > MAX_QUEUED
-            else:
-                self.latest[kind] = data
-        self.wake.set()
-
-    def take(self) -> bytes:
-        with self.lock:
-            msgs = [(k, d) for k, d in self.latest.items()] + [("face", d) for d in self.faces]
-            self.latest.clear()
-            self.faces.clear()
-        return "".join(f"event: {k}\ndata: {d}\n\n" for k, d in msgs).encode()
+    def __init__(self, reader, writer):
+        self.reader, self.writer = reader, writer
+        peer = writer.get_extra_info("peername")
+        self.peer = peer[0] if isinstance(peer, tuple) else str(peer)
+        self.pending = True  # the request head has not arrived yet
+        self.task = asyncio.current_task()
 
 
 class LiveServer:
-    """The web view. ``start()`` binds (a busy port is an ``EdgeDFDError``) and serves from a daemon thread;
-    the ``publish_*`` calls are cheap and never block; ``close()`` stops serving and disconnects everyone."""
+    """The web view. ``start()`` binds (a busy port is an ``EdgeDFDError``) and serves from one daemon thread
+    (an asyncio loop); the ``publish_*`` calls are cheap and never block; ``close()`` stops serving and
+    disconnects everyone (an SSE client first gets the ``end`` event if ``publish_end`` was called).
 
-    def __init__(self, host: str, port: int, max_clients: int = 4, title: str = "edge-dfd live"):
+    ``auth``: "auto" (a token when bound to a non-loopback address, or when ``token`` is given), "token"
+    (always), "none" (never). ``token``: the token to require (default: a random one when one is required).
+    ``tls``: an ``ssl.SSLContext`` (``tls_context``) to serve HTTPS."""
+
+    def __init__(self, host: str, port: int, max_clients: int = 4, title: str = "edge-dfd live", *,
+                 auth: str = "auto", token: str | None = None, tls: ssl.SSLContext | None = None,
+                 max_open: int = MAX_OPEN):
+        if auth not in AUTH_MODES:
+            raise ValueError(f"auth: expected one of {AUTH_MODES}, got {auth!r}")
         self.host, self.port, self.max_clients, self.title = host, int(port), int(max_clients), title
+        self.auth, self.token, self.tls, self.max_open = auth, token, tls, int(max_open)
+        self.loopback = is_loopback(host)
         self._lock = threading.Lock()
-        self._frame_cond = threading.Condition()
-        self._frame, self._seq = None, 0
-        self._streams = 0
-        self._sse: set[_SSEClient] = set()
-        self._socks: set[socket.socket] = set()
-        self._tracks, self._stats = "[]", "{}"
+        self._frame, self._seq, self._streams = None, 0, 0
+        self._sse: set[SSEClient] = set()
+        self._conns: dict[_Conn, None] = {}  # open connections, oldest first
+        self._tracks, self._stats, self._ended = "[]", "{}", None  # _ended: the end event's data once ended
         self._recent: deque[str] = deque(maxlen=RECENT)
-        self._closing = threading.Event()
-        self._httpd = self._thread = None
+        self._closing, self.guard = False, None
+        self._loop = self._server = self._thread = self._frame_fut = None
+        self.counts = {"requests": 0, "unauthorized": 0, "throttled": 0, "evicted": 0, "refused": 0,
+                       "bad_requests": 0, "dropped_slow": 0, "errors": 0}
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
+        return f"{self.scheme}://{host}:{self.port}/"
+
+    @property
+    def open_url(self) -> str:
+        """The URL to open: ``url`` with ``?token=`` when a token is required."""
+        return self.url + (f"?token={self.token}" if self.token else "")
 
     @property
     def clients(self) -> int:
         with self._lock:
             return self._streams + len(self._sse)
+
+    @property
+    def connections(self) -> int:
+        """Open connections of every kind (viewers, requests being read, ...)."""
+        return len(self._conns)
 
     @property
     def wants_frames(self) -> bool:
@@ -122,42 +134,59 @@ class LiveServer:
     def start(self) -> LiveServer:
         addr = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
         try:
-            family = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)[0][0]
+            family, _, _, _, sockaddr = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)[0]
         except (socket.gaierror, UnicodeError) as e:
             raise EdgeDFDError(f"--serve {addr}: cannot resolve host {self.host!r} ({e})") from None
-        server_cls = type("_Server", (_Server,), {"address_family": family})
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            self._httpd = server_cls((self.host, self.port), _Handler)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(sockaddr)
+            sock.listen(128)
         except OSError as e:
+            sock.close()
             why = {errno.EADDRINUSE: "address already in use (another program serves that port)",
                    errno.EACCES: "permission denied (ports below 1024 need root)",
                    errno.EADDRNOTAVAIL: "address not available on this machine"}.get(e.errno)
             raise EdgeDFDError(f"--serve {addr}: {why or (e.strerror or str(e)).lower()}") from None
-        self._httpd.live = self
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="edge-dfd-web", daemon=True)
+        self.port = sock.getsockname()[1]
+        self.loopback = is_loopback(sock.getsockname()[0])  # the rule follows the address actually bound
+        if self.auth == "none":
+            self.token = None
+        elif self.token is None and (self.auth == "token" or not self.loopback):
+            self.token = secrets.token_urlsafe(24)  # 192 bits from the OS's secure random source
+        if self.token is not None:
+            check_token(self.token, "token")
+        self.guard = Guard(self.token, self.loopback, self.port, self.counts)
+        self._loop = asyncio.new_event_loop()
+        try:
+            tls = {} if self.tls is None else {"ssl": self.tls, "ssl_handshake_timeout": HEAD_TIMEOUT}
+            if self.tls is not None and sys.version_info >= (3, 11):
+                tls["ssl_shutdown_timeout"] = SEND_TIMEOUT
+            self._server = self._loop.run_until_complete(asyncio.start_server(
+                self._client, sock=sock, limit=MAX_HEAD, backlog=128, **tls))
+            self._frame_fut = self._loop.create_future()
+        except BaseException:
+            sock.close()
+            self._loop.close()
+            raise
+        self._thread = threading.Thread(target=self._loop.run_forever, name="edge-dfd-web", daemon=True)
         self._thread.start()
         return self
 
     def close(self) -> None:
-        self._closing.set()
-        with self._frame_cond:
-            self._frame_cond.notify_all()
-        with self._lock:
-            sse, socks = list(self._sse), list(self._socks)
-        for c in sse:
-            c.wake.set()
-        for s in socks:  # a thread blocked sending to a stalled client returns at once
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._thread.join(timeout=1.0)
-            self._httpd = None
+        loop = self._loop
+        if loop is None:
+            return
+        self._closing = True
+        try:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=2.0)
+        except Exception:  # noqa: BLE001 - closing anyway
+            pass
+        loop.call_soon_threadsafe(loop.stop)
+        self._thread.join(timeout=1.0)
+        if not self._thread.is_alive():
+            loop.close()
+        self._loop = None
 
     def __enter__(self):
         return self.start()
@@ -166,10 +195,19 @@ class LiveServer:
         self.close()
 
     # --- publishing (called from the live loop; O(clients), never touches a socket) ---
+    def _call(self, fn) -> None:
+        loop = self._loop
+        if loop is not None and not self._closing:
+            try:
+                loop.call_soon_threadsafe(fn)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+
     def publish_frame(self, jpeg: bytes) -> None:
-        with self._frame_cond:
+        with self._lock:
             self._frame, self._seq = bytes(jpeg), self._seq + 1
-            self._frame_cond.notify_all()
+        if self._streams:
+            self._call(self._wake_frames)
 
     def _broadcast(self, kind: str, data: str | list[str]) -> None:
         with self._lock:
@@ -178,6 +216,8 @@ class LiveServer:
                 self._recent.extend(data)
         for c in clients:
             c.put(kind, data)
+        if clients:
+            self._call(self._wake_sse)
 
     def publish_tracks(self, tracks: list[dict]) -> None:
         self._tracks = _dumps(list(tracks))
@@ -191,210 +231,196 @@ class LiveServer:
         self._stats = _dumps(dict(stats))
         self._broadcast("stats", self._stats)
 
-    # --- used by the handler threads ---
-    def _admit(self, sock, sse: _SSEClient | None) -> list[str] | None:
+    def publish_end(self, reason: str = "finished") -> None:
+        """The source ended (or the run stopped): pages say "ended" instead of reconnecting."""
+        self._ended = _dumps({"reason": str(reason)})
+        self._broadcast("end", self._ended)
+
+    # --- the event loop side ---
+    def _wake_frames(self) -> None:
+        fut, self._frame_fut = self._frame_fut, self._loop.create_future()
+        if not fut.done():
+            fut.set_result(None)
+
+    def _wake_sse(self) -> None:
+        with self._lock:
+            clients = list(self._sse)
+        for c in clients:
+            c.wake.set()
+
+    async def _shutdown(self) -> None:
+        self._server.close()
+        self._wake_frames()
+        self._wake_sse()
+        tasks = [c.task for c in self._conns if c.task is not None and c.task is not asyncio.current_task()]
+        if tasks:  # viewers get what is pending (the end event) and return; everyone else is cut
+            await asyncio.wait(tasks, timeout=0.3)
+        for c in list(self._conns):
+            c.writer.transport.abort()
+        if tasks:
+            await asyncio.wait(tasks, timeout=0.3)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = _Conn(reader, writer)
+        if self._closing:
+            writer.transport.abort()
+            return
+        if len(self._conns) >= self.max_open:
+            victim = next((c for c in self._conns if c.pending), None)
+            if victim is None:  # every connection is an admitted request: refuse the newcomer
+                self.counts["refused"] += 1
+                writer.transport.abort()
+                return
+            self.counts["evicted"] += 1
+            self._conns.pop(victim, None)
+            victim.writer.transport.abort()
+        self._conns[conn] = None
+        try:
+            await self._serve(conn)
+        except (OSError, EOFError, asyncio.TimeoutError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass  # the client went away, stalled past a timeout, or close() cut it
+        except Exception:  # noqa: BLE001 - one odd request never takes the server down nor prints a traceback
+            self.counts["errors"] += 1
+        finally:
+            self._conns.pop(conn, None)
+            writer.transport.abort()
+
+    async def _send(self, conn: _Conn, data: bytes) -> None:
+        conn.writer.write(data)
+        await asyncio.wait_for(conn.writer.drain(), SEND_TIMEOUT)
+
+    async def _reply(self, conn: _Conn, code: int, body: str | bytes, headers: dict | None = None,
+                     ctype: str = "text/plain; charset=utf-8", head_only: bool = False) -> None:
+        data = body.encode() if isinstance(body, str) else body
+        hdr = {"Content-Type": ctype, "Content-Length": str(len(data)), **(headers or {})}
+        await self._send(conn, self._head(code, hdr) + (b"" if head_only else data))
+        conn.writer.close()  # flushes, then closes (the finally aborts whatever is left)
+        await asyncio.wait_for(conn.writer.wait_closed(), SEND_TIMEOUT)
+
+    @staticmethod
+    def _head(code: int, headers: dict) -> bytes:
+        lines = [f"HTTP/1.1 {code} {HTTPStatus(code).phrase}"]
+        lines += [f"{k}: {v}" for k, v in {**_BASE_HEADERS, **headers}.items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    async def _serve(self, conn: _Conn) -> None:
+        try:
+            head = await asyncio.wait_for(conn.reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
+        except asyncio.LimitOverrunError:
+            conn.pending = False
+            self.counts["bad_requests"] += 1
+            return await self._reply(conn, 431, f"request head too large (at most {MAX_HEAD} bytes)\n")
+        except asyncio.TimeoutError:
+            self.counts["bad_requests"] += 1
+            return  # a slow or silent client: closed without a word
+        conn.pending = False
+        self.counts["requests"] += 1
+        try:
+            method, path, query, headers = parse_request(head)
+            self.guard.check(conn.peer, query, headers)
+        except Reply as r:
+            if r.code in (400, 414):
+                self.counts["bad_requests"] += 1
+            return await self._reply(conn, r.code, r.text, r.headers, head_only=False)
+        extra = {}
+        if self.token is not None and query.get("token"):  # opened with ?token=: keep access by cookie
+            extra["Set-Cookie"] = self.guard.cookie(secure=self.tls is not None)
+        head_only = method == "HEAD"
+        if path in ("/", "/index.html"):
+            page = PAGE.replace("%TITLE%", html.escape(self.title))
+            return await self._reply(conn, 200, page, {"Content-Security-Policy": PAGE_CSP, **extra},
+                                     "text/html; charset=utf-8", head_only)
+        if path == "/state.json":
+            body = f'{{"tracks":{self._tracks},"stats":{self._stats},"clients":{self.clients}}}'
+            return await self._reply(conn, 200, body, extra, "application/json", head_only)
+        sse = SSEClient() if path == "/events" else None
+        ctype = "text/event-stream; charset=utf-8" if sse else "multipart/x-mixed-replace; boundary=frame"
+        if head_only:
+            return await self._reply(conn, 200, b"", extra, ctype, True)
+        recent = self._admit(sse)
+        if recent is None:
+            return await self._reply(conn, 503, f"too many viewers (at most {self.max_clients}); try again later\n",
+                                     {"Retry-After": "5"})
+        gone = asyncio.ensure_future(self._until_eof(conn.reader))
+        sock = conn.writer.get_extra_info("socket")
+        if sock is not None:  # a viewer that stops reading holds at most ~STREAM_BUFFER in the kernel, not MBs
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_BUFFER)
+        conn.writer.transport.set_write_buffer_limits(high=STREAM_BUFFER // 4)
+        try:
+            hdr = {"Content-Type": ctype, "X-Accel-Buffering": "no", **extra}
+            if sse is None:
+                await self._stream(conn, hdr, gone)
+            else:
+                await self._events(conn, sse, recent, hdr, gone)
+        except asyncio.TimeoutError:
+            self.counts["dropped_slow"] += 1
+        finally:
+            gone.cancel()
+            self._leave(sse)
+
+    def _admit(self, sse: SSEClient | None) -> list[str] | None:
         """Registers a stream (``sse`` None) or SSE client; None when full, else the recent face events."""
         with self._lock:
-            if self._closing.is_set() or self._streams + len(self._sse) >= self.max_clients:
+            if self._closing or self._streams + len(self._sse) >= self.max_clients:
                 return None
             if sse is None:
                 self._streams += 1
             else:
                 self._sse.add(sse)
-            self._socks.add(sock)
             return list(self._recent)
 
-    def _leave(self, sock, sse: _SSEClient | None) -> None:
+    def _leave(self, sse: SSEClient | None) -> None:
         with self._lock:
             if sse is None:
                 self._streams -= 1
             else:
                 self._sse.discard(sse)
-            self._socks.discard(sock)
 
-    def _next_frame(self, seq: int, timeout: float):
-        with self._frame_cond:
-            if self._seq == seq and not self._closing.is_set():
-                self._frame_cond.wait(timeout)
-            return self._seq, self._frame
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    live: LiveServer
-
-    def handle_error(self, request, client_address):  # a client that went away is not an error worth a traceback
-        if not isinstance(sys.exc_info()[1], OSError):
-            super().handle_error(request, client_address)
-
-
-def _gone(sock) -> bool:
-    """True when the peer closed its end (readable with nothing to read)."""
-    try:
-        if select.select([sock], [], [], 0)[0]:
-            return sock.recv(1, socket.MSG_PEEK) == b""
-    except (OSError, ValueError):
-        return True
-    return False
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    timeout = 10.0  # s to receive the request; streaming writes use SEND_TIMEOUT
-    server_version, sys_version = "edge-dfd", ""
-
-    def log_message(self, format, *args):  # no line per request on stderr
-        pass
-
-    def __getattr__(self, name):  # any other method (POST, PUT, DELETE, ...) -> 405
-        if name.startswith("do_"):
-            return self._not_allowed
-        raise AttributeError(name)
-
-    def _not_allowed(self):
-        self._text(405, "method not allowed: the web view is read-only\n", {"Allow": "GET, HEAD"})
-
-    def _text(self, code: int, body: str | bytes, headers: dict | None = None, ctype="text/plain; charset=utf-8"):
-        data = body.encode() if isinstance(body, str) else body
-        self.send_response(code)
-        for k, v in {"Content-Type": ctype, "Content-Length": str(len(data)), "Cache-Control": "no-store",
-                     "X-Content-Type-Options": "nosniff", **(headers or {})}.items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    def do_HEAD(self):
-        self.do_GET()
-
-    def do_GET(self):
-        live, path = self.server.live, self.path.split("?", 1)[0]
-        if path in ("/", "/index.html"):
-            csp = ("default-src 'none'; img-src 'self'; connect-src 'self'; script-src 'unsafe-inline'; "
-                   "style-src 'unsafe-inline'")
-            self._text(200, _PAGE.replace("%TITLE%", html.escape(live.title)), {"Content-Security-Policy": csp},
-                       "text/html; charset=utf-8")
-        elif path == "/state.json":
-            body = f'{{"tracks":{live._tracks},"stats":{live._stats},"clients":{live.clients}}}'
-            self._text(200, body, ctype="application/json")
-        elif path in ("/stream.mjpg", "/events"):
-            sse = _SSEClient() if path == "/events" else None
-            if self.command == "HEAD":
-                ctype = "text/event-stream" if sse else "multipart/x-mixed-replace; boundary=frame"
-                return self._text(200, b"", ctype=ctype)
-            recent = live._admit(self.connection, sse)
-            if recent is None:
-                return self._text(503, f"too many viewers (at most {live.max_clients}); try again later\n",
-                                  {"Retry-After": "5"})
-            try:
-                self.connection.settimeout(SEND_TIMEOUT)
-                if sse is None:
-                    self._stream(live)
-                else:
-                    self._events(live, sse, recent)
-            except OSError:  # the client went away, stalled past SEND_TIMEOUT, or close() cut it
+    @staticmethod
+    async def _until_eof(reader: asyncio.StreamReader) -> None:
+        """Returns when the client closes its end (whatever it sends meanwhile is discarded)."""
+        try:
+            while await reader.read(4096):
                 pass
-            finally:
-                live._leave(self.connection, sse)
-                self.close_connection = True
-        else:
-            self._text(404, "not found\n")
+        except (OSError, ssl.SSLError):
+            pass
 
-    def _start(self, ctype: str):
-        self.send_response(200)
-        for k, v in {"Content-Type": ctype, "Cache-Control": "no-store", "Connection": "close",
-                     "X-Accel-Buffering": "no"}.items():
-            self.send_header(k, v)
-        self.end_headers()
-
-    def _stream(self, live: LiveServer):
-        self._start("multipart/x-mixed-replace; boundary=frame")
+    async def _stream(self, conn: _Conn, hdr: dict, gone: asyncio.Future) -> None:
+        await self._send(conn, self._head(200, hdr))
         seq = 0
-        while not live._closing.is_set():
-            new, jpeg = live._next_frame(seq, 0.5)
+        while not self._closing and not gone.done():
+            with self._lock:
+                new, jpeg = self._seq, self._frame
             if new == seq or jpeg is None:
-                if _gone(self.connection):
-                    return
+                await asyncio.wait([self._frame_fut, gone], timeout=KEEPALIVE, return_when=asyncio.FIRST_COMPLETED)
                 continue
             seq = new
-            head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
-            self.wfile.write(head + jpeg + b"\r\n")
+            part = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+            await self._send(conn, part + jpeg + b"\r\n")  # the next frame is the newest once this one left
 
-    def _events(self, live: LiveServer, sse: _SSEClient, recent: list[str]):
-        self._start("text/event-stream; charset=utf-8")
-        first = [("tracks", live._tracks), ("stats", live._stats)] + [("face", d) for d in recent]
-        self.wfile.write(b"retry: 2000\n\n" + "".join(f"event: {k}\ndata: {d}\n\n" for k, d in first).encode())
-        last = time.monotonic()
-        while not live._closing.is_set():
-            if not sse.wake.wait(0.5):
-                if _gone(self.connection):
-                    return
-                if time.monotonic() - last > KEEPALIVE:
-                    self.wfile.write(b": keepalive\n\n")
-                    last = time.monotonic()
+    async def _events(self, conn: _Conn, sse: SSEClient, recent: list[str], hdr: dict, gone: asyncio.Future):
+        first = [("tracks", self._tracks), ("stats", self._stats)] + [("face", d) for d in recent]
+        if self._ended is not None:
+            first.append(("end", self._ended))
+        await self._send(conn, self._head(200, hdr) + b"retry: 2000\n\n"
+                         + "".join(f"event: {k}\ndata: {d}\n\n" for k, d in first).encode())
+        while not gone.done():
+            waiter = asyncio.ensure_future(sse.wake.wait())
+            try:
+                done, _ = await asyncio.wait([waiter, gone], timeout=KEEPALIVE, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+            if gone.done():
+                return
+            if not done:
+                await self._send(conn, b": keepalive\n\n")
                 continue
             sse.wake.clear()
             data = sse.take()
-            if sse.dropped or live._closing.is_set():
+            if sse.dropped:
+                self.counts["dropped_slow"] += 1
                 return
-            self.wfile.write(data)
-            last = time.monotonic()
-
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>%TITLE%</title>
-<style>
-body{font:14px system-ui,sans-serif;margin:12px;background:#111;color:#ddd}
-h1{font-size:18px;margin:0 0 8px}#bar span{margin-right:14px}
-main{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
-#stream{max-width:100%;width:640px;background:#000;border:1px solid #333;min-height:120px}
-table{border-collapse:collapse;min-width:300px}td,th{padding:3px 8px;border-bottom:1px solid #333;text-align:left}
-tr.fake td.verdict{color:#f55;font-weight:bold}tr.real td.verdict{color:#5d5;font-weight:bold}
-tr.pending td.verdict{color:#aaa}
-#events{list-style:none;padding:0;margin:4px 0;max-height:220px;overflow:auto;font:12px monospace}
-li.fake{color:#f88}li.real{color:#8d8}li.pending{color:#999}
-</style></head><body>
-<h1>%TITLE%</h1>
-<div id="bar"><span>FPS <b id="fps">-</b></span><span>frames <b id="frames">-</b></span>
-<span>uptime <b id="uptime">-</b></span><span id="conn">connecting</span></div>
-<main><img id="stream" src="/stream.mjpg" alt="live stream">
-<section><table id="track-table"><thead><tr><th>track</th><th>verdict</th><th>P(fake)</th><th>age (s)</th></tr>
-</thead><tbody id="tracks"><tr class="empty"><td colspan="4">no faces</td></tr></tbody></table>
-<h2 style="font-size:15px">events</h2><ol id="events"></ol></section></main>
-<script>
-"use strict";
-const $ = id => document.getElementById(id);
-const V = ["fake", "real", "pending"];
-const fmt = (v, d) => (v === null || v === undefined || v === "") ? "-" : Number(v).toFixed(d);
-function cell(tr, cls, text) { const td = document.createElement("td"); td.className = cls;
-  td.textContent = text; tr.appendChild(td); }
-function tracks(ts) {
-  const rows = ts.map(t => { const tr = document.createElement("tr"); const v = V.includes(t.verdict) ? t.verdict : "pending";
-    tr.className = "track " + v; tr.id = "track-" + t.track; tr.dataset.track = t.track;
-    cell(tr, "id", t.track); cell(tr, "verdict", t.verdict); cell(tr, "score", fmt(t.smoothed, 3));
-    cell(tr, "age", fmt(t.age, 1)); return tr; });
-  if (!rows.length) { const tr = document.createElement("tr"); tr.className = "empty"; cell(tr, "", "no faces");
-    tr.firstChild.colSpan = 4; rows.push(tr); }
-  $("tracks").replaceChildren(...rows);
-}
-function face(e) {
-  const li = document.createElement("li"); li.className = "event " + (V.includes(e.verdict) ? e.verdict : "pending");
-  const when = e.utc ? String(e.utc).slice(11, 19) : fmt(e.time, 2);
-  li.textContent = when + "  track " + e.track + "  " + e.verdict + "  P(fake) " + fmt(e.smoothed, 3);
-  const ol = $("events"); ol.prepend(li); while (ol.children.length > 50) ol.lastChild.remove();
-}
-function stats(s) { $("fps").textContent = fmt(s.fps, 1); $("frames").textContent = s.frames ?? "-";
-  $("uptime").textContent = s.uptime == null ? "-" : fmt(s.uptime, 0) + " s"; }
-function connect() {
-  const es = new EventSource("/events");
-  es.onopen = () => { $("conn").textContent = "live"; };
-  es.onerror = () => { $("conn").textContent = "reconnecting";
-    if (es.readyState === EventSource.CLOSED) setTimeout(connect, 3000); };
-  for (const [k, f] of [["tracks", tracks], ["face", face], ["stats", stats]])
-    es.addEventListener(k, m => f(JSON.parse(m.data)));
-}
-$("stream").onerror = () => setTimeout(() => { $("stream").src = "/stream.mjpg?t=" + Date.now(); }, 2000);
-connect();
-</script></body></html>
-"""
+            if data:
+                await self._send(conn, data)
+            if self._closing:
+                return
