@@ -615,8 +615,10 @@ def test_recorded_data_list_takes_the_first_folder_found(tiny, tmp_path):
 @pytest.mark.shared
 @pytest.mark.timeout(3600)
 def test_bundled_model_passes_its_own_gate(tmp_path):
-    """`edge-dfd convert default --calib-data faces140k-sample` with default settings: every int8 file passes
-    (the old max |dp| <= 0.3 / mean <= 0.05 rule failed them on one outlier image of 75)."""
+    """`edge-dfd convert default --calib-data faces140k-sample` with default settings: calibration on 200 of its
+    train images, verification on all 150 valid images. 150 images cannot prove a 3-point margin: tflite-int8 and
+    onnx-int8-arm are "unproven", never "failed" (onnx-int8 is shown worse on this set: 0.880 -> 0.813, see
+    benchmarks/results/onnx_int8_variants.md)."""
     from conftest import FACES140K, _have
 
     if not _have(FACES140K):
@@ -624,11 +626,13 @@ def test_bundled_model_passes_its_own_gate(tmp_path):
     from edge_dfd.convert import convert_model
     from edge_dfd.meta import read_meta
 
-    results = convert_model("default", "tflite-int8,onnx-int8", out_dir=tmp_path, calib_data=FACES140K)
-    for r in results:  # 150 valid images cannot prove a 3-point margin: "unproven", never "failed"
-        assert r.status in ("ok", "unproven"), r.error
+    results = convert_model("default", "tflite-int8,onnx-int8-arm", out_dir=tmp_path, calib_data=FACES140K)
+    for r in results:
+        assert r.status == "unproven", r.error
         fmt = FORMATS[r.format]
         assert r.verify_n == 150 and r.agreement_ci95[1] >= fmt.min_agreement and r.agreement >= 0.9
+        assert r.accuracy_loss_upper95 > 0.03 and r.auc_loss_upper95 < 0.03
         ver = read_meta(r.path).verification
-        assert ver["status"] == r.status and ver["median_abs_diff"] < fmt.max_median_abs_diff
+        assert ver["status"] == "unproven" and ver["median_abs_diff"] < fmt.max_median_abs_diff
+        assert read_meta(r.path).calibration["source"].endswith(":train")
         assert ver["tolerance"]["reported_not_gated"] == ["max_abs_diff", "mean_abs_diff"]
