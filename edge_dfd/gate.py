@@ -78,7 +78,7 @@ def compare(p_ref: np.ndarray, p_exp: np.ndarray, threshold: float, y_fake=None,
 def needed_images(counts, auc: dict | None, margin: float = NONINFERIORITY_MARGIN) -> tuple[int | None, str]:
     """How many verification images would bring both one-sided 95 % loss bounds within ``margin``, if the
     observed proportions held: ``(n, how)``, ``n`` None when no number of images can (the observed loss is
-    already at or beyond the margin, or it would take more than MAX_NEEDED).
+    already at or beyond the margin, it would take more than MAX_NEEDED, or ``auc`` is None: one class only).
 
     ``counts``: (both right, source alone right, export alone right, both wrong) on the verification images.
     Accuracy: the smallest n whose Newcombe bound, computed on these four proportions scaled to n images (the
@@ -89,6 +89,8 @@ def needed_images(counts, auc: dict | None, margin: float = NONINFERIORITY_MARGI
     n0 = int(counts.sum())
     if n0 == 0:
         return None, "no labelled verification images"
+    if auc is None or auc.get("diff") is None:  # more images of one class cannot help
+        return None, "the ROC AUC bound needs at least 2 fake and 2 real verification images"
     loss = (counts[1] - counts[2]) / n0
     if loss >= margin:
         return None, (f"the observed accuracy loss {loss:.3f} is at or beyond the margin {margin:g}: more images of "
@@ -111,8 +113,6 @@ def needed_images(counts, auc: dict | None, margin: float = NONINFERIORITY_MARGI
             lo, hi = (mid, hi) if bound(mid) > margin else (lo, mid)
         n_acc = hi
     how = "accuracy: the Newcombe bound with the observed discordant-image proportions"
-    if auc is None or auc.get("diff") is None:
-        return n_acc, how + "; AUC: not measurable (needs both classes)"
     d, se = auc["diff"], auc["se"] or 0.0
     if d >= margin:
         return None, (f"the observed ROC AUC loss {d:.3f} is at or beyond the margin {margin:g}: more images of the "

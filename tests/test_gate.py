@@ -58,8 +58,9 @@ def test_needed_images_accuracy_is_the_smallest_n_whose_newcombe_bound_fits():
     from edge_dfd.verdicts import paired_accuracy_diff
 
     counts = (50, 3, 2, 5)  # both right, source alone, export alone, both wrong (n0 = 60)
-    n, how = needed_images(counts, None)
-    assert "Newcombe" in how and "AUC: not measurable" in how
+    same_auc = {"diff": 0.0, "se": 0.0}  # the AUC bound already within the margin: accuracy decides
+    n, how = needed_images(counts, same_auc)
+    assert "Newcombe" in how
 
     def bound(m):
         k = np.round(np.asarray(counts) * m / 60).astype(int)
@@ -70,8 +71,10 @@ def test_needed_images_accuracy_is_the_smallest_n_whose_newcombe_bound_fits():
     assert bound(n) <= 0.03 < bound(n - 1)
     assert 1000 < n < 3000  # loss 1/60 of a 3-point margin: ~(1.645 * sqrt(5/60) / (0.03 - 1/60))^2 * 60 ~ 1500
     # perfect agreement on 60 images, both always right: only the Wilson ends remain: n >= 1.645^2 (1 - m) / m
-    n, _ = needed_images((60, 0, 0, 0), None)
+    n, _ = needed_images((60, 0, 0, 0), same_auc)
     assert n == int(np.ceil(Z**2 * (1 - 0.03) / 0.03))
+    assert needed_images(counts, None) == (None, "the ROC AUC bound needs at least 2 fake and 2 real verification "
+                                                 "images")
 
 
 def test_needed_images_auc_scales_the_delong_standard_error():
@@ -111,7 +114,7 @@ def test_one_class_or_no_labels_is_unproven():
     y, p_ref, p_exp = faithful(2000, flips=4)
     real = y == 0
     nums, status, why = gate(y[real], p_ref[real], p_exp[real])
-    assert status == "unproven" and nums["auc_loss_upper95"] is None
+    assert status == "unproven" and nums["auc_loss_upper95"] is None and nums["needed_n"] is None
     assert why == ["ROC AUC loss not measurable (the verification images need both classes)"]
     nums = compare(p_ref, p_exp, 0.5, None)
     assert judge(INT8, nums) == ("unproven", ["no labelled verification images: accuracy loss not measurable"])
