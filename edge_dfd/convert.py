@@ -9,26 +9,31 @@ starts from, and for each requested format:
    calibration source and size);
 3. loads it through ``edge_dfd.runtime.load_model`` - the same code every user runs - with that metadata; int8
    files get their own threshold matched on the calibration images (``edge_dfd.verdicts.matched_threshold``);
-   then verifies it on ``verify_size`` validation images that were NOT used for calibration: max / mean
-   |dP(fake)|, verdict agreement at the model's threshold, accuracy and ROC AUC of both;
-4. writes the metadata into the file once (``edge_dfd.meta.write_meta``), verification numbers included.
+   then verifies it on up to ``verify_size`` (default 2,000) labelled validation images that were NOT used for
+   calibration: max / mean |dP(fake)|, verdict agreement at the model's threshold, accuracy and ROC AUC of both,
+   and the paired loss bounds;
+4. writes the metadata into the file once (``edge_dfd.meta.write_meta``), verification numbers and status included.
 
-``problems`` (``edge_dfd.gate``) is the gate (``ok=False`` rows; the CLI exits 3):
+``judge`` (``edge_dfd.gate``) gives each file a status (``ConvertResult.status``; ``raise_for_failures`` turns it
+into the exit code):
 
-   * float formats: numeric parity, a bug check (``Format.max_abs_diff`` / ``mean_abs_diff`` /
-     ``min_agreement``; fp32 must match Keras to ~1e-4);
-   * int8 formats: what users see, with the sample's uncertainty - fail when the upper 95 % (Clopper-Pearson)
-     bound of the verdict agreement is below ``min_agreement``, when accuracy drops by more than
-     ``max_accuracy_drop`` and the drop is significant (exact sign test on the discordant images, p < 0.05),
-     when ROC AUC drops by more than ``max_auc_drop`` significantly (paired DeLong test, p < 0.05), or when
-     the verdicts collapse to one class, or when the probabilities shift systematically (median |dP| above
-     ``max_median_abs_diff``: a broken calibration that happens to keep the verdicts on these images). max /
-     mean |dP| are reported, not gated: one outlier image must not fail a file that gives the same answers.
+   * "failed" (exit 3; file kept): float formats off numerically (``Format.max_abs_diff`` / ``mean_abs_diff`` /
+     ``min_agreement``; fp32 must match Keras to ~1e-4), or an int8 file *shown worse*: the upper 95 %
+     (Clopper-Pearson) bound of the verdict agreement below ``min_agreement``, an accuracy drop larger than
+     ``max_accuracy_drop`` that is significant (exact sign test on the discordant images, p < 0.05), the same for
+     ROC AUC (paired DeLong test), a collapse to one class, or a systematic shift of the probabilities (median
+     |dP| above ``max_median_abs_diff``). max / mean |dP| are reported, not gated;
+   * "ok": a float file that matches, or an int8 file *shown no worse*: the one-sided upper 95 % bounds of the
+     paired accuracy loss (Newcombe hybrid score) and ROC AUC loss (DeLong) both within the margin
+     (``edge_dfd.formats.NONINFERIORITY_MARGIN``, 3 points);
+   * "unproven" (exit 4; file written): an int8 file that is neither, with the number of verification images
+     that would prove it if the observed differences held (``edge_dfd.gate.needed_images``).
 
-Calibration and verification images are class-stratified samples of the validation split of
-``calib_data`` (default: the data folder recorded in the model by ``edge-dfd train``). With no labelled
-data at all, float formats verify on deterministic generated inputs (``probe_inputs``) and integer
-formats are refused (they need real calibration images).
+Calibration images are a class-stratified sample of the train split of ``calib_data`` (default: the data folder
+recorded in the model by ``edge-dfd train``) when it has enough, else of its valid split; verification images are
+a class-stratified sample of the valid split, never a calibration image. With no labelled data at all, float
+formats verify on deterministic generated inputs (``probe_inputs``) and integer formats are refused (they need
+real calibration images).
 """
 
 from __future__ import annotations
@@ -40,20 +45,31 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_dfd.errors import ConversionError, DataError, EdgeDFDError, ImageError, ModelError, VerificationError
-from edge_dfd.formats import Format, parse_formats
+from edge_dfd.errors import (
+    ConversionError,
+    DataError,
+    EdgeDFDError,
+    ImageError,
+    ModelError,
+    UnprovenError,
+    UsageError,
+    VerificationError,
+)
+from edge_dfd.formats import CALIB_N, VERIFY_N, Format, parse_formats
 from edge_dfd.fsutil import ensure_writable_dir, sha256_file
-from edge_dfd.gate import GATE_ALPHA, binomial_ci, compare, delong_p, problems, tolerance
+from edge_dfd.gate import GATE_ALPHA, binomial_ci, compare, delong_p, judge, needed_text, problems, tolerance
 from edge_dfd.meta import ModelMeta, read_meta, write_meta
 from edge_dfd.verdicts import MATCH_ALPHA, agreement, matched_threshold, sign_test_p
 
-__all__ = ["CALIB_SEED", "DEFAULT_OUT", "GATE_ALPHA", "MATCH_ALPHA", "MATCH_MIN_IMAGES", "VERIFY_SEED", "ConvertResult",
-           "ImageSet", "binomial_ci", "compare", "convert_model", "delong_p", "keras_predict", "matched_threshold",
+__all__ = ["CALIB_N", "CALIB_SEED", "DEFAULT_OUT", "GATE_ALPHA", "MATCH_ALPHA", "MATCH_MIN_IMAGES", "VERIFY_N",
+           "VERIFY_SEED", "ConvertResult", "ImageSet", "binomial_ci", "compare", "convert_model", "delong_p", "judge",
+           "keras_predict", "matched_threshold",
            "predict_chunked", "probe_inputs", "problems", "raise_for_failures", "select_images", "sign_test_p"]
 
 CALIB_SEED, VERIFY_SEED = 0, 1
 DEFAULT_OUT = "exports/default"  # where `convert default` writes without --out (never into the installed package)
 MATCH_MIN_IMAGES = 50  # fewer calibration images: keep the Keras threshold (too few to move it)
+PROBE_N = 200  # at most this many generated inputs verify a float file when no labelled images exist
 PREDICT_CHUNK = 32
 
 
@@ -73,11 +89,15 @@ class ConvertResult:
     verify_n: int = 0
     verify_source: str | None = None
     threshold: float | None = None
-    ok: bool = True
-    error: str | None = None
+    ok: bool = True  # status == "ok"
+    error: str | None = None  # why it failed or is unproven
     agreement_ci95: list | None = None
     auc_keras: float | None = None
     auc_export: float | None = None
+    status: str = "ok"  # "ok" | "unproven" | "failed" (edge_dfd.gate.judge)
+    accuracy_loss_upper95: float | None = None  # one-sided 95 % bound of accuracy_keras - accuracy_export
+    auc_loss_upper95: float | None = None
+    needed_n: int | None = None  # "unproven": verification images that would prove it
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -154,7 +174,10 @@ def _load_images(records, size: int, what: str):
 
 
 def select_images(root: Path, size: int, calib_size: int, verify_size: int):
-    """(calibration ImageSet, verification ImageSet) from the validation split of ``root``."""
+    """(calibration ImageSet, verification ImageSet) of ``root``: verification = up to ``verify_size``
+    class-stratified images of the valid split (all of them when it has fewer: one note says so); calibration =
+    ``calib_size`` class-stratified images of the train split when it has that many, else shared out of the valid
+    split (at most half of it when it cannot hold both counts). The two never share an image."""
     from edge_dfd.data import available_splits, load_split, stratified_sample
 
     splits = available_splits(root)
@@ -164,19 +187,27 @@ def select_images(root: Path, size: int, calib_size: int, verify_size: int):
     if split != "valid":
         print(f"note: {root} has no 'valid' split; calibrating and verifying on '{split}'", file=sys.stderr)
     records = load_split(root, split)
-    if calib_size and calib_size + verify_size > len(records):  # too few: share them out, never reuse one for both
-        calib_size = max(1, round(len(records) * calib_size / (calib_size + verify_size)))
-        verify_size = len(records) - calib_size
-        print(f"note: {root}:{split} has {len(records)} images; using {calib_size} to calibrate and "
-              f"{verify_size} to verify", file=sys.stderr)
-    calib_recs = stratified_sample(records, calib_size, seed=CALIB_SEED)
-    verify_recs = stratified_sample(records, verify_size, seed=VERIFY_SEED, exclude=calib_recs)
-    src = f"{root}:{split}"
+    calib_split, calib_pool = split, records
+    if calib_size and split != "train" and "train" in splits:
+        train = load_split(root, "train")
+        if len(train) >= calib_size:
+            calib_split, calib_pool = "train", train
+    if calib_size and calib_split == split and calib_size + verify_size > len(records) and \
+            calib_size > len(records) // 2:  # too few to share out as asked: at most half calibrates, never reused
+        calib_size = max(1, len(records) // 2)
+        print(f"note: {root}:{split} has {len(records)} images and no train split with enough: calibrating on "
+              f"{calib_size} of them, verifying on the others", file=sys.stderr)
+    calib_recs = stratified_sample(calib_pool, calib_size, seed=CALIB_SEED)
+    verify_recs = stratified_sample(records, verify_size, seed=VERIFY_SEED,
+                                    exclude=calib_recs if calib_split == split else ())
+    if len(verify_recs) < verify_size:
+        print(f"note: verifying on all {len(verify_recs)} labelled images of {root}:{split} left for it (fewer than "
+              f"the {verify_size} asked for)", file=sys.stderr)
     cx, cy, _ = _load_images(calib_recs, size, "calibration")
     vx, vy, _ = _load_images(verify_recs, size, "verification")
     if len(cx) == 0 and len(vx) == 0:
         raise DataError(f"{root}: no readable images in the '{split}' split ({len(records)} listed)")
-    return ImageSet(cx, cy, src), ImageSet(vx, vy, src)
+    return ImageSet(cx, cy, f"{root}:{calib_split}"), ImageSet(vx, vy, f"{root}:{split}")
 
 
 # ---------------------------------------------------------------- verification
@@ -202,8 +233,8 @@ def predict_chunked(predict, x: np.ndarray, desc: str) -> np.ndarray:
 # ---------------------------------------------------------------- main entry
 
 
-def convert_model(keras_path, formats="all", out_dir=None, calib_data=None, calib_size: int = 200,
-                  verify_size: int = 200, verify: bool = True, opset: int | None = None, *,
+def convert_model(keras_path, formats="all", out_dir=None, calib_data=None, calib_size: int = CALIB_N,
+                  verify_size: int = VERIFY_N, verify: bool = True, opset: int | None = None, *,
                   unsafe: bool = False, match_threshold: bool = True, progress=None) -> list[ConvertResult]:
     """Export ``keras_path`` to ``formats`` ("all", "a,b" or a list of names / Format rows).
 
@@ -219,7 +250,7 @@ def convert_model(keras_path, formats="all", out_dir=None, calib_data=None, cali
     say = progress or (lambda msg: None)
     fmts = _as_formats(formats)
     if calib_size < 1 or verify_size < 1:
-        raise EdgeDFDError(f"calib_size={calib_size} and verify_size={verify_size} must be >= 1")
+        raise UsageError(f"calib_size={calib_size} and verify_size={verify_size} must be >= 1")
     opset = check_opset(DEFAULT_OPSET if opset is None else opset)
     if str(keras_path) == "default":  # the bundled source model (checked against the bundle's manifest)
         from edge_dfd import zoo
@@ -244,7 +275,7 @@ def convert_model(keras_path, formats="all", out_dir=None, calib_data=None, cali
             raise DataError(f"{root}: no readable calibration images in {calib.source}")
         if len(verify_set.x) == 0:
             print("note: no validation images left after calibration; verifying on generated inputs", file=sys.stderr)
-            verify_set = ImageSet(probe_inputs(verify_size, size), None, "generated probe inputs")
+            verify_set = ImageSet(probe_inputs(min(verify_size, PROBE_N), size), None, "generated probe inputs")
     else:
         quant = [f.name for f in fmts if f.quantized]
         if quant:
@@ -253,7 +284,7 @@ def convert_model(keras_path, formats="all", out_dir=None, calib_data=None, cali
                 "with a valid split); the model records no data folder that exists here"
             )
         calib = None
-        verify_set = ImageSet(probe_inputs(verify_size, size), None, "generated probe inputs")
+        verify_set = ImageSet(probe_inputs(min(verify_size, PROBE_N), size), None, "generated probe inputs")
 
     sha = sha256_file(keras_path)
     threshold = float(src_meta.threshold)
@@ -283,7 +314,7 @@ def convert_model(keras_path, formats="all", out_dir=None, calib_data=None, cali
                     backend = None
                     write_meta(path, meta)
             except EdgeDFDError as exc:
-                res.ok, res.error = False, str(exc)
+                res.ok, res.status, res.error = False, "failed", str(exc)
             res.seconds = round(time.perf_counter() - t0, 2)
             res.bytes = path.stat().st_size if path.exists() else 0
             results.append(res)
@@ -335,29 +366,42 @@ def _verify(res: ConvertResult, fmt: Format, backend, meta: ModelMeta, vset: Ima
     """The export's numbers against the Keras model's on the verification images (``edge_dfd.gate``), into
     ``res`` and ``meta.verification``."""
     p_exp = predict_chunked(backend.predict, vset.x, f"{fmt.name}: verifying")
-    nums = compare(p_ref, p_exp, threshold, vset.y_fake, export_threshold=meta.threshold)
-    bad = problems(fmt, nums)
+    nums = compare(p_ref, p_exp, threshold, vset.y_fake, export_threshold=meta.threshold,
+                   margin=min(fmt.max_accuracy_drop, fmt.max_auc_drop))
+    if not fmt.quantized:  # proven by numeric parity: no margin to reach
+        nums["needed_n"] = nums["needed_n_note"] = None
+    status, why = judge(fmt, nums)
     res.max_abs_diff, res.mean_abs_diff = nums["max_abs_diff"], nums["mean_abs_diff"]
     res.agreement = nums["agreement"]
     res.accuracy_keras, res.accuracy_export = nums["accuracy_keras"], nums["accuracy_export"]
     res.agreement_ci95, res.auc_keras, res.auc_export = nums["agreement_ci95"], nums["auc_keras"], nums["auc_export"]
     res.verify_n, res.verify_source = nums["n"], vset.source
+    res.accuracy_loss_upper95, res.auc_loss_upper95 = nums["accuracy_loss_upper95"], nums["auc_loss_upper95"]
+    res.status, res.ok = status, status == "ok"
+    res.needed_n = nums["needed_n"] if status == "unproven" else None
     meta.verification = {**nums, "source": vset.source, "threshold": threshold, "export_threshold": meta.threshold,
-                         "ok": not bad,
-                         "tolerance": tolerance(fmt)}
-    if bad:
-        res.ok = False
-        res.error = f"{fmt.name} disagrees with the Keras model on {nums['n']} images: " + "; ".join(bad)
+                         "ok": status == "ok", "status": status, "tolerance": tolerance(fmt)}
+    if status == "failed":
+        res.error = f"{fmt.name} disagrees with the Keras model on {nums['n']} images: " + "; ".join(why)
         if fmt.quantized:  # reported with the failure, never a reason on their own
             res.error += f" (max / mean |dp| {nums['max_abs_diff']:.3g} / {nums['mean_abs_diff']:.3g})"
+    elif status == "unproven":
+        res.error = (f"{fmt.name} is not shown worse than the Keras model but not shown within the margin on "
+                     f"{nums['n']} images: " + "; ".join(why) + f"; {needed_text(nums)}")
 
 
 def raise_for_failures(results: list[ConvertResult]) -> None:
-    """VerificationError (exit 3) if any export failed its check, ConversionError if any failed to convert."""
-    failed = [r for r in results if not r.ok]
-    if not failed:
-        return
-    msg = " | ".join(r.error or f"{r.format} failed" for r in failed)
-    if all(r.max_abs_diff is not None for r in failed):
-        raise VerificationError(msg + " (files kept for inspection; their metadata says verification ok=false)")
-    raise ConversionError(msg)
+    """VerificationError (exit 3) if any export failed its check, ConversionError (exit 1) if any failed to
+    convert, else UnprovenError (exit 4) if any is "unproven" (files written)."""
+    failed = [r for r in results if r.status == "failed" or (not r.ok and r.status == "ok")]
+    unproven = [r for r in results if r.status == "unproven"]
+    if failed:
+        msg = " | ".join(r.error or f"{r.format} failed" for r in failed)
+        if all(r.max_abs_diff is not None for r in failed):
+            raise VerificationError(msg + " (files kept for inspection; their metadata says verification "
+                                    "status=failed)")
+        raise ConversionError(msg)
+    if unproven:
+        raise UnprovenError(" | ".join(r.error or f"{r.format} unproven" for r in unproven)
+                            + " (files written; their metadata says verification status=unproven; more labelled "
+                            "images: --verify-n, or a larger valid split)")

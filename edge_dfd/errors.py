@@ -1,7 +1,8 @@
 """User-facing errors. The CLI prints ``error: <message>`` for these and exits with ``exit_code``.
 
 Exit codes (documented in the README): 0 ok, 1 error, 2 usage error (click), 3 quality gate failed
-(``bench --floor``, ``convert`` verification), 130 interrupted; ``live`` stopped by SIGTERM / SIGHUP: 143 / 129.
+(``bench --floor``, ``convert`` verification), 4 ``convert``: a quantised file not shown worse but not proven
+within the margin either ("unproven"; files written), 130 interrupted; ``live`` stopped by SIGTERM / SIGHUP: 143 / 129.
 """
 
 from __future__ import annotations
@@ -46,6 +47,13 @@ class VerificationError(ConversionError):
     """An exported model disagrees with its source beyond its format's tolerance."""
 
     exit_code = 3
+
+
+class UnprovenError(ConversionError):
+    """A quantised export is not shown worse than its source, but its verification images cannot show it is within
+    the non-inferiority margin either (``edge_dfd.gate.judge``); the file is written."""
+
+    exit_code = 4
 
 
 class QualityGateError(EdgeDFDError):

@@ -363,7 +363,7 @@ def test_convert_shows_calibration_and_verification(tmp_path, clock, monkeypatch
     tiny_model().save(path)
     monkeypatch.setattr(progress, "PLAIN_INTERVAL", 0.0)
     (r,) = convert_model(path, "tflite-int8", out_dir=tmp_path, calib_data=root, calib_size=12, verify_size=8)
-    assert r.ok, r.error
+    assert r.status != "failed", r.error  # 8 images cannot prove the int8 margin: "unproven"
     err = capsys.readouterr().err
     assert "reading calibration images: 12/12 img (100%)" in err
     assert "reading verification images: 8/8 img (100%)" in err

@@ -10,7 +10,10 @@
   on the bundled model mean |dP| vs fp32 fell from 0.091 to 0.057 (140k valid) and 0.043 to 0.029
   (tpdne valid), at the same speed within this VM's noise), MinMax calibration over ``ctx.calib`` (real validation images), after
   ``quant_pre_process`` (shape inference without sympy). ``quantize_dynamic`` is not offered: it is
-  slower than fp32 for convolutions on CPU.
+  slower than fp32 for convolutions on CPU. Compared with what else static quantisation offers (per-tensor
+  weights, QOperator, Entropy / Percentile calibration, the head and / or the first convolution in float) on the
+  bundled model, judged by the convert gate's loss bounds, none beats this recipe
+  (``python -m benchmarks.onnx_int8_variants``, benchmarks/results/onnx_int8_variants.md).
 * ``onnx-int8-arm``  the same with every weight at the full 8-bit range, for CPUs whose int8 kernels cannot
   saturate (ARM64 such as a Raspberry Pi, x86 with AVX512-VNNI / AVX-VNNI). On the bundled model its
   non-saturating result is within a point of fp32 (mean |dP| 0.025 / 0.019 vs 0.057 / 0.029 for
