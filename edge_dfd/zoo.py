@@ -53,6 +53,7 @@ EVAL_SAMPLE_SETS = {  # folder -> what it is (printed by bench / evaluate)
     "tpdne128": "ffhq-tpdne-128 test split (FFHQ vs StyleGAN2 / thispersondoesnotexist, 128 px)",
 }
 EVAL_SAMPLE_SPLIT = "test"
+EVAL_SAMPLE_RELEASE_SET = {"faces140k": "faces140k-sample", "tpdne128": "ffhq-tpdne-128"}  # names in release figures
 _VERIFIED: dict[tuple, str] = {}  # (resolved path, size, mtime_ns) -> sha256: each file is hashed once per process
 
 
@@ -120,8 +121,8 @@ def bundled_path(name: str, format: str | None = None) -> Path:
     fmt = get_format(format)
     p = d / fmt.filename(STEM)
     if not p.is_file():
-        raise ModelError(f"the bundled model '{name}' is missing in format '{fmt.name}' ({p} not found; "
-                         f"bundled formats: {', '.join(have) or 'none'})")
+        raise ModelError(f"the bundled model '{name}' is missing in format '{fmt.name}': it ships "
+                         f"{', '.join(have) or 'none'} only (pick one with --format; {p.name} not found)")
     verify_bundled(p, fmt.name)
     return p
 

@@ -130,7 +130,7 @@ def test_named_bundled_model_resolves_its_own_format_and_is_checked(tmp_path, mo
     monkeypatch.setattr(zoo, "_VERIFIED", {})
     assert zoo.is_bundled_name("ten-pass") and zoo.is_bundled_name("default") and not zoo.is_bundled_name("x.tflite")
     assert resolve_model("ten-pass") == d / "detector_int8.tflite"
-    with pytest.raises(ModelError, match=r"'ten-pass' is missing in format 'onnx'.*bundled formats: tflite-int8"):
+    with pytest.raises(ModelError, match=r"'ten-pass' is missing in format 'onnx': it ships tflite-int8 only"):
         resolve_model("ten-pass", "onnx")
     (d / "detector_int8.tflite").write_bytes(b"INT8 model bytes" * 10)  # same size, other bytes
     monkeypatch.setattr(zoo, "_VERIFIED", {})
