@@ -23,10 +23,6 @@ __all__ = ["REFERENCE_ORDER", "accuracy_fields", "by_set", "paired_fields", "par
 REFERENCE_ORDER = ("keras", "tflite-fp32", "onnx")
 
 
-def _r(v, k: int = 4):
-    return None if v is None else round(float(v), k)
-
-
 def accuracy_fields(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
     """BenchRow fields of one format on ``n`` images: accuracy (+ Wilson 95 %), balanced accuracy (+ MOVER),
     AUC (+ DeLong; ``auc_note`` says why when n/a), AP, EER, precision, recall, F1."""
@@ -68,8 +64,8 @@ def by_set(y: np.ndarray, p: np.ndarray, threshold: float, sets: list[str]) -> d
     for name in dict.fromkeys(sets):
         m = s == name
         ok = is_fake(p[m], threshold) == y[m].astype(bool)
-        out[name] = {"n": int(m.sum()), "accuracy": _r(ok.mean()) if m.any() else None,
-                     "auc": _r(roc_auc(y[m], p[m])) if len(np.unique(y[m])) == 2 else None}
+        out[name] = {"n": int(m.sum()), "accuracy": float(ok.mean()) if m.any() else None,
+                     "auc": roc_auc(y[m], p[m]) if len(np.unique(y[m])) == 2 else None}
     return out
 
 
