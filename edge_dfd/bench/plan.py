@@ -1,11 +1,10 @@
-"""Planning one ``edge-dfd bench`` run: model arguments -> (format, file) targets, a ``.keras`` source converted
-once into a cache keyed by its sha256, each target measured by ``worker.measure_isolated``, rows and notes."""
+"""Planning one ``edge-dfd bench`` run: the labelled images (``--data`` or the bundled sample), the targets
+(``targets.group_targets``), each measured by ``worker.measure_isolated``, then rows (accuracy, paired differences,
+Pareto: ``accuracy``) and notes."""
 
 from __future__ import annotations
 
-import importlib.util
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,20 +21,13 @@ from edge_dfd.bench.result import (
     BenchResult,
     BenchRow,
 )
-from edge_dfd.errors import EdgeDFDError, ModelError
-from edge_dfd.formats import FORMATS, format_of_file, parse_formats, runtime_of_file
-from edge_dfd.fsutil import ensure_writable_dir, sha256_file
+from edge_dfd.bench.targets import Target, group_targets, have_tensorflow
+from edge_dfd.errors import EdgeDFDError
+from edge_dfd.formats import parse_formats
+from edge_dfd.fsutil import ensure_writable_dir
 from edge_dfd.verdicts import agreement
 
 __all__ = ["default_probe_inputs", "have_tensorflow", "run_bench"]
-
-
-def have_tensorflow() -> bool:
-    """True when TensorFlow is installed (checked without importing it)."""
-    try:
-        return importlib.util.find_spec("tensorflow") is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def default_probe_inputs(size: int, n: int = PROBE_N) -> np.ndarray:
@@ -43,168 +35,6 @@ def default_probe_inputs(size: int, n: int = PROBE_N) -> np.ndarray:
     from edge_dfd.convert import probe_inputs
 
     return probe_inputs(n, size, seed=0)
-
-
-@dataclass
-class _Target:
-    group: str
-    fmt: str
-    path: Path | None
-    status: str | None = None  # pre-set for skipped / failed-before-measuring rows
-
-
-def _file_format(p: Path) -> str:
-    """A model file's format: its edge-dfd metadata's when present (authoritative), else from its name."""
-    from edge_dfd.meta import read_meta
-
-    try:
-        meta = read_meta(p)
-    except EdgeDFDError:
-        meta = None
-    if meta is not None and meta.format in FORMATS:
-        return meta.format
-    return format_of_file(p).name
-
-
-def _wanted(formats) -> list[str] | None:
-    """The formats asked for with --formats / --format; None for 'all' (every format a bundle or folder has)."""
-    if formats is None or str(formats).strip().lower() == "all":
-        return None
-    return [f.name for f in parse_formats(formats, allow_keras=True)]
-
-
-def _bundled_group(name: str, formats, notes: list[str]) -> list[_Target]:
-    """The bundled model ``name`` ("default", "ten-pass") in every bundled format, or in those asked for: one
-    that it does not have is a note, and when it has none of them a ModelError naming what it has."""
-    from edge_dfd import zoo
-
-    folder = zoo.default_dir() if name == "default" else zoo.NAMED[name]
-    have = zoo.available_formats(folder)
-    if not have:
-        zoo.bundled_path(name)  # raises the 'bundled model missing' ModelError
-    wanted = _wanted(formats)
-    if wanted is not None:
-        missing = [n for n in wanted if n not in have]
-        if len(missing) == len(wanted):
-            raise ModelError(f"the bundled model '{name}' has no {', '.join(missing)} file; it ships "
-                             f"{', '.join(have)} (pick one with --format)")
-        if missing:
-            notes.append(f"{name}: no bundled {', '.join(missing)} file (it ships {', '.join(have)})")
-    return [_Target(name, n, zoo.bundled_path(name, n)) for n in have if wanted is None or n in wanted]
-
-
-def _folder_group(folder: Path, formats, notes: list[str]) -> list[_Target]:
-    """Every model file of a folder (an ``edge-dfd convert`` output), in FORMATS order, each file's format from
-    its metadata. Its source .keras is the paired reference: one in the folder, else the bundled detector.keras
-    when the files' metadata names it (``convert default``); without it, the fp32 file is."""
-    from edge_dfd import zoo
-    from edge_dfd.formats import RUNTIME_OF_SUFFIX
-    from edge_dfd.meta import read_meta
-
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in RUNTIME_OF_SUFFIX)
-    if not files:
-        raise ModelError(f"{folder}: no model file (.keras / .tflite / .onnx) in this folder; expected an "
-                         "`edge-dfd convert` output folder")
-    order = list(FORMATS)
-    found = sorted(((_file_format(p), p) for p in files), key=lambda t: (order.index(t[0]), t[1].name))
-    if not any(f == "keras" for f, _ in found):
-        shas = set()
-        for _, p in found:
-            try:
-                shas.add(getattr(read_meta(p), "source_sha256", None))
-            except EdgeDFDError:
-                pass
-        man = None
-        try:
-            man = zoo.read_manifest(zoo.default_dir())
-        except ModelError:
-            pass
-        entry = ((man or {}).get("files") or {}).get("keras") or {}
-        src = zoo.default_dir() / str(entry.get("file", ""))
-        if entry.get("sha256") in shas and src.is_file():
-            found.insert(0, ("keras", src))
-            notes.append(f"{folder.name}: its files were converted from the bundled {src.name}, measured as the "
-                         "source (paired reference)")
-    wanted = _wanted(formats)
-    if wanted is not None:
-        kept = [(f, p) for f, p in found if f in wanted]
-        if not kept:
-            raise ModelError(f"{folder}: no {', '.join(wanted)} file; it holds "
-                             f"{', '.join(dict.fromkeys(f for f, _ in found))}")
-        found = kept
-    return [_Target(folder.name, f, p) for f, p in found]
-
-
-def _group_targets(models, formats, cache_root: Path, data, log, convert_kwargs=None,
-                   notes: list[str] | None = None) -> list[list[_Target]]:
-    """Model arguments -> groups of (format, file) to measure; a .keras source is converted (cached)."""
-    from edge_dfd import zoo
-
-    notes = notes if notes is not None else []
-    if not models:
-        return [_bundled_group("default", formats, notes)]
-    groups = []
-    for m in models:
-        p = Path(m)
-        if zoo.is_bundled_name(m):  # "default", "ten-pass": every format it has (or those of --format)
-            groups.append(_bundled_group(str(m), formats, notes))
-            continue
-        if p.is_dir():
-            groups.append(_folder_group(p, formats, notes))
-            continue
-        if not p.is_file():
-            raise ModelError(f"{p}: model file or folder not found")
-        if p.suffix.lower() != ".keras":
-            runtime_of_file(p)  # an unknown suffix: one line naming the file and the accepted suffixes
-            groups.append([_Target(p.name, _file_format(p), p)])
-            continue
-        wanted = [f.name for f in parse_formats(formats, allow_keras=True)]
-        groups.append(_convert_cached(p, wanted, cache_root, data, log, convert_kwargs or {}))
-    return groups
-
-
-def _convert_cached(src: Path, wanted: list[str], cache_root: Path, data, log, convert_kwargs: dict) -> list[_Target]:
-    """Convert ``src`` to the wanted export formats into cache_root/<sha256[:16]>, reusing earlier results."""
-    group = src.name
-    targets = [_Target(group, "keras", src)] if "keras" in wanted else []
-    exports = [n for n in wanted if n != "keras"]
-    if not exports:
-        return targets
-    if not have_tensorflow():
-        return targets + [_Target(group, n, None, "skipped: TensorFlow not installed (needed to convert)")
-                          for n in exports]
-    cache = ensure_writable_dir(cache_root / sha256_file(src)[:16])
-    stem = src.stem
-    missing = [n for n in exports if not (cache / FORMATS[n].filename(stem)).is_file()]
-    failed: dict[str, str] = {}
-    if missing:
-        from edge_dfd.convert import convert_model
-
-        log(f"converting {src.name} to {', '.join(missing)} (cached in {cache})")
-        calib = str(data) if data else None
-        def convert(names):
-            for r in convert_model(src, names, out_dir=cache, calib_data=calib, progress=log, **convert_kwargs):
-                if not r.ok:
-                    failed[r.format] = str(r.error or "conversion failed")
-                    Path(r.path).unlink(missing_ok=True)  # never reuse a failed export from the cache
-
-        try:
-            convert(missing)  # one call: the model is loaded and exported to a SavedModel once
-        except EdgeDFDError:
-            for n in missing:  # a format refused up front (e.g. int8 without data) must not sink the others
-                try:
-                    convert([n])
-                except EdgeDFDError as exc:
-                    failed[n] = str(exc)
-    for n in exports:
-        path = cache / FORMATS[n].filename(stem)
-        if n in failed:
-            targets.append(_Target(group, n, path, f"failed: {failed[n]}"))
-        elif not path.is_file():
-            targets.append(_Target(group, n, path, "failed: converter wrote no file"))
-        else:
-            targets.append(_Target(group, n, path))
-    return targets
 
 
 def _eval_records(data, split: str, sample: int | None, seed: int, notes: list[str]):
@@ -264,7 +94,7 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
     records = [[str(r.path), int(r.label)] for r in recs]
     y_all = np.asarray([1 - lab for _, lab in records], np.int64)
     out = ensure_writable_dir(out_dir or DEFAULT_OUT)
-    groups = _group_targets(list(models), formats, out / "cache", data, log, convert_kwargs, notes)
+    groups = group_targets(list(models), formats, out / "cache", data, log, convert_kwargs, notes)
     rows: list[BenchRow] = []
     in_float: list[str] = []  # formats whose quantised graph ran in float (see edge_dfd.runtime.onnx)
     tf_ok = have_tensorflow()
@@ -417,7 +247,7 @@ def _write_probes(tmp: Path, size: int, n: int = PROBE_N) -> tuple[str, list[str
     return str(npy), files
 
 
-def _release(tgt: _Target) -> dict | None:
+def _release(tgt: Target) -> dict | None:
     """Release-time figures of a bundled file (its manifest's ``release`` table), None for any other file."""
     from edge_dfd import zoo
 
@@ -430,7 +260,7 @@ def _release(tgt: _Target) -> dict | None:
     return {**{k: v for k, v in row.items() if k != "file"}, "time": rel.get("time")}
 
 
-def _row(tgt: _Target, res: dict, threads: int, floor: float | None, y: np.ndarray, sets) -> BenchRow:
+def _row(tgt: Target, res: dict, threads: int, floor: float | None, y: np.ndarray, sets) -> BenchRow:
     size = tgt.path.stat().st_size if tgt.path and tgt.path.is_file() else None
     base = dict(model=tgt.group, format=tgt.fmt, path=str(tgt.path), bytes=size,
                 size_mb=round(size / 1e6, 3) if size else None, threads=threads, release=_release(tgt))
