@@ -292,3 +292,36 @@ def test_no_argument_bench_of_the_bundled_model_matches_its_release_figures(tmp_
             assert here["auc"] == pytest.approx(rel["auc"], abs=0.005), (name, st)
     assert rows["tflite-fp32"]["acc_diff"] == pytest.approx(0.0, abs=0.002)
     assert any(r["pareto"] for r in rows.values())
+
+
+def test_bench_folder_of_convert_default_uses_the_bundled_source(models, tiny140k, tmp_path, cli_run, monkeypatch):
+    """A folder written by `convert default`: its files' metadata names the bundled detector.keras (sha256 in the
+    bundle's manifest), which bench measures as the source and paired reference."""
+    from edge_dfd.fsutil import sha256_file
+    from edge_dfd.meta import read_meta, write_meta
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    shutil.copy(models["keras"], bundle / "detector.keras")
+    shutil.copy(models["tflite-fp32"], bundle / "detector_fp32.tflite")
+    zoo.write_manifest(bundle, version="t")
+    monkeypatch.setenv("EDGE_DFD_DEFAULT_MODEL_DIR", str(bundle))
+    out = tmp_path / "exports"
+    out.mkdir()
+    sha = sha256_file(bundle / "detector.keras")
+    for name in ("tflite-int8", "onnx"):
+        dst = out / zoo.FORMATS[name].filename("detector")
+        shutil.copy(models[name], dst)
+        meta = read_meta(dst)
+        meta.source_sha256 = sha
+        write_meta(dst, meta)
+    code, stdout, stderr = cli_run("bench", out, "--data", tiny140k, "--out", tmp_path / "b", "--json", *FAST)
+    assert code == 0, stderr
+    doc = json.loads(stdout)
+    rows = doc["rows"]
+    assert [(r["format"], r["path"]) for r in rows] == [("keras", str(bundle / "detector.keras")),
+                                                        ("tflite-int8", str(out / "detector_int8.tflite")),
+                                                        ("onnx", str(out / "detector.onnx"))]
+    assert all(r["reference"] == "keras" and r["status"] == "ok" for r in rows)
+    assert rows[2]["acc_diff"] == 0.0 and rows[1]["agreement"] is not None
+    assert any("converted from the bundled detector.keras" in n for n in doc["notes"])
