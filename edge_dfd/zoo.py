@@ -221,7 +221,8 @@ def write_manifest(folder=None, version: str | None = None, release: dict | None
     ``version`` names the model; by default it is kept from the existing manifest when its files are unchanged,
     else the first 12 hex digits of the source Keras sha256 recorded in the files' metadata (or of
     detector.keras itself). ``release`` (``release_table``) replaces the release-time figures; by default the
-    existing manifest's are kept.
+    existing manifest's are kept while the files are unchanged, and dropped when they changed (figures of other
+    files would be wrong).
     """
     from edge_dfd.fsutil import atomic_write_json, sha256_file
     from edge_dfd.meta import read_meta
@@ -258,8 +259,8 @@ def write_manifest(folder=None, version: str | None = None, release: dict | None
            "regenerate": "python -m edge_dfd.zoo --write-manifest"}
     if release is not None:  # only the files this bundle has
         man["release"] = {**release, "formats": {k: v for k, v in release.get("formats", {}).items() if k in files}}
-    elif old is not None and isinstance(old.get("release"), dict):
-        man["release"] = old["release"]  # the release-time figures are kept (refresh: --release-from)
+    elif old is not None and isinstance(old.get("release"), dict) and old.get("files") == files:
+        man["release"] = old["release"]  # same files: their release-time figures are kept (refresh: --release-from)
     return atomic_write_json(d / MANIFEST, man)
 
 
