@@ -214,6 +214,7 @@ def test_one_class_data_auc_na_accuracy_shown(models, tiny140k, tmp_path, cli_ru
         assert r["auc_note"] == "n/a: one class only (8 real, 0 fake); AUC needs both"
     lines = [ln for ln in stdout.splitlines() if ln.startswith(("tiny", "tflite", "onnx"))]
     assert any("n/a" in ln for ln in lines), stdout
+    assert "note: AUC n/a: one class only (8 real, 0 fake); AUC needs both" in stdout
 
 
 def test_bench_folder_measures_a_convert_output(models, tiny140k, tmp_path, cli_run):

@@ -164,6 +164,8 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
                  "Pareto = no other format of the model is both faster (p50) and more accurate (point estimates)")
     notes.append("latency and accuracy are measured in separate passes of the same process (the batch-1 latency "
                  "loop first, on decoded images; then the accuracy pass, whose end-to-end rate is img/s)")
+    for why in dict.fromkeys(r.auc_note for r in rows if r.auc_note):
+        notes.append(f"AUC {why}")
     if any(r.release for r in rows):
         notes.append("release-time figures: what `python -m edge_dfd.release` measured on each set's test split "
                      "when the bundled files were made (from the bundle's manifest.json, i.e. "
