@@ -45,5 +45,9 @@ def test_evaluate_without_data_uses_the_bundled_sample(models, tmp_path, cli_run
     n_ok = sum(v["accuracy"] * v["n"] for v in rep["by_set"].values())
     assert n_ok == pytest.approx(rep["accuracy"] * rep["n"])  # the two sets add up to the whole
     assert "bundled evaluation sample" in rep["title"] and "bundled evaluation sample" in stderr
+    code, stdout, _ = cli_run("evaluate", models["tflite-int8"], "--sample", "20", "--out", tmp_path / "g")
+    assert code == 0 and "on the bundled evaluation sample [test]" in stdout
+    assert [ln.split()[0] for ln in stdout.splitlines() if "(n=" in ln and "ROC AUC" in ln] == ["faces140k",
+                                                                                               "tpdne128"]
     code, _, stderr = cli_run("evaluate", models["onnx"], "--format", "tflite-int8", "--out", tmp_path / "f")
     assert code == 1 and "--format tflite-int8 expects a .tflite file" in stderr

@@ -49,4 +49,7 @@ def cmd(model, data_dir, fmt, split, out_dir, threads, batch_size, provider, sam
         click.echo(json.dumps(rep, indent=2))
     else:
         click.echo(report_text(rep, rep["title"]), nl=False)
+        for name, r in (rep.get("by_set") or {}).items():  # the bundled sample's two sets
+            auc = "n/a" if r["auc"] is None else f"{r['auc']:.4f}"
+            click.echo(f"  {name:<12} accuracy {r['accuracy']:.4f}  ROC AUC {auc}  (n={r['n']})")
     click.echo(f"wrote {rep['out_dir']}/" + ", ".join(rep["files"]), err=True)
