@@ -257,6 +257,9 @@ def test_format_with_the_bundled_models(tiny_bundle, models, tmp_path, cli_run):
         code, _, stderr = cli_run(*args)
         lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
         assert code == 1 and "tflite-int8" in lines[-1] and "Traceback" not in stderr, stderr
+    for cmd in ("bench", "evaluate default"):
+        code, _, stderr = cli_run(*cmd.split(), "--split", "valid", "--out", tmp_path / "v")
+        assert code == 2 and "--split valid applies to --data" in stderr
     code, stdout, stderr = cli_run("bench", "ten-pass", "--format", "tflite-int8", "--data", tmp_path / "nope",
                                    "--out", tmp_path / "b")
     assert code == 1 and "not found" in stderr

@@ -49,6 +49,8 @@ def cmd(models, data_dir, split, sample, seed, formats, threads, warmup, runs, f
     files' release-time figures. Writes bench.json/.csv/.md and pareto.png. Exit code 3 when --floor is not
     met. Progress (rate, ETA) goes to stderr.
     """
+    if data_dir is None and split != "test":  # the bundled evaluation sample is a test split only
+        raise click.UsageError(f"--split {split} applies to --data; the bundled evaluation sample is a test split")
     import json
 
     from edge_dfd import progress

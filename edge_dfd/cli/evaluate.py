@@ -35,6 +35,8 @@ def cmd(model, data_dir, fmt, split, out_dir, threads, batch_size, provider, sam
     The positive class is 'fake'; precision / recall / F1 at the top level are the fake class's.
     The accuracy comes with its 95% Wilson interval (accuracy_ci95). Progress goes to stderr.
     """
+    if data_dir is None and split != "test":  # the bundled evaluation sample is a test split only
+        raise click.UsageError(f"--split {split} applies to --data; the bundled evaluation sample is a test split")
     import json
     import os
 
