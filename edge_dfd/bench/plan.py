@@ -193,7 +193,7 @@ def _finish_group(rows: list[BenchRow], measured: list[tuple[int, dict]], y: np.
         return
     by_fmt = {rows[i].format: (i, res) for i, res in reversed(measured)}
     ref_fmt = acc.pick_reference(list(by_fmt))
-    if ref_fmt is not None and ref_fmt in by_fmt:
+    if ref_fmt is not None and len(measured) > 1:  # a file measured alone has nothing to be paired with
         _, ref_res = by_fmt[ref_fmt]
         p_ref = ref_res["p_records"]
         for i, res in measured:
