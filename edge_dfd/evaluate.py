@@ -64,8 +64,10 @@ def sample_info(sample: int | None, seed: int, population: int) -> dict | None:
     return {"n": int(sample), "seed": int(seed), "of": int(population), "stratified": True}
 
 
-def default_out_dir(model, split: str) -> Path:
+def default_out_dir(model, split: str, format: str | None = None) -> Path:
     name = str(model) if is_bundled_name(model) else Path(model).name.replace(".", "_")
+    if format and is_bundled_name(model):
+        name += f"_{format}"
     return Path("eval") / f"{name}_{split}"
 
 
@@ -74,6 +76,8 @@ def evaluate(model, data, split: str = "test", out_dir=None, threads=None, provi
              seed: int = 0, escalate=None, escalate_fraction: float = 0.2, calib_data=None) -> dict:
     """Run ``model`` on ``data``/``split`` and return the report dict (files written to ``out_dir``).
 
+    ``data`` None: the bundled evaluation sample (``edge_dfd.zoo.eval_sample``: 660 labelled test images;
+    its missing or damaged images are logged and left out), with per-set figures in ``by_set``.
     ``sample``: only that many images, a class-stratified sample drawn with ``seed`` (recorded in the report
     as ``sample``). The report's ``accuracy_ci95`` is the accuracy's 95 % Wilson interval. ``escalate``: a
     second model for the uncertain share ``escalate_fraction`` of faces (``edge_dfd.runtime.cascade``, calibrated
@@ -85,11 +89,24 @@ def evaluate(model, data, split: str = "test", out_dir=None, threads=None, provi
     from edge_dfd.runtime import load_model
 
     log = log or progress.echo
-    records = datamod.load_split(data, split)
+    sets = None
+    if data is None:  # the bundled evaluation sample (edge_dfd/assets/eval_sample): its test split
+        from edge_dfd import zoo
+
+        smp = zoo.eval_sample()
+        for line in smp.problems:
+            log(f"bundled sample: {line}")
+        records, split, set_of = smp.records, zoo.EVAL_SAMPLE_SPLIT, dict(zip(smp.records, smp.sets))
+        where = "the bundled evaluation sample"
+    else:
+        records = datamod.load_split(data, split)
+        where = f"{data} [{split}]"
     if not records:
         raise DataError(f"{data}: split '{split}' has no images")
     population = len(records)
-    records = sample_records(records, sample, seed, where=f"{data} [{split}]")
+    records = sample_records(records, sample, seed, where=where)
+    if data is None:
+        sets = [set_of[r] for r in records]
     backend = load_model(model, format=format, threads=threads, provider=provider)
     if escalate:
         from edge_dfd.runtime.cascade import load_cascade
@@ -98,21 +115,21 @@ def evaluate(model, data, split: str = "test", out_dir=None, threads=None, provi
     if write:  # an unwritable --out fails now, not after the whole evaluation
         from edge_dfd.fsutil import ensure_writable_dir
 
-        ensure_writable_dir(Path(out_dir) if out_dir else default_out_dir(model, split))
+        ensure_writable_dir(Path(out_dir) if out_dir else default_out_dir(model, split, format))
     drawn = "" if sample is None else f" (a stratified sample of {population}, seed {seed})"
-    log(f"evaluating {backend.path.name} ({backend.format}) on {len(records)} images of {data} [{split}]{drawn}")
+    log(f"evaluating {backend.path.name} ({backend.format}) on {len(records)} images of {where}{drawn}")
     with progress.bar(len(records), f"evaluate {backend.format}", unit="img") as bar:
         y, p, errors, secs = score_records(backend, records, batch_size=batch_size,
                                            on_error=lambda e: log(f"skipped: {e}"), bar=bar)
     if y.size == 0:
-        raise DataError(f"{data}: no readable images in split '{split}'")
+        raise DataError(f"{data or where}: no readable images in split '{split}'")
     extra = {
         "model": str(backend.path),
         "format": backend.format,
         "runtime": backend.runtime,
         "provider": backend.provider,
         "threshold_source": backend.meta.threshold_source,
-        "data": str(data),
+        "data": str(data) if data is not None else "bundled evaluation sample (edge_dfd/assets/eval_sample)",
         "split": split,
         "skipped": [{"path": a, "reason": b} for a, b in errors],
         "seconds": round(secs, 3),
@@ -121,13 +138,21 @@ def evaluate(model, data, split: str = "test", out_dir=None, threads=None, provi
     }
     if hasattr(backend, "info"):  # --escalate: the second model, F, band, rule; how many it decided / failed on
         extra["cascade"] = backend.info()
-    title = f"{backend.path.name} ({backend.format}) on {Path(data).name} [{split}]"
+    if sets is not None:  # accuracy / AUC per set of the bundled sample
+        from edge_dfd.bench.accuracy import by_set
+
+        bad = {str(a) for a, _ in errors}
+        kept = [s for r, s in zip(records, sets) if str(r.path) not in bad]
+        if len(kept) == y.size:
+            extra["by_set"] = by_set(y, p.astype(np.float64), backend.threshold, kept)
+    title = (f"{backend.path.name} ({backend.format}) on "
+             f"{Path(data).name if data is not None else 'the bundled evaluation sample'} [{split}]")
     if escalate:
         title += f", escalating {backend.fraction:g} to {backend.second.path.name}"
     if sample is not None:
         title += f", stratified sample of {len(records)}/{population} (seed {seed})"
     if write:
-        out = Path(out_dir) if out_dir else default_out_dir(model, split)
+        out = Path(out_dir) if out_dir else default_out_dir(model, split, format)
         rep = write_report(out, y, p, backend.threshold, title=title, extra=extra)
         rep["out_dir"] = str(out)
     else:

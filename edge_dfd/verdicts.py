@@ -225,3 +225,43 @@ def paired_auc_diff(y_fake, p_a, p_b, level: float = 0.95) -> dict:
     z = Z95 if level == 0.95 else _z(level)
     out.update(diff=d, se=se, auc_a=auc_a, auc_b=auc_b, low=max(-1.0, d - z * se), high=min(1.0, d + z * se))
     return out
+
+
+def auc_ci(y_fake, p, level: float = 0.95) -> dict:
+    """ROC AUC of score ``p`` with DeLong's (1988) normal interval (its structural components, as in
+    ``paired_auc_diff``), clipped to [0, 1]. Returns ``{"auc", "low", "high", "se", "level"}``; every value None
+    (with ``"reason"``) unless both classes have at least 2 images."""
+    y = np.asarray(y_fake).astype(bool).ravel()
+    m, n = int(y.sum()), int((~y).sum())
+    out = {"auc": None, "low": None, "high": None, "se": None, "level": level}
+    if m < 2 or n < 2:
+        out["reason"] = f"needs at least 2 fake and 2 real images (have {m} fake, {n} real)"
+        return out
+    s = np.asarray(p, np.float64).ravel()
+    pos, neg = s[y][:, None], s[~y][None, :]
+    psi = (pos > neg) + 0.5 * (pos == neg)
+    v10, v01 = psi.mean(axis=1), psi.mean(axis=0)
+    auc = float(v10.mean())
+    se = float(np.sqrt(max(0.0, v10.var(ddof=1) / m + v01.var(ddof=1) / n)))
+    z = Z95 if level == 0.95 else _z(level)
+    out.update(auc=auc, se=se, low=max(0.0, auc - z * se), high=min(1.0, auc + z * se))
+    return out
+
+
+def balanced_accuracy_ci(y_fake, correct, level: float = 0.95) -> dict:
+    """Balanced accuracy (mean of the two classes' recalls) with a MOVER interval (Zou & Donner 2008): the
+    Wilson interval of each recall, combined as for a mean of two independent proportions. Returns
+    ``{"value", "low", "high", "level"}`` (None values, with ``"reason"``, unless both classes are present)."""
+    y = np.asarray(y_fake).astype(bool).ravel()
+    ok = np.asarray(correct, bool).ravel()
+    out = {"value": None, "low": None, "high": None, "level": level}
+    k1, n1, k0, n0 = int(ok[y].sum()), int(y.sum()), int(ok[~y].sum()), int((~y).sum())
+    if n1 == 0 or n0 == 0:
+        out["reason"] = f"needs both classes (have {n1} fake, {n0} real)"
+        return out
+    r1, r0 = k1 / n1, k0 / n0
+    (l1, u1), (l0, u0) = proportion_ci(k1, n1, level), proportion_ci(k0, n0, level)
+    b = (r1 + r0) / 2.0
+    out.update(value=b, low=float(max(0.0, b - 0.5 * np.sqrt((r1 - l1) ** 2 + (r0 - l0) ** 2))),
+               high=float(min(1.0, b + 0.5 * np.sqrt((u1 - r1) ** 2 + (u0 - r0) ** 2))))
+    return out

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from edge_dfd.errors import ModelError
@@ -44,6 +45,15 @@ MANIFEST = "manifest.json"
 # inside its 450 MB budget when the EfficientNet-Lite0 default grew the files). The wheel keeps tflite-fp32 (the
 # default), tflite-int8 (the Pi's) and onnx-int8-arm (onnxruntime).
 SOURCE_ONLY = ("keras", "tflite-fp16", "tflite-int8-io", "onnx-int8", "onnx")
+# The labelled evaluation sample that ships with the package (``assets/eval_sample``, its README.md): the test
+# splits of the two shared data sets, bytes unchanged, each in the 140k layout; ``eval_sample()`` reads it.
+EVAL_SAMPLE_DIR = Path(__file__).parent / "assets" / "eval_sample"
+EVAL_SAMPLE_SETS = {  # folder -> what it is (printed by bench / evaluate)
+    "faces140k": "140k Real and Fake Faces test split (FFHQ vs StyleGAN, 256 px)",
+    "tpdne128": "ffhq-tpdne-128 test split (FFHQ vs StyleGAN2 / thispersondoesnotexist, 128 px)",
+}
+EVAL_SAMPLE_SPLIT = "test"
+EVAL_SAMPLE_RELEASE_SET = {"faces140k": "faces140k-sample", "tpdne128": "ffhq-tpdne-128"}  # names in release figures
 _VERIFIED: dict[tuple, str] = {}  # (resolved path, size, mtime_ns) -> sha256: each file is hashed once per process
 
 
@@ -111,10 +121,41 @@ def bundled_path(name: str, format: str | None = None) -> Path:
     fmt = get_format(format)
     p = d / fmt.filename(STEM)
     if not p.is_file():
-        raise ModelError(f"the bundled model '{name}' is missing in format '{fmt.name}' ({p} not found; "
-                         f"bundled formats: {', '.join(have) or 'none'})")
+        raise ModelError(f"the bundled model '{name}' is missing in format '{fmt.name}': it ships "
+                         f"{', '.join(have) or 'none'} only (pick one with --format; {p.name} not found)")
     verify_bundled(p, fmt.name)
     return p
+
+
+def release_figures(name: str = "default") -> dict | None:
+    """The bundled model ``name``'s release-time figures, ``{"source", "time", "sets": {set: n}, "formats":
+    {format: {set: {"accuracy", "auc", "n"}, "threshold"}}}`` from its manifest's ``release`` table; None when
+    the manifest has none (your own model set)."""
+    d = default_dir() if str(name) == "default" else NAMED.get(str(name))
+    if d is None:
+        return None
+    try:
+        man = read_manifest(d)
+    except ModelError:
+        return None
+    rel = (man or {}).get("release")
+    return rel if isinstance(rel, dict) and isinstance(rel.get("formats"), dict) else None
+
+
+def release_table(results: dict, key: str) -> dict:
+    """The ``release`` table of a manifest from the release pipeline's results (``detector_v2.json``):
+    ``key`` is "student" (the default model) or "teacher" (ten-pass)."""
+    sets = list(results.get("data") or [])
+    formats = {}
+    for fmt, sc in (results.get("scores", {}).get(key) or {}).items():
+        row = {"file": sc.get("file"), "threshold": sc.get("threshold")}
+        for ds in sets:
+            clean = (sc.get(ds) or {}).get("clean")
+            if clean:
+                row[ds] = {k: clean.get(k) for k in ("accuracy", "auc", "n")}
+        formats[fmt] = row
+    return {"source": "benchmarks/results/detector_v2.json (python -m edge_dfd.release), test split of each set",
+            "time": results.get("time"), "sets": sets, "formats": formats}
 
 
 def model_card() -> Path | None:
@@ -174,12 +215,14 @@ def verify_bundled(path, format: str | None = None) -> None:
                          "reinstall edge-dfd or pass --model PATH")
 
 
-def write_manifest(folder=None, version: str | None = None) -> Path:
+def write_manifest(folder=None, version: str | None = None, release: dict | None = None) -> Path:
     """(Re)write ``folder``/manifest.json from the bundled files present (every FORMATS row); returns its path.
 
     ``version`` names the model; by default it is kept from the existing manifest when its files are unchanged,
     else the first 12 hex digits of the source Keras sha256 recorded in the files' metadata (or of
-    detector.keras itself).
+    detector.keras itself). ``release`` (``release_table``) replaces the release-time figures; by default the
+    existing manifest's are kept while the files are unchanged, and dropped when they changed (figures of other
+    files would be wrong).
     """
     from edge_dfd.fsutil import atomic_write_json, sha256_file
     from edge_dfd.meta import read_meta
@@ -214,7 +257,100 @@ def write_manifest(folder=None, version: str | None = None) -> Path:
     man = {"model_version": version, "stem": STEM, "edge_dfd_version": __version__,
            "files": files,
            "regenerate": "python -m edge_dfd.zoo --write-manifest"}
+    if release is not None:  # only the files this bundle has
+        man["release"] = {**release, "formats": {k: v for k, v in release.get("formats", {}).items() if k in files}}
+    elif old is not None and isinstance(old.get("release"), dict) and old.get("files") == files:
+        man["release"] = old["release"]  # same files: their release-time figures are kept (refresh: --release-from)
     return atomic_write_json(d / MANIFEST, man)
+
+
+# ---------------------------------------------------------------- the bundled evaluation sample
+
+
+@dataclass
+class EvalSample:
+    """The bundled labelled sample as read from this install: ``records`` (``edge_dfd.data.Record``, label 1 =
+    real), ``sets`` (the set folder of each record), ``problems`` (one line per image missing or not matching the
+    sample's manifest, or per set missing: those images are left out) and ``counts`` ({set: {"real", "fake"}})."""
+
+    root: Path
+    records: list
+    sets: list
+    problems: list
+    counts: dict
+
+
+def eval_sample(root=None) -> EvalSample:
+    """Read the bundled evaluation sample (each set's test.csv, checked against ``eval_sample/manifest.json``:
+    size and sha256 of every image). A damaged install still yields the intact images; every missing or changed
+    one is a line in ``problems``. DataError only when no image at all is left."""
+    import csv
+
+    from edge_dfd.data import IMAGES_SUBDIR, Record
+    from edge_dfd.errors import DataError
+    from edge_dfd.fsutil import sha256_file
+
+    root = Path(root) if root is not None else EVAL_SAMPLE_DIR
+    try:
+        listed = json.loads((root / MANIFEST).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        listed = None
+    records, sets, problems, counts = [], [], [], {}
+    if listed is None:
+        problems.append(f"{root / MANIFEST}: missing or unreadable; the sample's images are used unchecked")
+    for name in EVAL_SAMPLE_SETS:
+        csv_path = root / name / f"{EVAL_SAMPLE_SPLIT}.csv"
+        try:
+            rows = list(csv.DictReader(csv_path.read_text(encoding="utf-8").splitlines()))
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            problems.append(f"{csv_path}: unreadable ({getattr(exc, 'strerror', None) or exc}); set {name} left out")
+            continue
+        c = counts.setdefault(name, {"real": 0, "fake": 0})
+        for row in rows:
+            rel = f"{name}/{IMAGES_SUBDIR.as_posix()}/{row.get('path', '')}"
+            p = root / rel
+            try:
+                label = int(row.get("label", ""))
+                if label not in (0, 1):
+                    raise ValueError
+            except ValueError:
+                problems.append(f"{csv_path}: row for {row.get('path')!r} has no 0/1 label; left out")
+                continue
+            if not p.is_file():
+                problems.append(f"{p}: missing; left out")
+                continue
+            want = (listed or {}).get(rel)
+            if listed is not None:
+                if want is None:
+                    problems.append(f"{p}: not in the sample's manifest; left out")
+                    continue
+                if p.stat().st_size != want.get("bytes") or sha256_file(p) != want.get("sha256"):
+                    problems.append(f"{p}: damaged (size or sha256 differs from the sample's manifest); left out")
+                    continue
+            records.append(Record(p.resolve(), label))
+            sets.append(name)
+            c["real" if label == 1 else "fake"] += 1
+    if not records:
+        raise DataError(f"{root}: the bundled evaluation sample has no usable image"
+                        + (f" ({problems[0]})" if problems else "") + "; reinstall edge-dfd or pass --data DIR")
+    return EvalSample(root, records, sets, problems, counts)
+
+
+def write_sample_manifest(root=None) -> Path:
+    """(Re)write ``eval_sample/manifest.json``: size and sha256 of every image listed in the sets' test.csv."""
+    import csv
+
+    from edge_dfd.data import IMAGES_SUBDIR
+    from edge_dfd.fsutil import atomic_write_json, sha256_file
+
+    root = Path(root) if root is not None else EVAL_SAMPLE_DIR
+    files = {}
+    for name in EVAL_SAMPLE_SETS:
+        for row in csv.DictReader((root / name / f"{EVAL_SAMPLE_SPLIT}.csv").read_text(encoding="utf-8").splitlines()):
+            rel = f"{name}/{IMAGES_SUBDIR.as_posix()}/{row['path']}"
+            files[rel] = {"sha256": sha256_file(root / rel), "bytes": (root / rel).stat().st_size}
+    return atomic_write_json(root / MANIFEST, {"sets": EVAL_SAMPLE_SETS, "split": EVAL_SAMPLE_SPLIT, "files": files,
+                                               "regenerate": "python -m edge_dfd.zoo --write-sample-manifest"})
 
 
 def _main(argv=None) -> int:
@@ -224,12 +360,26 @@ def _main(argv=None) -> int:
     ap.add_argument("--write-manifest", action="store_true", help="(re)write manifest.json from the files present")
     ap.add_argument("--check", action="store_true", help="verify every listed file against the manifest")
     ap.add_argument("--version", default=None, help="model version to record [default: kept / src-<sha12>]")
+    ap.add_argument("--release-from", default=None, metavar="JSON",
+                    help="with --write-manifest: take the release-time figures from the release pipeline's results "
+                         "(benchmarks/results/detector_v2.json)")
+    ap.add_argument("--release-key", default="student", choices=["student", "teacher"],
+                    help="which model of --release-from this bundle is (teacher = ten-pass)")
+    ap.add_argument("--write-sample-manifest", action="store_true",
+                    help="(re)write the bundled evaluation sample's manifest (assets/eval_sample/manifest.json)")
     ap.add_argument("dir", nargs="?", default=None, help="bundle folder [default: the bundled one]")
     a = ap.parse_args(argv)
     d = Path(a.dir) if a.dir else default_dir()
     try:
+        if a.write_sample_manifest:
+            p = write_sample_manifest()
+            print(f"wrote {p}: {len(json.loads(p.read_text())['files'])} image(s)")
+            return 0
         if a.write_manifest:
-            p = write_manifest(d, a.version)
+            release = None
+            if a.release_from:
+                release = release_table(json.loads(Path(a.release_from).read_text(encoding="utf-8")), a.release_key)
+            p = write_manifest(d, a.version, release=release)
             man = read_manifest(d)
             print(f"wrote {p}: {len(man['files'])} file(s), model version {man['model_version']}")
         if a.check or not a.write_manifest:

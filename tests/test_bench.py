@@ -1,4 +1,5 @@
-"""edge-dfd bench: JSON keys and sanity, accuracy == evaluate's, --floor exit code, the no-argument path."""
+"""edge-dfd bench: JSON keys and sanity, accuracy == evaluate's, --floor exit code, the no-argument path
+(accuracy on the bundled evaluation sample: tests/test_bench_sample.py)."""
 
 from __future__ import annotations
 
@@ -82,19 +83,27 @@ def test_floor_exit_code(models, tiny140k, tmp_path, cli_run):
     assert "accuracy below the floor 0.5" in stderr and "onnx=0.0000" in stderr
     code, _, _ = cli_run("bench", models["onnx"], "--data", tiny140k, "--floor", "0.9", "--out", tmp_path / "c", *FAST)
     assert code == 0
-    code, _, stderr = cli_run("bench", models["onnx"], "--floor", "0.9", "--out", tmp_path / "d")
-    assert code == 1 and "--data" in stderr
+    # without --data the floor applies to the bundled evaluation sample (the tiny model is near chance on faces)
+    code, stdout, stderr = cli_run("bench", models["onnx"], "--floor", "0.9", "--out", tmp_path / "d", "--json",
+                                   *FAST)
+    assert code == 3 and "accuracy below the floor 0.9" in stderr
+    assert json.loads(stdout)["rows"][0]["n"] == 660
 
 
 def test_no_arguments_measures_the_bundled_model(zoo_dir, tmp_path, cli_run, monkeypatch):
     monkeypatch.setenv("EDGE_DFD_DEFAULT_MODEL_DIR", str(zoo_dir))
     code, stdout, stderr = cli_run("bench", "--out", tmp_path / "b", *FAST)
     assert code == 0, stderr
-    assert "not measured" in stdout and "edge-dfd bench --data DIR" in stdout
+    assert "accuracy on 660 labelled images of the bundled evaluation sample" in stdout and "--data DIR" in stdout
     doc = json.loads((tmp_path / "b" / "bench.json").read_text())
     rows = {r["format"]: r for r in doc["rows"]}
     assert list(rows) == ["keras", "tflite-int8", "onnx"]
-    assert all(r["status"] == "ok" and r["accuracy"] is None and r["latency_ms_p50"] > 0 for r in rows.values())
+    assert all(r["status"] == "ok" and r["n"] == 660 and r["latency_ms_p50"] > 0 for r in rows.values())
+    # the source .keras is the paired reference; the onnx export gives its verdicts
+    assert all(r["reference"] == "keras" for r in rows.values()) and rows["keras"]["acc_diff"] == 0.0
+    assert rows["onnx"]["accuracy"] == rows["keras"]["accuracy"] and rows["onnx"]["acc_diff"] == 0.0
+    assert rows["tflite-int8"]["acc_diff"] == pytest.approx(rows["tflite-int8"]["accuracy"]
+                                                            - rows["keras"]["accuracy"], abs=1e-12)
     assert rows["keras"]["agreement"] == 1.0 and rows["keras"]["max_abs_diff"] == 0.0
     assert rows["onnx"]["max_abs_diff"] < 1e-4 and rows["onnx"]["agreement"] == 1.0
     assert rows["tflite-int8"]["max_abs_diff"] < 0.3 and rows["tflite-int8"]["agreement"] >= 0.9
@@ -113,6 +122,7 @@ def test_no_arguments_without_tensorflow(zoo_dir, tmp_path):
     assert rows["keras"]["status"] == "skipped: TensorFlow not installed"
     assert rows["tflite-int8"]["status"] == "ok" and rows["onnx"]["status"] == "ok"
     assert rows["onnx"]["agreement"] is None  # no Keras reference without TensorFlow
+    assert rows["onnx"]["reference"] == "onnx" and rows["tflite-int8"]["reference"] == "onnx"  # the fp32 file
 
 
 @pytest.mark.slow

@@ -34,3 +34,20 @@ def test_evaluate_text_and_bad_split(models, tiny140k, tmp_path, cli_run):
     assert code == 0 and "accuracy" in stdout and "confusion matrix" in stdout
     code, _, stderr = cli_run("evaluate", models["onnx"], "--data", tmp_path / "nodata")
     assert code == 1 and "error:" in stderr
+
+
+def test_evaluate_without_data_uses_the_bundled_sample(models, tmp_path, cli_run):
+    code, stdout, stderr = cli_run("evaluate", models["tflite-int8"], "--out", tmp_path / "e", "--json")
+    assert code == 0, stderr
+    rep = json.loads(stdout)
+    assert rep["n"] == 660 and rep["n_real"] == 325 and rep["n_fake"] == 335 and rep["split"] == "test"
+    assert {k: v["n"] for k, v in rep["by_set"].items()} == {"faces140k": 150, "tpdne128": 510}
+    n_ok = sum(v["accuracy"] * v["n"] for v in rep["by_set"].values())
+    assert n_ok == pytest.approx(rep["accuracy"] * rep["n"])  # the two sets add up to the whole
+    assert "bundled evaluation sample" in rep["title"] and "bundled evaluation sample" in stderr
+    code, stdout, _ = cli_run("evaluate", models["tflite-int8"], "--sample", "20", "--out", tmp_path / "g")
+    assert code == 0 and "on the bundled evaluation sample [test]" in stdout
+    assert [ln.split()[0] for ln in stdout.splitlines() if "(n=" in ln and "ROC AUC" in ln] == ["faces140k",
+                                                                                               "tpdne128"]
+    code, _, stderr = cli_run("evaluate", models["onnx"], "--format", "tflite-int8", "--out", tmp_path / "f")
+    assert code == 1 and "--format tflite-int8 expects a .tflite file" in stderr

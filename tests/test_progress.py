@@ -259,7 +259,7 @@ def test_evaluate_and_bench_on_the_same_sample(models, tiny140k, tmp_path, cli_r
     (row,) = doc["rows"]
     assert row["n"] == 6 and row["accuracy"] == ev["accuracy"] and row["auc"] == ev["auc"]  # the same 6 images
     assert [row["accuracy_ci95_low"], row["accuracy_ci95_high"]] == ev["accuracy_ci95"]
-    assert "acc 95% CI" in err and "class-stratified sample of 6 of the 16 images (seed 3)" in err
+    assert "acc [95% CI]" in err and "class-stratified sample of 6 of the 16 images (seed 3)" in err
     md = (tmp_path / "b" / "bench.md").read_text()
     lo, hi = ev["accuracy_ci95"]
     assert f"{lo:.3f}-{hi:.3f}" in md
@@ -269,7 +269,7 @@ def test_evaluate_and_bench_on_the_same_sample(models, tiny140k, tmp_path, cli_r
     (("evaluate", "{m}", "--data", "{d}", "--sample", "0"), "'--sample': 0 is not in the range"),
     (("evaluate", "{m}", "--data", "{d}", "--sample", "17"), "--sample 17: larger than the 16 images"),
     (("bench", "{m}", "--data", "{d}", "--sample", "500"), "--sample 500: larger than the 16 images"),
-    (("bench", "{m}", "--sample", "5"), "--sample 5 needs labelled images"),
+    (("bench", "{m}", "--sample", "700"), "--sample 700: larger than the 660 images of the bundled evaluation sample"),
 ])
 def test_bad_sample_is_a_usage_error(models, tiny140k, tmp_path, cli_run, args, needle):
     args = [str(a).format(m=models["onnx"], d=tiny140k) for a in args] + ["--out", str(tmp_path / "o")]

@@ -235,9 +235,11 @@ def test_the_wheel_ships_the_runtime_models_only_and_stays_under_80_mb(wheel):
     for name, e in shipped_manifest["files"].items():
         assert (f"assets/default/{e['file']}" in assets) == (e.get("in_wheel") is not False), name
     # Budget: the fresh venv is ~405 MiB of dependencies + pip before edge_dfd (benchmarks/results/install_size.md);
-    # keep edge_dfd's unpacked files well inside the rest of the 450 MB.
+    # keep edge_dfd's unpacked files well inside the rest of the 450 MB. With the 660-image evaluation sample
+    # (assets/eval_sample, 4.6 MB) edge_dfd unpacks to 37.8 MB and the venv measured 443.0 MiB (2026-12-07).
     unpacked = sum(i.file_size for i in infos.values())
-    assert unpacked < 36e6, f"edge_dfd unpacks to {unpacked / 1e6:.1f} MB: re-measure with benchmarks/install_size.py"
+    assert unpacked < 39e6, f"edge_dfd unpacks to {unpacked / 1e6:.1f} MB: re-measure with benchmarks/install_size.py"
+    assert sum(1 for p in assets if p.startswith("assets/eval_sample/") and p.endswith(".jpg")) == 660
 
 
 # ---------------------------------------------------------------- a wheel install: the left-out files

@@ -130,9 +130,25 @@ def test_named_bundled_model_resolves_its_own_format_and_is_checked(tmp_path, mo
     monkeypatch.setattr(zoo, "_VERIFIED", {})
     assert zoo.is_bundled_name("ten-pass") and zoo.is_bundled_name("default") and not zoo.is_bundled_name("x.tflite")
     assert resolve_model("ten-pass") == d / "detector_int8.tflite"
-    with pytest.raises(ModelError, match=r"'ten-pass' is missing in format 'onnx'.*bundled formats: tflite-int8"):
+    with pytest.raises(ModelError, match=r"'ten-pass' is missing in format 'onnx': it ships tflite-int8 only"):
         resolve_model("ten-pass", "onnx")
     (d / "detector_int8.tflite").write_bytes(b"INT8 model bytes" * 10)  # same size, other bytes
     monkeypatch.setattr(zoo, "_VERIFIED", {})
     with pytest.raises(ModelError, match="corrupted.*the manifest expects"):
         resolve_model("ten-pass")
+
+
+def test_release_figures_are_written_kept_and_dropped_with_the_files(bundle):
+    results = {"time": "t0", "data": ["setA"], "scores": {"student": {
+        "onnx": {"file": "detector.onnx", "threshold": 0.4, "setA": {"clean": {"accuracy": 0.9, "auc": 0.95, "n": 10}}},
+        "onnx-int8": {"file": "detector_int8.onnx", "threshold": 0.5, "setA": {"clean": {"accuracy": 0.8}}}}}}
+    zoo.write_manifest(bundle, release=zoo.release_table(results, "student"))
+    rel = zoo.release_figures()
+    assert set(rel["formats"]) == {"onnx"}  # only files this bundle has
+    assert rel["formats"]["onnx"] == {"file": "detector.onnx", "threshold": 0.4,
+                                      "setA": {"accuracy": 0.9, "auc": 0.95, "n": 10}}
+    zoo.write_manifest(bundle)  # same files: kept
+    assert zoo.release_figures() == rel
+    (bundle / "detector.onnx").write_bytes(b"another model")
+    zoo.write_manifest(bundle)  # the files changed: the old figures would describe other files
+    assert zoo.release_figures() is None

@@ -1,8 +1,9 @@
 """``edge-dfd bench``: size, accuracy, latency, throughput and memory of every format, side by side.
 
 Modules: ``result`` (defaults, BenchRow, BenchResult, the floor checks), ``worker`` (measure one model file,
-the latency loop), ``plan`` (targets, conversion cache, ``run_bench``), ``report`` (table, json / csv / md,
-Pareto plot). Every public name is importable from ``edge_dfd.bench`` (loaded on first use, so that the CLI
+the latency loop), ``targets`` (model arguments, folders and bundled names -> files; the conversion cache),
+``plan`` (``run_bench``), ``accuracy`` (intervals, paired differences, Pareto front), ``report`` (tables,
+json / csv / md, Pareto plot). Every public name is importable from ``edge_dfd.bench`` (loaded on first use, so that the CLI
 can read the defaults in ``edge_dfd.bench.result`` without importing numpy).
 
 Each model file is measured in a FRESH subprocess (``python -m edge_dfd.bench JOB RESULT``), so that the
@@ -16,7 +17,10 @@ Timings (``time.perf_counter``):
   latency_ms_p50/90/99  batch-1 predict() (model only: quantise, invoke, dequantise), after ``warmup`` runs
   preprocess_ms       decode + centre-crop + resize of one image (edge_dfd.preprocess), sequential
   images_per_s        end to end over the split: threaded decode overlapped with batched inference
-Accuracy comes from ``edge_dfd.evaluate.score_records``, the function ``edge-dfd evaluate`` uses.
+  (the accuracy pass, after the latency loop: accuracy never runs while latency is timed)
+Accuracy comes from ``edge_dfd.evaluate.score_records``, the function ``edge-dfd evaluate`` uses, on ``--data``
+or the bundled evaluation sample (``edge_dfd.zoo.eval_sample``); the worker returns P(fake) per image and the
+parent computes the metrics, their 95 % intervals and the paired differences (``accuracy``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ _EXPORTS = {
                "DEFAULT_WARMUP", "NOT_MEASURED", "PREPROCESS_SAMPLE", "PROBE_N", "BenchResult", "BenchRow",
                "check_floor", "check_measured", "fmt_cell"),
     "worker": ("PERTURBATIONS", "latency_ms", "measure", "measure_isolated"),
-    "plan": ("default_probe_inputs", "have_tensorflow", "run_bench"),
+    "plan": ("default_probe_inputs", "run_bench"),
+    "targets": ("have_tensorflow",),
     "report": ("TABLE_COLS", "format_csv", "format_markdown", "format_table", "plot_pareto", "table_rows",
                "write_results"),
 }

@@ -1,11 +1,10 @@
-"""Planning one ``edge-dfd bench`` run: model arguments -> (format, file) targets, a ``.keras`` source converted
-once into a cache keyed by its sha256, each target measured by ``worker.measure_isolated``, rows and notes."""
+"""Planning one ``edge-dfd bench`` run: the labelled images (``--data`` or the bundled sample), the targets
+(``targets.group_targets``), each measured by ``worker.measure_isolated``, then rows (accuracy, paired differences,
+Pareto: ``accuracy``) and notes."""
 
 from __future__ import annotations
 
-import importlib.util
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,25 +17,17 @@ from edge_dfd.bench.result import (
     DEFAULT_RUNS,
     DEFAULT_THREADS,
     DEFAULT_WARMUP,
-    NOT_MEASURED,
     PROBE_N,
     BenchResult,
     BenchRow,
 )
-from edge_dfd.errors import EdgeDFDError, ModelError
-from edge_dfd.formats import FORMATS, format_of_file, parse_formats, runtime_of_file
-from edge_dfd.fsutil import ensure_writable_dir, sha256_file
+from edge_dfd.bench.targets import Target, group_targets, have_tensorflow
+from edge_dfd.errors import EdgeDFDError
+from edge_dfd.formats import parse_formats
+from edge_dfd.fsutil import ensure_writable_dir
 from edge_dfd.verdicts import agreement
 
 __all__ = ["default_probe_inputs", "have_tensorflow", "run_bench"]
-
-
-def have_tensorflow() -> bool:
-    """True when TensorFlow is installed (checked without importing it)."""
-    try:
-        return importlib.util.find_spec("tensorflow") is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def default_probe_inputs(size: int, n: int = PROBE_N) -> np.ndarray:
@@ -46,89 +37,27 @@ def default_probe_inputs(size: int, n: int = PROBE_N) -> np.ndarray:
     return probe_inputs(n, size, seed=0)
 
 
-@dataclass
-class _Target:
-    group: str
-    fmt: str
-    path: Path | None
-    status: str | None = None  # pre-set for skipped / failed-before-measuring rows
+def _eval_records(data, split: str, sample: int | None, seed: int, notes: list[str]):
+    """(records, sets, population, where) measured for accuracy: ``--data``'s split, else the bundled sample
+    (its damaged or missing images reported in ``notes`` and left out); ``sample`` draws a stratified subset."""
+    from edge_dfd.evaluate import sample_records
 
+    if data:
+        from edge_dfd.data import load_split
 
-def _group_targets(models, formats, cache_root: Path, data, log, convert_kwargs=None) -> list[list[_Target]]:
-    """Model arguments -> groups of (format, file) to measure; a .keras source is converted (cached)."""
-    from edge_dfd import zoo
+        recs, sets, where = load_split(data, split), None, f"{data} [{split}]"
+    else:
+        from edge_dfd import zoo
 
-    groups = []
-    if not models:
-        have = zoo.available_formats()
-        if not have:
-            zoo.default_path()  # raises the 'bundled model missing' ModelError
-        wanted = [f.name for f in parse_formats(formats, allow_keras=True)]
-        groups.append([_Target("default", n, zoo.default_path(n))  # default_path checks the manifest
-                       for n in wanted if n in have])
-        return groups
-    for m in models:
-        p = Path(m)
-        if str(m) == "default":
-            groups.extend(_group_targets([], formats, cache_root, data, log, convert_kwargs))
-            continue
-        if zoo.is_bundled_name(m):  # another bundled model ("ten-pass"): every format it has
-            d = zoo.NAMED[str(m)]
-            groups.append([_Target(str(m), n, zoo.bundled_path(str(m), n)) for n in zoo.available_formats(d)])
-            continue
-        if not p.is_file():
-            raise ModelError(f"{p}: model file not found")
-        if p.suffix.lower() != ".keras":
-            runtime_of_file(p)  # an unknown suffix: one line naming the file and the accepted suffixes
-            groups.append([_Target(p.name, format_of_file(p).name, p)])
-            continue
-        wanted = [f.name for f in parse_formats(formats, allow_keras=True)]
-        groups.append(_convert_cached(p, wanted, cache_root, data, log, convert_kwargs or {}))
-    return groups
-
-
-def _convert_cached(src: Path, wanted: list[str], cache_root: Path, data, log, convert_kwargs: dict) -> list[_Target]:
-    """Convert ``src`` to the wanted export formats into cache_root/<sha256[:16]>, reusing earlier results."""
-    group = src.name
-    targets = [_Target(group, "keras", src)] if "keras" in wanted else []
-    exports = [n for n in wanted if n != "keras"]
-    if not exports:
-        return targets
-    if not have_tensorflow():
-        return targets + [_Target(group, n, None, "skipped: TensorFlow not installed (needed to convert)")
-                          for n in exports]
-    cache = ensure_writable_dir(cache_root / sha256_file(src)[:16])
-    stem = src.stem
-    missing = [n for n in exports if not (cache / FORMATS[n].filename(stem)).is_file()]
-    failed: dict[str, str] = {}
-    if missing:
-        from edge_dfd.convert import convert_model
-
-        log(f"converting {src.name} to {', '.join(missing)} (cached in {cache})")
-        calib = str(data) if data else None
-        def convert(names):
-            for r in convert_model(src, names, out_dir=cache, calib_data=calib, progress=log, **convert_kwargs):
-                if not r.ok:
-                    failed[r.format] = str(r.error or "conversion failed")
-                    Path(r.path).unlink(missing_ok=True)  # never reuse a failed export from the cache
-
-        try:
-            convert(missing)  # one call: the model is loaded and exported to a SavedModel once
-        except EdgeDFDError:
-            for n in missing:  # a format refused up front (e.g. int8 without data) must not sink the others
-                try:
-                    convert([n])
-                except EdgeDFDError as exc:
-                    failed[n] = str(exc)
-    for n in exports:
-        path = cache / FORMATS[n].filename(stem)
-        if n in failed:
-            targets.append(_Target(group, n, path, f"failed: {failed[n]}"))
-        elif not path.is_file():
-            targets.append(_Target(group, n, path, "failed: converter wrote no file"))
-        else:
-            targets.append(_Target(group, n, path))
-    return targets
+        smp = zoo.eval_sample()
+        notes.extend(f"bundled sample: {line}" for line in smp.problems)
+        recs, where = smp.records, "the bundled evaluation sample"
+        set_of = {r.path: n for r, n in zip(smp.records, smp.sets)}
+    population = len(recs)
+    recs = sample_records(recs, sample, seed, where=where)  # a bad --sample: before any output
+    if not data:
+        sets = [set_of[r.path] for r in recs]
+    return recs, sets, population, where
 
 
 def run_bench(models=(), data=None, split: str = "test", formats: str | None = "all",
@@ -137,14 +66,18 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
               probes: int | None = None, sample: int | None = None, seed: int = 0) -> BenchResult:
     """Measure every requested format of every model; returns the rows (does not write files).
 
+    ``models``: model files, ``convert`` output folders, bundled names ("default", "ten-pass"); none = the
+    bundled default model. ``formats``: for a .keras source, the formats to convert to; for a bundle or a
+    folder, the formats to measure ("all" = every one it has).
     ``runs`` / ``probes`` default to 100 / 64, or to ``DEFAULT_MODEL_RUNS`` / ``DEFAULT_MODEL_PROBES`` when no
-    model is given (the bundled 10-pass detector in 7 formats must finish within 3 minutes on 2 cores).
+    model is given (the bundled detector in 7 formats must finish within 3 minutes on 2 cores).
     ``convert_kwargs`` go to ``edge_dfd.convert.convert_model`` (e.g. calib_size, verify_size).
-    ``sample``: measure accuracy on a class-stratified sample of that many images of ``data`` (drawn with
-    ``seed``; the same images for every format), recorded in ``settings["sample"]``.
+    Accuracy is measured on ``data``/``split``, or without ``data`` on the bundled evaluation sample
+    (``edge_dfd.zoo.eval_sample``). ``sample``: a class-stratified sample of that many of those images (drawn
+    with ``seed``; the same images for every format), recorded in ``settings["sample"]``.
     """
     from edge_dfd import progress
-    from edge_dfd.errors import UsageError
+    from edge_dfd.bench import accuracy as acc
     from edge_dfd.evaluate import sample_info
     from edge_dfd.machine import machine_facts
 
@@ -155,25 +88,13 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
         probes = PROBE_N if models else DEFAULT_MODEL_PROBES
     if runs < 1 or warmup < 0:
         raise EdgeDFDError(f"--runs {runs} / --warmup {warmup}: expected runs >= 1 and warmup >= 0")
-    if floor is not None and not data:
-        raise EdgeDFDError("--floor needs labelled images: add --data DIR")
-    if robustness and not data:
-        raise EdgeDFDError("--robustness needs labelled images: add --data DIR")
-    if sample is not None and not data:
-        raise UsageError(f"--sample {sample} needs labelled images: add --data DIR")
     parse_formats(formats, allow_keras=True)  # unknown names fail even when no .keras model needs them
-    records, population = None, None
-    if data:
-        from edge_dfd.data import load_split
-        from edge_dfd.evaluate import sample_records
-
-        recs = load_split(data, split)
-        population = len(recs)
-        recs = sample_records(recs, sample, seed, where=f"{data} [{split}]")  # a bad --sample: before any output
-        records = [[str(r.path), int(r.label)] for r in recs]
+    notes: list[str] = []
+    recs, sets, population, where = _eval_records(data, split, sample, seed, notes)
+    records = [[str(r.path), int(r.label)] for r in recs]
+    y_all = np.asarray([1 - lab for _, lab in records], np.int64)
     out = ensure_writable_dir(out_dir or DEFAULT_OUT)
-    groups = _group_targets(list(models), formats, out / "cache", data, log, convert_kwargs)
-    notes = []
+    groups = group_targets(list(models), formats, out / "cache", data, log, convert_kwargs, notes)
     rows: list[BenchRow] = []
     in_float: list[str] = []  # formats whose quantised graph ran in float (see edge_dfd.runtime.onnx)
     tf_ok = have_tensorflow()
@@ -186,6 +107,7 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
         for group in groups:
             ref = None  # Keras probabilities on the probe inputs, for agreement
             size = None
+            measured: list[tuple[int, dict]] = []  # (index in rows, worker result) of this group
             for tgt in group:
                 if tgt.status is None and tgt.fmt == "keras" and not tf_ok:
                     tgt.status = "skipped: TensorFlow not installed"
@@ -204,7 +126,7 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
                 done += 1
                 res = worker.measure_isolated(job, tmp, label=f"[{done}/{todo}] {tgt.fmt}")
                 overall.update(1)
-                row = _row(tgt, res, threads, floor)
+                row = _row(tgt, res, threads, floor, y_all, sets)
                 if res.get("qdq_in_float") and tgt.fmt not in in_float:
                     in_float.append(tgt.fmt)
                 if tgt.fmt == "keras" and res.get("ok"):
@@ -214,29 +136,79 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
                     t = res["threshold"]  # each file's verdicts at its own threshold (int8 files carry their own)
                     row = _replace(row, agreement=agreement(p, ref, t, ref_t),
                                    max_abs_diff=float(np.abs(p - ref).max()))
+                if res.get("ok") and res.get("p_records") is not None:
+                    measured.append((len(rows), res))
                 rows.append(row)
+            _finish_group(rows, measured, y_all, acc)
     if in_float:
         notes.append(f"{', '.join(in_float)}: full 8-bit weights, which this CPU's int8 kernels (x86 without VNNI) "
                      "would saturate, so its quantised graph ran in float: its accuracy and agreement are what an "
                      "ARM64 / VNNI CPU computes; its latency is not int8 latency")
+    drawn = (f"a class-stratified sample of {len(records)} of the {population} images (seed {seed}), the same for "
+             "every format" if sample is not None else f"all {len(records)} images")
     if data:
-        drawn = (f"a class-stratified sample of {len(records)} of the {population} images (seed {seed}), the same for "
-                 "every format" if sample is not None else f"all {len(records)} images")
-        notes.append(f"accuracy on {drawn} of {data} [{split}]; acc 95% CI = its Wilson score interval")
-    if not data:
-        notes.append(f"accuracy {NOT_MEASURED}: no labelled images ship with edge-dfd; add them with "
-                     "`edge-dfd bench --data DIR` (DIR = a 140k-layout folder, e.g. the Kaggle 140k dataset)")
+        notes.append(f"accuracy on {drawn} of {data} [{split}]")
+    else:
+        from edge_dfd import zoo
+
+        counts = {}
+        for r, st in zip(recs, sets):
+            c = counts.setdefault(st, [0, 0])
+            c[0 if r.label == 1 else 1] += 1
+        parts = "; ".join(f"{st}: {c[0]} real + {c[1]} fake, {zoo.EVAL_SAMPLE_SETS[st]}" for st, c in counts.items())
+        notes.append(f"accuracy on {drawn} of the bundled evaluation sample ({parts}; edge_dfd/assets/eval_sample, "
+                     "never used in training): --data DIR measures your own images instead")
+    notes.append("95% intervals: accuracy = Wilson score; balanced accuracy = MOVER from the two recalls' Wilson "
+                 "intervals; AUC = DeLong; the paired differences (this format minus the reference, same images, "
+                 "each file at its own threshold) = Newcombe's hybrid score interval (accuracy) and DeLong (AUC). "
+                 "Pareto = no other format of the model is both faster (p50) and more accurate (point estimates)")
+    notes.append("latency and accuracy are measured in separate passes of the same process (the batch-1 latency "
+                 "loop first, on decoded images; then the accuracy pass, whose end-to-end rate is img/s)")
+    for why in dict.fromkeys(r.auc_note for r in rows if r.auc_note):
+        notes.append(f"AUC {why}")
+    if any(r.release for r in rows):
+        notes.append("release-time figures: what `python -m edge_dfd.release` measured on each set's test split "
+                     "when the bundled files were made (from the bundle's manifest.json, i.e. "
+                     "benchmarks/results/detector_v2.json), printed beside the figures measured here")
     if any(r.fmt == "keras" for g in groups for r in g) and not tf_ok:
         notes.append("keras row skipped: TensorFlow is not installed (runtime-only install); "
-                     "agreement with Keras not measured")
+                     "agreement with Keras not measured; the paired reference is the fp32 file")
     notes.append("peak_rss_mb: high-water RSS of a fresh process that loaded only that model and ran its "
                  "measurements (Python, numpy, OpenCV and the runtime included; baseline_rss_mb = same process "
                  "before loading the model)")
-    settings = {"data": str(data) if data else None, "split": split if data else None, "threads": threads,
+    settings = {"data": str(data) if data else None, "split": split if data else "test",
+                "eval_sample": None if data else "edge_dfd/assets/eval_sample", "threads": threads,
                 "warmup": warmup, "runs": runs, "floor": floor, "robustness": robustness,
-                "provider": provider, "n_images": len(records) if records else None,
-                "probe_inputs": probes, "sample": sample_info(sample, seed, population) if data else None}
+                "provider": provider, "n_images": len(records), "probe_inputs": probes,
+                "sample": sample_info(sample, seed, population),
+                "intervals": {"accuracy": "Wilson score 95%", "balanced_accuracy": "MOVER-Wilson 95%",
+                              "auc": "DeLong 95%", "acc_diff": "Newcombe hybrid score 95% (paired)",
+                              "auc_diff": "DeLong 95% (paired)"}}
     return BenchResult(machine_facts(threads), rows, notes, settings)
+
+
+def _finish_group(rows: list[BenchRow], measured: list[tuple[int, dict]], y: np.ndarray, acc) -> None:
+    """Paired differences against the group's reference and the group's Pareto flags, in place in ``rows``."""
+    if not measured:
+        return
+    by_fmt = {rows[i].format: (i, res) for i, res in reversed(measured)}
+    ref_fmt = acc.pick_reference(list(by_fmt))
+    if ref_fmt is not None and len(measured) > 1:  # a file measured alone has nothing to be paired with
+        _, ref_res = by_fmt[ref_fmt]
+        p_ref = ref_res["p_records"]
+        for i, res in measured:
+            p = res["p_records"]
+            both = np.asarray([a is not None and b is not None for a, b in zip(p_ref, p)], bool)
+            if not both.any():
+                continue
+            pr = np.asarray([v for v, k in zip(p_ref, both) if k], np.float64)
+            pf = np.asarray([v for v, k in zip(p, both) if k], np.float64)
+            rows[i] = _replace(rows[i], **acc.paired_fields(y[both], pr, ref_res["threshold"], pf,
+                                                            res["threshold"], ref_fmt))
+    pts = [(i, rows[i]) for i, _ in measured if rows[i].accuracy is not None and rows[i].latency_ms_p50 is not None]
+    flags = acc.pareto_flags([(r.latency_ms_p50, r.accuracy) for _, r in pts])
+    for (i, r), f in zip(pts, flags):
+        rows[i] = _replace(r, pareto=bool(f))
 
 
 def _replace(row: BenchRow, **kw) -> BenchRow:
@@ -277,30 +249,47 @@ def _write_probes(tmp: Path, size: int, n: int = PROBE_N) -> tuple[str, list[str
     return str(npy), files
 
 
-def _row(tgt: _Target, res: dict, threads: int, floor: float | None) -> BenchRow:
+def _release(tgt: Target) -> dict | None:
+    """Release-time figures of a bundled file (its manifest's ``release`` table), None for any other file."""
+    from edge_dfd import zoo
+
+    if not zoo.is_bundled_name(tgt.group):
+        return None
+    rel = zoo.release_figures(tgt.group)
+    row = (rel or {}).get("formats", {}).get(tgt.fmt)
+    if not row or (tgt.path is not None and row.get("file") not in (None, tgt.path.name)):
+        return None
+    return {**{k: v for k, v in row.items() if k != "file"}, "time": rel.get("time")}
+
+
+def _row(tgt: Target, res: dict, threads: int, floor: float | None, y: np.ndarray, sets) -> BenchRow:
     size = tgt.path.stat().st_size if tgt.path and tgt.path.is_file() else None
     base = dict(model=tgt.group, format=tgt.fmt, path=str(tgt.path), bytes=size,
-                size_mb=round(size / 1e6, 3) if size else None, threads=threads)
+                size_mb=round(size / 1e6, 3) if size else None, threads=threads, release=_release(tgt))
     if not res.get("ok"):
         return BenchRow(status=f"failed: {res.get('error', 'unknown error')}", **base)
-    from edge_dfd.metrics import wilson_interval
+    from edge_dfd.bench import accuracy as acc
 
-    rep = res.get("report") or {}
     lat = res["latency"]
+    fields = {}
+    p_rec = res.get("p_records")
+    if p_rec is not None:
+        keep = np.asarray([v is not None for v in p_rec], bool)
+        if keep.any():
+            p = np.asarray([v for v in p_rec if v is not None], np.float64)
+            fields = acc.accuracy_fields(y[keep], p, res["threshold"])
+            if sets is not None:
+                fields["by_set"] = acc.by_set(y[keep], p, res["threshold"], [s for s, k in zip(sets, keep) if k])
     status = "ok"
-    acc = rep.get("accuracy")
-    ci = wilson_interval(round(acc * rep["n"]), rep["n"]) if acc is not None and rep.get("n") else (None, None)
-    if floor is not None and (acc is None or acc < floor):
+    a = fields.get("accuracy")
+    if floor is not None and (a is None or a < floor):
         status = "below floor"
-    r2 = lambda v, k=3: None if v is None else round(float(v), k)
+    r2 = lambda v, k=3: None if v is None else round(float(v), k)  # noqa: E731
     return BenchRow(
         status=status, runtime=res.get("runtime"), provider=res.get("provider"), threshold=res.get("threshold"),
-        n=rep.get("n"), accuracy=acc, accuracy_ci95_low=ci[0], accuracy_ci95_high=ci[1],
-        balanced_accuracy=rep.get("balanced_accuracy"), auc=rep.get("auc"),
-        ap=rep.get("ap"), eer=rep.get("eer"), precision=rep.get("precision"), recall=rep.get("recall"),
-        f1=rep.get("f1"), latency_ms_p50=r2(lat["p50"]), latency_ms_p90=r2(lat["p90"]),
+        latency_ms_p50=r2(lat["p50"]), latency_ms_p90=r2(lat["p90"]),
         latency_ms_p99=r2(lat["p99"]), latency_ms_mean=r2(lat["mean"]), preprocess_ms=r2(res.get("preprocess_ms")),
         images_per_s=r2(res.get("images_per_s"), 1), load_ms=r2(res["load_ms"], 1),
         first_inference_ms=r2(res["first_inference_ms"]), peak_rss_mb=r2(res["peak_rss_mb"], 1),
         baseline_rss_mb=r2(res["baseline_rss_mb"], 1), skipped_images=res.get("skipped_images"),
-        robustness=res.get("robustness"), **base)
+        robustness=res.get("robustness"), **fields, **base)

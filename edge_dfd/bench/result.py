@@ -38,7 +38,12 @@ class BenchRow:
     accuracy_ci95_low: float | None = None  # 95 % Wilson interval of the accuracy over the n images
     accuracy_ci95_high: float | None = None
     balanced_accuracy: float | None = None
+    balanced_accuracy_ci95_low: float | None = None  # MOVER interval from the two recalls' Wilson intervals
+    balanced_accuracy_ci95_high: float | None = None
     auc: float | None = None
+    auc_ci95_low: float | None = None  # DeLong's interval
+    auc_ci95_high: float | None = None
+    auc_note: str | None = None  # why the AUC is n/a (one class only)
     ap: float | None = None
     eer: float | None = None
     precision: float | None = None
@@ -57,6 +62,19 @@ class BenchRow:
     agreement: float | None = None  # fraction of identical verdicts vs the Keras model on probe inputs
     max_abs_diff: float | None = None  # max |dP(fake)| vs the Keras model on probe inputs
     skipped_images: int | None = None
+    # paired differences against the group's reference file (its source .keras, else its fp32 file), on the
+    # same images: this format MINUS the reference (negative = this format loses). acc: Newcombe's hybrid score
+    # interval (verdicts.paired_accuracy_diff); AUC: DeLong (verdicts.paired_auc_diff)
+    reference: str | None = None
+    acc_diff: float | None = None
+    acc_diff_ci95_low: float | None = None
+    acc_diff_ci95_high: float | None = None
+    auc_diff: float | None = None
+    auc_diff_ci95_low: float | None = None
+    auc_diff_ci95_high: float | None = None
+    pareto: bool | None = None  # on the latency p50 vs accuracy Pareto front (point estimates) of its model
+    by_set: dict | None = field(default=None)  # set -> {"n", "accuracy", "auc"} (the bundled sample's two sets)
+    release: dict | None = field(default=None)  # release-time figures of a bundled file (zoo.release_figures)
     robustness: dict | None = field(default=None)  # perturbation -> {"accuracy", "auc"}
 
     def to_dict(self) -> dict:
@@ -67,6 +85,12 @@ class BenchRow:
         from edge_dfd.perturb import PERTURBATIONS
 
         d = self.to_dict()
+        for name, r in (d.pop("by_set") or {}).items():
+            d[f"{name}_acc"], d[f"{name}_auc"], d[f"{name}_n"] = r.get("accuracy"), r.get("auc"), r.get("n")
+        rel = d.pop("release") or {}
+        for name, r in rel.items():
+            if isinstance(r, dict):
+                d[f"release_{name}_acc"], d[f"release_{name}_auc"] = r.get("accuracy"), r.get("auc")
         rob = d.pop("robustness") or {}
         for name in PERTURBATIONS:
             r = rob.get(name) or {}

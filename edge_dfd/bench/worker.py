@@ -113,12 +113,18 @@ def measure(job: dict, make_bar=None) -> dict:
                       "p99": float(np.percentile(lat, 99)), "mean": float(lat.mean())}
 
     # end to end over the data (accuracy) or over the probe files (throughput only)
+    # (a pass of its own, after the latency loop: the accuracy never runs while latency is timed)
     if records:
         with make_bar(len(records), "accuracy", unit="img") as bar:
             y, p, errors, secs = score_records(backend, records, batch_size=BATCH, bar=bar)
-        res["report"] = binary_report(y, p, backend.threshold) if y.size else None
         res["skipped_images"] = len(errors)
+        res["skipped"] = [[str(a), str(b)] for a, b in errors]
         res["images_per_s"] = y.size / secs if secs > 0 else None
+        bad = {str(a) for a, _ in errors}  # P(fake) per record, in the job's order (None: unreadable, skipped)
+        kept = [str(r.path) not in bad for r in records]
+        if sum(kept) == p.size:
+            it = iter(p.tolist())
+            res["p_records"] = [next(it) if k else None for k in kept]
     elif probe_files:
         from edge_dfd.predict import Item, predict_items
 

@@ -10,22 +10,24 @@ from edge_dfd.bench.result import DEFAULT_MODEL_RUNS, DEFAULT_OUT, DEFAULT_RUNS,
 @click.command("bench")
 @click.argument("models", nargs=-1, metavar="[MODEL]...")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
-              help="Labelled images (140k layout or DIR/<split>/{real,fake}/): adds accuracy, AUC, ...")
+              help="Labelled images (140k layout or DIR/<split>/{real,fake}/) to measure accuracy, AUC, ... on, "
+                   "instead of the bundled evaluation sample (660 images).")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "valid", "test"]))
 @click.option("--sample", type=click.IntRange(min=1), default=None, metavar="N",
               help="Measure accuracy on a class-stratified sample of N images of --data (reproducible with --seed; "
-                   "the same images for every format), e.g. 2000 to compare formats in minutes. The accuracy's "
-                   "95% interval (acc 95% CI) says how far it can be from the whole split's.")
+                   "the same images for every format; the bundled sample without --data), e.g. 2000 to compare "
+                   "formats in minutes. The accuracy's 95% interval says how far it can be from the whole split's.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --sample draw.")
-@click.option("--formats", default="all", show_default=True,
-              help="Formats to convert a .keras MODEL to and measure: 'all' or a comma list.")
+@click.option("--formats", "--format", "formats", default="all", show_default=True,
+              help="Formats to measure, 'all' or a comma list: those a .keras MODEL is converted to, or the files "
+                   "of a bundled model ('default', 'ten-pass') or a convert output FOLDER to measure.")
 @click.option("--threads", type=click.IntRange(min=1), default=DEFAULT_THREADS, show_default=True)
 @click.option("--warmup", type=click.IntRange(min=0), default=DEFAULT_WARMUP, show_default=True)
 @click.option("--runs", type=click.IntRange(min=1), default=None,
               help=f"Timed batch-1 runs per format [default: {DEFAULT_RUNS}; {DEFAULT_MODEL_RUNS} for the bundled model "
                    "when no MODEL is given].")
 @click.option("--floor", type=click.FloatRange(0, 1), default=None,
-              help="Exit with code 3 if any format's accuracy is below this (a CI gate; needs --data).")
+              help="Exit with code 3 if any format's accuracy is below this (a CI gate).")
 @click.option("--robustness", is_flag=True,
               help="Also accuracy/AUC under JPEG q90/75/50/30, downscale x0.5/x0.75, blur sigma 1/2.")
 @click.option("--provider", default=None, help="ONNX execution provider (default CPUExecutionProvider).")
@@ -39,10 +41,16 @@ from edge_dfd.bench.result import DEFAULT_MODEL_RUNS, DEFAULT_OUT, DEFAULT_RUNS,
                    "count of formats; otherwise one line every ~10 s).")
 def cmd(models, data_dir, split, sample, seed, formats, threads, warmup, runs, floor, robustness, provider, out_dir,
         as_json, plot, quiet):
-    """Measure MODEL... (.keras: converted to --formats, cached; .tflite/.onnx: as they are) or, with no
-    MODEL, the bundled default model in every format. Exit code 3 when --floor is not met.
-    Progress (rate, ETA) goes to stderr.
+    """Measure MODEL... (.keras: converted to --formats, cached; .tflite/.onnx: as they are; a folder: every
+    model file of an `edge-dfd convert` output; 'default' / 'ten-pass': the bundled files) or, with no MODEL,
+    the bundled default model in every format: size, latency, throughput, memory, and accuracy, balanced
+    accuracy, ROC AUC with 95% intervals on the bundled evaluation sample (or --data), the paired difference
+    against the source .keras (else the fp32 file) and the latency/accuracy Pareto front, plus the bundled
+    files' release-time figures. Writes bench.json/.csv/.md and pareto.png. Exit code 3 when --floor is not
+    met. Progress (rate, ETA) goes to stderr.
     """
+    if data_dir is None and split != "test":  # the bundled evaluation sample is a test split only
+        raise click.UsageError(f"--split {split} applies to --data; the bundled evaluation sample is a test split")
     import json
 
     from edge_dfd import progress

@@ -5,12 +5,17 @@ from __future__ import annotations
 import click
 
 from edge_dfd.cli.escalate import escalate_options
+from edge_dfd.formats import FORMATS
 
 
 @click.command("evaluate")
 @click.argument("model", metavar="MODEL")
-@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False),
-              help="Dataset folder (140k CSV layout or DIR/<split>/{real,fake}/).")
+@click.option("--data", "data_dir", default=None, type=click.Path(file_okay=False),
+              help="Dataset folder (140k CSV layout or DIR/<split>/{real,fake}/) [default: the bundled evaluation "
+                   "sample, 660 labelled test images of two sets; --split does not apply to it].")
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default=None,
+              help="Format of a bundled MODEL ('default', 'ten-pass') to evaluate [default: tflite-fp32, or the "
+                   "only one it ships].")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "valid", "test"]))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for report.json, report.txt, confusion_matrix.png [default: eval/<model>_<split>].")
@@ -25,13 +30,16 @@ from edge_dfd.cli.escalate import escalate_options
 @click.option("--quiet", "-q", is_flag=True,
               help="No progress bar (it is drawn on stderr when stderr is a terminal; otherwise one line every ~10 s).")
 @escalate_options
-def cmd(model, data_dir, split, out_dir, threads, batch_size, provider, sample, seed, as_json, quiet, escalate,
+def cmd(model, data_dir, fmt, split, out_dir, threads, batch_size, provider, sample, seed, as_json, quiet, escalate,
         escalate_fraction, calib_data):
-    """Evaluate MODEL (.keras, .tflite, .onnx, 'default' or 'ten-pass') on one split of a dataset.
+    """Evaluate MODEL (.keras, .tflite, .onnx, 'default' or 'ten-pass') on one split of a dataset, or with
+    no --data on the bundled evaluation sample (per-set figures in the JSON's by_set).
 
     The positive class is 'fake'; precision / recall / F1 at the top level are the fake class's.
     The accuracy comes with its 95% Wilson interval (accuracy_ci95). Progress goes to stderr.
     """
+    if data_dir is None and split != "test":  # the bundled evaluation sample is a test split only
+        raise click.UsageError(f"--split {split} applies to --data; the bundled evaluation sample is a test split")
     import json
     import os
 
@@ -42,11 +50,14 @@ def cmd(model, data_dir, split, out_dir, threads, batch_size, provider, sample, 
 
     fraction, calib = resolve(escalate, escalate_fraction, calib_data)
     progress.set_quiet(quiet)
-    rep = evaluate(model, data_dir, split, out_dir=out_dir, threads=threads or os.cpu_count(),
+    rep = evaluate(model, data_dir, split, out_dir=out_dir, threads=threads or os.cpu_count(), format=fmt,
                    provider=provider, batch_size=batch_size, sample=sample, seed=seed,
                    escalate=escalate, escalate_fraction=fraction, calib_data=calib)
     if as_json:
         click.echo(json.dumps(rep, indent=2))
     else:
         click.echo(report_text(rep, rep["title"]), nl=False)
+        for name, r in (rep.get("by_set") or {}).items():  # the bundled sample's two sets
+            auc = "n/a" if r["auc"] is None else f"{r['auc']:.4f}"
+            click.echo(f"  {name:<12} accuracy {r['accuracy']:.4f}  ROC AUC {auc}  (n={r['n']})")
     click.echo(f"wrote {rep['out_dir']}/" + ", ".join(rep["files"]), err=True)

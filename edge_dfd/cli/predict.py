@@ -13,7 +13,8 @@ from edge_dfd.formats import FORMATS
 @click.option("--model", "-m", default="default", show_default=True,
               help="Model file (.keras/.tflite/.onnx), 'default' (the bundled single-pass detector) or 'ten-pass' (the previous ten-pass one).")
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default=None,
-              help="Format of the bundled model to use with --model default.")
+              help="Format of the bundled model to use with --model default or ten-pass (ten-pass ships "
+                   "tflite-int8 only).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Inference threads (default: all cores).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
