@@ -20,6 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_dfd import tfquiet
+
+tfquiet.install()  # TensorFlow's start-up log off for every benchmark (EDGE_DFD_DEBUG=1 brings it back)
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 RUNS = REPO / "runs"
