@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import FACES140K, RESULTS, RUNS, have_split
+from benchmarks.common import FACES140K, RESULTS, RUNS, have_split, need
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -97,11 +97,13 @@ def main(argv=None) -> int:
         machine, notes, settings = res.machine, res.notes, res.settings
         print(format_table(res), file=sys.stderr)
         print(f"   {arch}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-        partial = BenchResult(machine, rows, notes + [
-            "untrained heads (weights none): accuracy is chance level; these rows measure speed, size, memory"],
-            {**settings, "archs": args.archs, "size": args.size})
-        write_results(partial, args.out, stem="bench_archs", plot=Path(args.out) / "bench_archs_pareto.png")
-    print(format_table(partial))
+    need(bool(rows), "at least one architecture to measure (--archs is empty)", "name --archs A,B")
+    result = BenchResult(machine, rows, notes + [
+        "untrained heads (weights none): accuracy is chance level; these rows measure speed, size, memory"],
+        {**settings, "archs": args.archs, "size": args.size})
+    # written once, when every arch is measured: a stopped run never leaves a partial table
+    write_results(result, args.out, stem="bench_archs", plot=Path(args.out) / "bench_archs_pareto.png")
+    print(format_table(result))
     return 0
 
 

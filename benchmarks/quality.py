@@ -772,6 +772,11 @@ def main(argv=None) -> int:
     ap.add_argument("--remeasure", action="store_true", help="card: measure the per-view latencies again")
     ap.add_argument("--keras-eval", action="store_true", help="also score the .keras model (slow on CPU)")
     args = ap.parse_args(argv)
+    if args.stage in ("features", "heads", "ship"):  # a fresh clone has neither set: one line, no traceback
+        common.need_data(*SETS.values(), split="train")
+        common.need_data(*SETS.values(), split="test")
+    if args.stage in ("heads", "ship"):
+        common.need_module("sklearn")
     np.random.seed(SEED)
     {"features": stage_features, "heads": stage_heads, "ship": stage_ship, "card": stage_card}[args.stage](args)
     return 0
