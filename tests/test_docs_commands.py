@@ -25,20 +25,23 @@ Placeholders in a documented command (``[--arch A ...]``, ``DIR ...``) are read 
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shlex
+import shutil
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DOC_FILES = sorted([REPO / "README.md", *(REPO / "docs").glob("*.md"), *(REPO / "examples").glob("*.md")])
 SHELL_LANGS = {"bash", "sh", "shell", "console"}
 SKIP_MARK = re.compile(r"<!--\s*doc-test:\s*skip\s*\((?P<reason>[^)]*)\)\s*-->")
 SEPARATORS = {"&&", "||", ";", "|"}
-RUNNABLE = ("edge-dfd", "python -m edge_dfd", "python -m benchmarks")  # what the slow lane runs
 
 
 def placeholder(word: str) -> bool:
@@ -255,3 +258,100 @@ def test_checker_finds_a_wrong_option_and_subcommand(tmp_path, monkeypatch):
     assert problems[2].startswith("x.md:7:") and "has no subcommand 'benchh'" in problems[2]
     assert problems[3].startswith("x.md:8:") and "no module 'benchmarks.nope'" in problems[3]
     assert problems[4].startswith("x.md:11:") and "`edge-dfd live` has no option --sauce" in problems[4]
+
+
+# ---------------------------------------------------------------- slow lane: the cheap blocks run
+
+# the order a reader follows (a later file may read what an earlier one wrote); then every other file
+# files whose skip markers are not written yet (README.md is rewritten by the lead: the markers it needs are listed
+# in issue 29's report); their blocks are skipped with this reason until then - delete the entry to run them
+PENDING_MARKERS = {"README.md": "README.md's doc-test markers are pending (issue 29 report)",
+                   "docs/release.md": "docs/release.md's doc-test markers are pending (issue 29 report: the release "
+                                      "needs the shared data sets)"}
+ORDER = ["README.md", "docs/data.md", "docs/train.md", "docs/convert.md", "docs/runtime.md", "docs/live.md",
+         "docs/distributed.md", "docs/release.md", "examples/raspberry_pi.md"]
+
+
+def runnable(argv: list[str]) -> bool:
+    """edge-dfd ... or python -m edge_dfd... / benchmarks...: what the slow lane runs (never pip, sudo, ...)."""
+    if argv[0] == "edge-dfd":
+        return True
+    return argv[0] in ("python", "python3") and argv[1:2] == ["-m"] and len(argv) > 2 \
+        and argv[2].split(".")[0] in ("edge_dfd", "benchmarks")
+
+
+def _slow_blocks():
+    files = sorted(DOC_FILES, key=lambda p: (ORDER.index(str(p.relative_to(REPO)))
+                                             if str(p.relative_to(REPO)) in ORDER else len(ORDER), p.name))
+    out = []
+    for path in files:
+        for b in collect(path)[0]:
+            if any(runnable(c.argv) for c in b.commands):
+                out.append(pytest.param(b, id=f"{b.file}:{b.line}"))
+    return out
+
+
+def _write_video(path: Path, frames: int = 24) -> None:
+    import cv2
+    import numpy as np
+
+    from benchmarks.synth import cartoon_face
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 12.0, (320, 240))
+    face = cv2.cvtColor(cartoon_face(True, 160, seed=3), cv2.COLOR_RGB2BGR)
+    for i in range(frames):
+        frame = np.full((240, 320, 3), 90 + i, np.uint8)
+        frame[40:200, 80:240] = face
+        vw.write(frame)
+    vw.release()
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
+    """A working folder for the documented commands: tiny inputs under the names the docs use, a tiny trained
+    model.keras (the docs' "your model"), and an environment without the shared data (a fresh clone). Files a
+    documented command writes (runs/cnn by docs/train.md, exports/ by docs/convert.md) come from those commands:
+    the blocks run in ORDER, so run the whole slow lane, not one block of it."""
+    import cv2
+
+    from benchmarks.synth import make_140k, synth_face
+
+    work = tmp_path_factory.mktemp("fresh-clone")
+    env = {**os.environ, "EDGE_DFD_SHARED_DATA": str(work / "no-shared-data"), "PYTHONPATH": str(REPO),
+           "MPLBACKEND": "Agg"}
+    env.pop("EDGE_DFD_DEBUG", None)
+    make_140k(work / "faces140k")
+    make_140k(work / "data")  # data/test.csv (a 140k CSV) ...
+    shutil.copytree(work / "faces140k", work / "data" / "faces140k")  # ... and data/faces140k
+    for i, d in enumerate(["photos", "photos", "more/a"]):
+        (work / d).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(work / d / f"img{i}.jpg"), synth_face(i % 2 == 0, 64, seed=50 + i)[..., ::-1])
+    cv2.imwrite(str(work / "face.png"), synth_face(True, 64, seed=60)[..., ::-1])
+    _write_video(work / "clip.mp4")
+    _write_video(work / "videos" / "clip.mp4")
+    _write_video(work / "more" / "b" / "clip2.mp4")
+    res = subprocess.run([sys.executable, "-m", "edge_dfd", "train", "--data", "faces140k", "--epochs", "1",
+                          "--img-size", "32", "--batch-size", "8", "--out", "runs/tiny", "--quiet"],
+                         cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    shutil.copy(work / "runs" / "tiny" / "model.keras", work / "model.keras")
+    return work, env
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block", _slow_blocks())
+def test_documented_block_runs(block, fresh):
+    if block.file in PENDING_MARKERS:
+        pytest.skip(PENDING_MARKERS[block.file])
+    if block.skip:
+        pytest.skip(f"{block.file}:{block.line}: {block.skip}")
+    work, env = fresh
+    for cmd in block.commands:
+        if not runnable(cmd.argv):
+            continue  # pip, kaggle, sudo, ...: never run here
+        argv = [sys.executable, "-m", "edge_dfd", *cmd.argv[1:]] if cmd.argv[0] == "edge-dfd" else \
+            [sys.executable, *cmd.argv[1:]]
+        res = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0 and "Traceback" not in res.stderr, \
+            f"{cmd.where} exited {res.returncode}:\n{res.stderr[-1500:]}"

@@ -129,8 +129,10 @@ def measure(job: dict, make_bar=None) -> dict:
                 k += 1
                 bar.update(1)
         res["images_per_s"] = k / (time.perf_counter() - t)
-    if probe is not None:
-        res["probe_p"] = backend.predict(probe).tolist()
+    if probe is not None:  # in BATCH chunks like every other pass: one call of N probes would make LiteRT
+        # allocate activations for N images, so the peak RSS would depend on the probe count (64: 762 MB, 32: 342)
+        res["probe_p"] = np.concatenate([backend.predict(probe[i : i + BATCH])
+                                         for i in range(0, len(probe), BATCH)]).tolist()
     if job.get("robustness") and records:
         with make_bar(len(PERTURBATIONS) * len(records), "robustness", unit="img") as bar:
             res["robustness"] = _robustness(backend, records, decode_image, prepare_batch, binary_report, bar=bar)
