@@ -4,6 +4,7 @@ empty or partial table (benchmarks.common.write_results)."""
 
 import importlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -94,3 +95,22 @@ def test_overhead_defaults_to_the_bundled_files():
 
     models = default_models()
     assert models and all(m.is_file() and m.suffix in (".tflite", ".onnx") for m in models)
+
+
+def test_documented_benchmark_options_exist(capsys):
+    """Every `python -m benchmarks.X --option` in README.md, docs/ and examples/ is an option of X (its --help)."""
+    from test_docs_commands import all_commands
+
+    helps, problems = {}, []
+    for cmd in all_commands():
+        if cmd.argv[:2] != ["python", "-m"] or not cmd.argv[2].startswith("benchmarks.") or len(cmd.argv) < 4:
+            continue
+        name = cmd.argv[2]
+        if name not in helps:
+            with pytest.raises(SystemExit):
+                importlib.import_module(name).main(["--help"])
+            helps[name] = capsys.readouterr().out
+        for opt in (a.split("=")[0] for a in cmd.argv[3:] if a.startswith("--")):
+            if not re.search(rf"(^|[\s\[,]){re.escape(opt)}\b", helps[name]):
+                problems.append(f"{cmd.where}: `{name}` has no option {opt}")
+    assert helps and not problems, "\n".join(problems)
