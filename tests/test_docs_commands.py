@@ -353,5 +353,7 @@ def test_documented_block_runs(block, fresh):
         argv = [sys.executable, "-m", "edge_dfd", *cmd.argv[1:]] if cmd.argv[0] == "edge-dfd" else \
             [sys.executable, *cmd.argv[1:]]
         res = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=600)
-        assert res.returncode == 0 and "Traceback" not in res.stderr, \
+        # 3 = a quality gate's verdict (convert's gate, bench --floor): the command ran; on tiny data a model
+        # trained for seconds can fail it (e.g. an int8 file that collapses to one class)
+        assert res.returncode in (0, 3) and "Traceback" not in res.stderr and "error: unexpected" not in res.stderr, \
             f"{cmd.where} exited {res.returncode}:\n{res.stderr[-1500:]}"
