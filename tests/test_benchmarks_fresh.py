@@ -114,3 +114,21 @@ def test_documented_benchmark_options_exist(capsys):
             if not re.search(rf"(^|[\s\[,]){re.escape(opt)}\b", helps[name]):
                 problems.append(f"{cmd.where}: `{name}` has no option {opt}")
     assert helps and not problems, "\n".join(problems)
+
+
+def test_bench_archs_keeps_the_rows_of_archs_not_run(tmp_path):
+    """`python -m benchmarks.bench_archs --archs cnn` keeps every other arch's committed rows (written back intact)."""
+    import json
+
+    from benchmarks.bench_archs import arch_of, earlier_rows
+    from edge_dfd.bench import BenchResult, write_results
+
+    committed = json.loads((REPO / "benchmarks" / "results" / "bench_archs.json").read_text())
+    kept = earlier_rows(REPO / "benchmarks" / "results" / "bench_archs.json", ["cnn"])
+    others = [r for r in committed["rows"] if arch_of(r["model"]) != "cnn"]
+    assert arch_of("mobilenet_v3_small_256.keras") == "mobilenet_v3_small" and arch_of("xception_int8.tflite") == "xception"
+    assert 0 < len(kept) == len(others) < len(committed["rows"])
+    write_results(BenchResult(committed["machine"], kept, [], committed["settings"]), tmp_path, stem="b", plot=None)
+    again = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert [(r["model"], r["format"], r["latency_ms_p50"]) for r in again] == \
+        [(r["model"], r["format"], r["latency_ms_p50"]) for r in others]
