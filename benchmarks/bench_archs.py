@@ -16,7 +16,6 @@ with --archs A never shrinks the committed table to A).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -24,8 +23,6 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import FACES140K, RESULTS, RUNS, have_split, need
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def build(arch: str, size: int, work: Path) -> Path:

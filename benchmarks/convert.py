@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -31,8 +30,6 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import FACES140K, REPO, RESULTS, have_split, machine_facts, need, write_results
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def wake_up(model, x):

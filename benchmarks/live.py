@@ -66,7 +66,6 @@ import numpy as np
 from benchmarks.common import REPO, RESULTS, SHARED, machine_facts, need_data
 from edge_dfd.util import read_csv_rows
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 W, H, FPS = 640, 480, 30.0
 DETECTORS = ("blazeface", "blazeface-full", "haar", "none")
 FIDELITY_MODELS = ("default:tflite-int8", "ten-pass")  # spec[:format]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import time
@@ -31,7 +30,6 @@ from benchmarks import common
 from benchmarks.common import REPO, RESULTS, SETS, SHARED, valid_objective  # noqa: F401  (SHARED, valid_objective: this module's API)
 from edge_dfd.backbones import BACKBONES, CROPS, TAP_CHANNELS, TAPS
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 SPLITS = ("train", "valid", "test")
 CACHE = REPO / "runs" / "cache"
 INPUT_SIZE, VIEW_SIZE = 256, 224

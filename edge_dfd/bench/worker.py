@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_dfd import tfquiet
 from edge_dfd.bench.result import BATCH, PREPROCESS_SAMPLE
 from edge_dfd.errors import EdgeDFDError, ModelError
 from edge_dfd.perturb import PERTURBATIONS, perturb
@@ -184,7 +185,7 @@ def measure_isolated(job: dict, workdir: Path, label: str = "") -> dict:
     os.close(fd)
     out_path = job_path[:-5] + ".out.json"
     Path(job_path).write_text(json.dumps(job))
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ} if tfquiet.debug() else {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     mirror = progress.Mirror(label)
     try:
         with tempfile.TemporaryFile("w+", dir=workdir) as err:
