@@ -260,6 +260,79 @@ def test_checker_finds_a_wrong_option_and_subcommand(tmp_path, monkeypatch):
     assert problems[4].startswith("x.md:11:") and "`edge-dfd live` has no option --sauce" in problems[4]
 
 
+# ---------------------------------------------------------------- fast lane: model paths read were written
+
+
+def _params(argv: list[str]) -> tuple[str, dict] | None:
+    """(verb, click params) of an `edge-dfd VERB ...` line, parsed by the verb's own click command."""
+    if argv[0] != "edge-dfd" or len(argv) < 2:
+        return None
+    from edge_dfd.cli import cli
+
+    command = cli.get_command(click.Context(cli), argv[1])
+    if command is None:
+        return None
+    return argv[1], command.make_context(argv[1], list(argv[2:]), resilient_parsing=True).params
+
+
+def model_paths_problems(commands: list[Command]) -> list[str]:
+    """A model file read from a folder that an earlier documented command writes (train --out, convert --out)
+    must be one of the files that command writes (docs/runtime.md once read exports/model_int8.onnx, which the
+    convert example never writes)."""
+    from edge_dfd.formats import EXPORT_FORMATS, FORMATS
+
+    written: dict[Path, set[str]] = {}
+    problems = []
+    for cmd in commands:
+        parsed = _params(cmd.argv)
+        if parsed is None:
+            continue
+        verb, p = parsed
+        reads = {"evaluate": [p.get("model")], "convert": [p.get("model")], "bench": list(p.get("models") or ()),
+                 "predict": [p.get("model")], "live": [p.get("model")], "scan": [p.get("model")]}.get(verb, [])
+        for m in reads:
+            if not m or m in ("default", "ten-pass") or (REPO / m).exists():
+                continue
+            folder = Path(m).parent  # a bare name (model.keras, a_int8.tflite) stands for the reader's own file
+            if folder != Path(".") and folder in written and Path(m).name not in written[folder]:
+                problems.append(f"{cmd.where}: reads {m}, which no earlier documented command writes "
+                                f"({folder}/ gets {', '.join(sorted(written[folder]))})")
+        if verb == "train" and p.get("out_dir"):
+            written.setdefault(Path(p["out_dir"]), set()).add("model.keras")
+        if verb == "convert" and p.get("model"):
+            src = p["model"]
+            out = Path(p.get("out_dir") or ("exports/default" if src == "default" else Path(src).parent))
+            fmts = EXPORT_FORMATS if p.get("formats", "all") == "all" else p["formats"].split(",")
+            stem = "detector" if src == "default" else Path(src).stem
+            written.setdefault(out, set()).update(FORMATS[f].filename(stem) for f in fmts if f in FORMATS)
+    return problems
+
+
+def _in_reading_order() -> list[Path]:
+    return sorted(DOC_FILES, key=lambda p: (ORDER.index(str(p.relative_to(REPO)))
+                                            if str(p.relative_to(REPO)) in ORDER else len(ORDER), p.name))
+
+
+def test_documented_model_paths_are_written_earlier():
+    cmds = [c for path in _in_reading_order() for b in collect(path)[0] for c in b.commands]
+    problems = model_paths_problems(cmds)
+    assert not problems, "documented commands that read files no documented command writes:\n" + "\n".join(problems)
+
+
+def test_model_path_check_finds_an_unwritten_file():
+    mk = lambda line, text: Command("x.md", line, shlex.split(text), 0, None, text)
+    cmds = [mk(1, "edge-dfd train --data d --out runs/cnn"),
+            mk(2, "edge-dfd convert runs/cnn/model.keras --formats tflite-int8,onnx --out exports/"),
+            mk(3, "edge-dfd evaluate exports/model_int8.tflite --data d"),
+            mk(4, "edge-dfd predict -m exports/model_int8.onnx face.png"),
+            mk(5, "edge-dfd bench runs/cnn/model.keras runs/cnn/model_fp32.tflite")]
+    problems = model_paths_problems(cmds)
+    assert len(problems) == 2, problems
+    assert problems[0].startswith("x.md:4:") and "reads exports/model_int8.onnx, which no earlier" in problems[0]
+    assert "exports/ gets model.onnx, model_int8.tflite" in problems[0]
+    assert problems[1].startswith("x.md:5:") and "runs/cnn/model_fp32.tflite" in problems[1]
+
+
 # ---------------------------------------------------------------- slow lane: the cheap blocks run
 
 # the order a reader follows (a later file may read what an earlier one wrote); then every other file
@@ -281,10 +354,8 @@ def runnable(argv: list[str]) -> bool:
 
 
 def _slow_blocks():
-    files = sorted(DOC_FILES, key=lambda p: (ORDER.index(str(p.relative_to(REPO)))
-                                             if str(p.relative_to(REPO)) in ORDER else len(ORDER), p.name))
     out = []
-    for path in files:
+    for path in _in_reading_order():
         for b in collect(path)[0]:
             if any(runnable(c.argv) for c in b.commands):
                 out.append(pytest.param(b, id=f"{b.file}:{b.line}"))
