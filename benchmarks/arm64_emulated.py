@@ -57,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import FACES140K, REPO, RESULTS, RUNS, TPDNE128
+from benchmarks.common import FACES140K, REPO, RESULTS, RUNS, TPDNE128, need, need_data
 
 DATASETS = (FACES140K, TPDNE128)
 WORK = RUNS / "arm64"
@@ -479,8 +479,9 @@ def main(argv=None) -> int:
     for c in cpus:
         if c not in CPUINFO:
             ap.error(f"--qemu-cpu {c}: expected one of {', '.join(CPUINFO)}")
-    if shutil.which(QEMU) is None or shutil.which("debootstrap") is None:
-        ap.error(f"needs {QEMU} and debootstrap: apt-get install qemu-user-static debootstrap")
+    need(shutil.which(QEMU) is not None and shutil.which("debootstrap") is not None, f"{QEMU} and debootstrap",
+         "apt-get install qemu-user-static debootstrap")
+    need_data(*DATASETS)
     models = args.model or list(DEFAULT_MODELS)
     args.work = args.work.resolve()
     args.work.mkdir(parents=True, exist_ok=True)

@@ -8,22 +8,21 @@ constant 0.5: accuracy is therefore chance level - these rows measure SPEED, SIZ
 architecture x format, not detection quality. Integer formats are calibrated on the shared 140k sample
 (valid split) and throughput is measured over its test split; without it only float formats run.
 
-Writes benchmarks/results/bench_archs.{json,md,csv} (machine facts included) through the bench writer.
+Writes benchmarks/results/bench_archs.{json,md,csv} (machine facts included) through the bench writer, once, when
+every arch of the call is measured; rows of archs not run in this call are kept from the previous results (a call
+with --archs A never shrinks the committed table to A).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import FACES140K, RESULTS, RUNS, have_split
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from benchmarks.common import FACES140K, RESULTS, RUNS, have_split, need
 
 
 def build(arch: str, size: int, work: Path) -> Path:
@@ -55,6 +54,28 @@ def exported_files(root, arch: str, formats: str) -> list[Path]:
     wanted = [f.name for f in parse_formats(formats, allow_keras=True)]
     d = Path(root) / arch
     return [d / FORMATS[n].filename(arch) for n in wanted if (d / FORMATS[n].filename(arch)).is_file()]
+
+
+def arch_of(model: str) -> str:
+    """The architecture a row's model name belongs to (cnn_256.keras, xception_int8.tflite -> cnn, xception)."""
+    from edge_dfd.models import ARCHS
+
+    stem = model.split(".")[0]
+    return next((a for a in sorted(ARCHS, key=len, reverse=True) if stem == a or stem.startswith(a + "_")), stem)
+
+
+def earlier_rows(path: Path, run: list[str]) -> list:
+    """The previous results' rows of the architectures this call does not measure (as BenchRow)."""
+    import dataclasses
+    import json
+
+    from edge_dfd.bench import BenchRow
+
+    if not path.is_file():
+        return []
+    names = {f.name for f in dataclasses.fields(BenchRow)}
+    return [BenchRow(**{k: v for k, v in r.items() if k in names}) for r in json.loads(path.read_text())["rows"]
+            if arch_of(r["model"]) not in run]
 
 
 def main(argv=None) -> int:
@@ -97,11 +118,17 @@ def main(argv=None) -> int:
         machine, notes, settings = res.machine, res.notes, res.settings
         print(format_table(res), file=sys.stderr)
         print(f"   {arch}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-        partial = BenchResult(machine, rows, notes + [
-            "untrained heads (weights none): accuracy is chance level; these rows measure speed, size, memory"],
-            {**settings, "archs": args.archs, "size": args.size})
-        write_results(partial, args.out, stem="bench_archs", plot=Path(args.out) / "bench_archs_pareto.png")
-    print(format_table(partial))
+    need(bool(rows), "at least one architecture to measure (--archs is empty)", "name --archs A,B")
+    run = [a.strip() for a in args.archs.split(",") if a.strip()]
+    kept = earlier_rows(Path(args.out) / "bench_archs.json", run)
+    if kept:
+        notes = notes + [f"rows of {', '.join(sorted({arch_of(r.model) for r in kept}))} kept from an earlier call"]
+    result = BenchResult(machine, kept + rows, notes + [
+        "untrained heads (weights none): accuracy is chance level; these rows measure speed, size, memory"],
+        {**settings, "archs": args.archs, "size": args.size})
+    # written once, when every arch is measured: a stopped run never leaves a partial table
+    write_results(result, args.out, stem="bench_archs", plot=Path(args.out) / "bench_archs_pareto.png")
+    print(format_table(result))
     return 0
 
 

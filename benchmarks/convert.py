@@ -11,7 +11,9 @@ calibrated on the shared 140k sample's valid split (``--calib-data``); without i
 formats run. The sweep converts a TRAINED model (default: the bundled default detector) with
 25/50/100 calibration images from ``valid`` and scores each int8 file on the whole ``test`` split
 against the Keras model (fixed held-out set, same for every size). ``--merge`` keeps the rows of
-architectures not benchmarked in this call (and the previous sweep when this call runs none).
+architectures not benchmarked in this call and the previous sweep when this call runs none - always: a call never
+removes a committed table (``--merge`` is the default and kept for old commands). The results are written once,
+when the call is complete; a sweep without labelled images stops first with one line (``--calib-data DIR``).
 
 Writes benchmarks/results/convert.json and convert.md (with machine facts).
 """
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -28,9 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import FACES140K, REPO, RESULTS, machine_facts
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from benchmarks.common import FACES140K, REPO, RESULTS, have_split, machine_facts, need, write_results
 
 
 def wake_up(model, x):
@@ -154,13 +153,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--archs", default=",".join(ARCHS))
     ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--calib-data", default=str(FACES140K) if FACES140K.is_dir() else None)
+    ap.add_argument("--calib-data", default=str(FACES140K) if have_split(FACES140K, "valid") else None,
+                    help="labelled images (140k layout) for int8 calibration and the sweep [default: the shared "
+                         "140k sample when present]")
     ap.add_argument("--calib-size", type=int, default=50)
     ap.add_argument("--verify-size", type=int, default=50)
     ap.add_argument("--sweep-model", default=str(SWEEP_MODEL))
     ap.add_argument("--sweep-sizes", default="25,50,100")
     ap.add_argument("--no-sweep", action="store_true")
-    ap.add_argument("--merge", action="store_true", help="keep earlier rows of archs not run now")
+    ap.add_argument("--merge", action="store_true", help="(the default) keep earlier rows of archs not run now")
     ap.add_argument("--formats", default=None, help="formats to convert (default: all, or the float ones "
                                                      "without --calib-data)")
     ap.add_argument("--note", default=None, help="a sentence added to the results' notes")
@@ -180,7 +181,18 @@ def main(argv=None) -> int:
     }
     out = Path(args.out)
     run_archs = [a for a in args.archs.split(",") if a]
-    if (args.merge or not run_archs) and (out / "convert.json").is_file():  # keep the other archs' rows
+    sweep_model = Path(args.sweep_model)
+    if not args.no_sweep:  # check before anything runs: a sweep needs the trained model and labelled images
+        need(sweep_model.is_file(), f"the trained model to sweep ({sweep_model} is missing)",
+             "give --sweep-model FILE.keras or pass --no-sweep")
+        need(bool(args.calib_data) and have_split(Path(args.calib_data), "valid")
+             and have_split(Path(args.calib_data), "test"),
+             f"labelled images with valid and test splits for the calibration sweep ({args.calib_data or 'none given'})",
+             "give --calib-data DIR (140k layout; the shared 140k sample is used when EDGE_DFD_SHARED_DATA or "
+             "../shared/data holds it) or pass --no-sweep")
+    if not run_archs and args.no_sweep:
+        need(False, "something to run (--archs is empty and --no-sweep is given)", "name --archs or drop --no-sweep")
+    if (out / "convert.json").is_file():  # keep the other archs' rows and the sweep this call does not redo
         previous = json.loads((out / "convert.json").read_text())
         doc["archs"] = [r for r in previous.get("archs", []) if r["arch"] not in run_archs]
         doc["command"] = previous["command"] + " ; " + doc["command"]
@@ -196,25 +208,18 @@ def main(argv=None) -> int:
             print(f"== {arch}", file=sys.stderr)
             doc["archs"] += bench_arch(arch, args.size, args.calib_data, args.calib_size, args.verify_size, work,
                                        args.formats)
-            _write(out, doc)
-        sweep_model = Path(args.sweep_model)
-        if not args.no_sweep and sweep_model.is_file() and args.calib_data:
+        if not args.no_sweep:
             print(f"== calibration sweep on {sweep_model}", file=sys.stderr)
             doc["sweep_model"] = str(sweep_model.relative_to(REPO) if sweep_model.is_relative_to(REPO) else sweep_model)
             sizes = [int(s) for s in args.sweep_sizes.split(",")]
             doc["sweep"] = calibration_sweep(sweep_model, Path(args.calib_data), sizes, Path(tmp))
-        elif not args.no_sweep:
-            print(f"note: no sweep ({sweep_model} missing or no --calib-data)", file=sys.stderr)
     _write(out, doc)
     print(markdown(doc))
     return 0
 
 
 def _write(out: Path, doc: dict) -> None:
-    from edge_dfd.fsutil import atomic_write_json, atomic_write_text
-
-    atomic_write_json(out / "convert.json", doc)
-    atomic_write_text(out / "convert.md", markdown(doc))
+    write_results({out / "convert.json": doc, out / "convert.md": markdown(doc)}, complete=bool(doc["archs"]))
 
 
 if __name__ == "__main__":

@@ -63,10 +63,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import REPO, RESULTS, SHARED, machine_facts
+from benchmarks.common import REPO, RESULTS, SHARED, machine_facts, need_data
 from edge_dfd.util import read_csv_rows
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 W, H, FPS = 640, 480, 30.0
 DETECTORS = ("blazeface", "blazeface-full", "haar", "none")
 FIDELITY_MODELS = ("default:tflite-int8", "ten-pass")  # spec[:format]
@@ -148,8 +147,7 @@ def test_images(n: int, seed: int, ffhq: int = 0) -> list[dict]:
         if not k:
             continue
         root = SHARED / name
-        if not (root / "test.csv").is_file():
-            raise SystemExit(f"benchmarks.live: the fidelity benchmark needs the shared test images ({root}/test.csv)")
+        need_data(root)  # the fidelity section needs the shared test images (one line, exit 1)
         rows = read_csv_rows(root / "test.csv")
         rng = np.random.default_rng(seed)
         fake = [r for r in rows if r["label"] == "0"]

@@ -2,7 +2,8 @@
 (Backend.predict: checks, quantise, invoke, dequantise) vs a bare ``interpreter.invoke()`` /
 ``session.run()`` loop on the same model, same input, same threads. Target: within 5 %.
 
-    python -m benchmarks.overhead MODEL.tflite MODEL.onnx ...     # default: runs/bench_archs cache files
+    python -m benchmarks.overhead MODEL.tflite MODEL.onnx ...
+    python -m benchmarks.overhead        # the runs/bench_archs cache files, else the bundled default's files
 
 Rounds alternate harness and bare loops (A B A B ...) so that load from other processes hits both
 alike; the reported value is the median over rounds of each round's median. Writes
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import RESULTS, RUNS, latency_ms, machine_facts
+from benchmarks.common import RESULTS, RUNS, latency_ms, machine_facts, need, write_results
 
 
 def bare_loop(det, x: np.ndarray, warmup: int, runs: int) -> np.ndarray:
@@ -63,9 +64,18 @@ def measure(path: Path, threads: int, rounds: int, runs: int, warmup: int) -> di
             "within_5pct": abs(h - b) / b <= 0.05}
 
 
-def main(argv=None) -> int:
-    from edge_dfd.fsutil import atomic_write_json
+def default_models() -> list[Path]:
+    """runs/bench_archs's exports (python -m benchmarks.bench_archs) or, in a fresh clone, every bundled
+    .tflite / .onnx file of the default model."""
+    from edge_dfd import zoo
+    from edge_dfd.formats import FORMATS
 
+    cached = sorted(p for p in (RUNS / "bench_archs").rglob("*") if p.suffix in (".tflite", ".onnx"))
+    return cached or [zoo.default_dir() / FORMATS[f].filename(zoo.STEM) for f in zoo.available_formats()
+                      if FORMATS[f].filename(zoo.STEM).endswith((".tflite", ".onnx"))]
+
+
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="*")
     ap.add_argument("--threads", type=int, default=2)
@@ -74,19 +84,19 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--out", default=str(RESULTS / "overhead.json"))
     args = ap.parse_args(argv)
-    models = [Path(m) for m in args.models] or sorted(
-        p for p in (RUNS / "bench_archs").rglob("*") if p.suffix in (".tflite", ".onnx"))
-    if not models:
-        print("error: no models given and none in runs/bench_archs (run python -m benchmarks.bench_archs first)",
-              file=sys.stderr)
-        return 1
+    models = [Path(m) for m in args.models] or default_models()
+    need(bool(models), "models to measure (none given, none in runs/bench_archs, no bundled .tflite / .onnx file)",
+         "give MODEL.tflite / MODEL.onnx paths or run python -m benchmarks.bench_archs first")
+    missing = [str(m) for m in models if not m.is_file()]
+    need(not missing, f"model files that exist ({', '.join(missing)} not found)", "give MODEL paths that exist")
     rows = [measure(m, args.threads, args.rounds, args.runs, args.warmup) for m in models]
     print(f"{'model':<40} {'format':<15} {'harness ms':>10} {'bare ms':>9} {'overhead':>9}  ok")
     for r in rows:
         print(f"{Path(r['model']).name:<40} {r['format']:<15} {r['harness_ms_p50']:>10.3f} {r['bare_ms_p50']:>9.3f} "
               f"{r['overhead_pct']:>8.2f}%  {'yes' if r['within_5pct'] else 'NO'}")
-    atomic_write_json(args.out, {"machine": machine_facts(args.threads), "rows": rows,
-                                 "note": "median over rounds of per-round medians; rounds alternate harness/bare"})
+    write_results({Path(args.out): {"machine": machine_facts(args.threads), "rows": rows, "models": "given" if
+                   args.models else "default", "note": "median over rounds of per-round medians; rounds alternate "
+                   "harness/bare"}}, complete=len(rows) == len(models))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0 if all(r["within_5pct"] for r in rows) else 3
 

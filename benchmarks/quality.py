@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import time
@@ -31,7 +30,6 @@ from benchmarks import common
 from benchmarks.common import REPO, RESULTS, SETS, SHARED, valid_objective  # noqa: F401  (SHARED, valid_objective: this module's API)
 from edge_dfd.backbones import BACKBONES, CROPS, TAP_CHANNELS, TAPS
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 SPLITS = ("train", "valid", "test")
 CACHE = REPO / "runs" / "cache"
 INPUT_SIZE, VIEW_SIZE = 256, 224
@@ -772,6 +770,11 @@ def main(argv=None) -> int:
     ap.add_argument("--remeasure", action="store_true", help="card: measure the per-view latencies again")
     ap.add_argument("--keras-eval", action="store_true", help="also score the .keras model (slow on CPU)")
     args = ap.parse_args(argv)
+    if args.stage in ("features", "heads", "ship"):  # a fresh clone has neither set: one line, no traceback
+        common.need_data(*SETS.values(), split="train")
+        common.need_data(*SETS.values(), split="test")
+    if args.stage in ("heads", "ship"):
+        common.need_module("sklearn")
     np.random.seed(SEED)
     {"features": stage_features, "heads": stage_heads, "ship": stage_ship, "card": stage_card}[args.stage](args)
     return 0

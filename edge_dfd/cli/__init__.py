@@ -12,7 +12,6 @@ Data goes to stdout (``--json`` for machines); progress and logs go to stderr.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
 import click
@@ -61,9 +60,11 @@ def cli():
 def main(argv=None, group=None, prog_name: str = "edge-dfd") -> int:
     """Entry point: user errors become one line on stderr and an exit code, never a traceback.
     ``group``: another click command run under the same rules (``python -m edge_dfd.release``)."""
+    from edge_dfd import tfquiet
     from edge_dfd.errors import EdgeDFDError
 
-    debug = os.environ.get("EDGE_DFD_DEBUG") == "1"
+    tfquiet.install()  # before any command imports TensorFlow; EDGE_DFD_DEBUG=1 keeps its log
+    debug = tfquiet.debug()
     try:
         rv = (group or cli).main(args=argv, prog_name=prog_name, standalone_mode=False)
         code = rv if isinstance(rv, int) else 0

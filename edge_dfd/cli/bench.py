@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edge_dfd.bench.result import DEFAULT_MODEL_RUNS, DEFAULT_OUT, DEFAULT_RUNS, DEFAULT_THREADS, DEFAULT_WARMUP
+from edge_dfd.perturb import PERTURBATIONS
 
 
 @click.command("bench")
@@ -29,7 +30,8 @@ from edge_dfd.bench.result import DEFAULT_MODEL_RUNS, DEFAULT_OUT, DEFAULT_RUNS,
 @click.option("--floor", type=click.FloatRange(0, 1), default=None,
               help="Exit with code 3 if any format's accuracy is below this (a CI gate).")
 @click.option("--robustness", is_flag=True,
-              help="Also accuracy/AUC under JPEG q90/75/50/30, downscale x0.5/x0.75, blur sigma 1/2.")
+              help="Also accuracy/AUC under each perturbation of edge_dfd.perturb: " + ", ".join(PERTURBATIONS)
+                   + ".")
 @click.option("--provider", default=None, help="ONNX execution provider (default CPUExecutionProvider).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=DEFAULT_OUT, show_default=True,
               help="Folder for bench.json/.csv/.md, pareto.png and the conversion cache.")

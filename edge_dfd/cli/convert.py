@@ -50,7 +50,6 @@ def cmd(model, formats, calib_data, calib_size, verify_size, out_dir, opset, no_
     images that would prove it. Exit codes: 0 every file ok, 3 a file failed (files kept), 4 a file unproven and
     none failed (files written). Progress (rate, ETA) goes to stderr.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from edge_dfd import progress
     from edge_dfd.convert import convert_model, raise_for_failures
     from edge_dfd.formats import parse_formats

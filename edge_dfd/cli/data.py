@@ -13,8 +13,8 @@ import click
 def cmd(data_dir, as_json):
     """Validate DIR (140k CSV layout or DIR/<split>/{real,fake}/) and print per-split counts.
 
-    Every problem (bad CSV header, labels, missing or escaping image paths, ...) is reported in one
-    line naming the file and rows; the exit code is then 1.
+    The first problem found (bad CSV header, labels, missing or escaping image paths, ...) is reported in
+    one line naming the file and rows, and the exit code is then 1; fix it and run again to find the next.
     """
     from edge_dfd import data
 

@@ -68,8 +68,8 @@ def _check_rotate(ctx, param, value):
 @click.option("--align", type=click.Choice(ALIGN_MODES), default=DEFAULT_ALIGN, show_default=True,
               help="Crop framing: 'aligned' maps the detector's eye/nose/mouth keypoints onto the 140k training "
                    "images' framing (rotation, scale, shift); 'box' is the face box plus --margin; 'auto' picks "
-                   "what the model was trained on (box for the single-pass default, aligned for ten-pass and "
-                   "models trained on 140k images).")
+                   "the crop measured best in video for the model: aligned (the bundled default, ten-pass and "
+                   "models trained on 140k images), box for the MobileNetV2 single-pass student.")
 @click.option("--classify-hz", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_CLASSIFY_HZ,
               show_default=True, metavar="HZ",
               help="Classify each face track at most HZ times a second (new tracks first, then round robin); "
@@ -118,9 +118,9 @@ def _check_rotate(ctx, param, value):
               help="Rotated event files to keep, newest first (0: all).")
 @click.option("--status", type=click.Path(dir_okay=False), default=None, metavar="FILE.json",
               help="Status file (last frame age, FPS, frames, faces, reconnects, RSS) rewritten every "
-                   "--heartbeat seconds (10 by default).")
+                   "--heartbeat seconds, or every 10 s when --heartbeat is 0.")
 @click.option("--heartbeat", type=click.FloatRange(min=0), default=0, show_default=True, metavar="SECONDS",
-              help="Print a status line on stderr every SECONDS (0: never).")
+              help="Print a status line on stderr every SECONDS (0: never; --status is then rewritten every 10 s).")
 @escalate_options
 @click.option("--escalate-hz", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, metavar="HZ",
               help="With --escalate: at most HZ escalations a second, all face tracks together.")

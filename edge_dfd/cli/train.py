@@ -24,7 +24,10 @@ from edge_dfd.models import (  # light: no TensorFlow import (keras is imported 
               type=click.IntRange(MIN_INPUT_SIZE, MAX_INPUT_SIZE),
               help="Square input size in pixels.")
 @click.option("--weights", default="none", show_default=True,
-              help="none, imagenet (downloads; needs internet) or a local weights file.")
+              help="none, imagenet or a local weights file. imagenet is offline for "
+                   + ", ".join(a for a, s in ARCHS.items() if s.pretrained == "bundled")
+                   + " (the weights ship in the source tree) and a keras.applications download (needs internet) "
+                   "for " + ", ".join(a for a, s in ARCHS.items() if s.pretrained == "imagenet-download") + ".")
 @click.option("--freeze-base/--no-freeze-base", default=False, show_default=True,
               help="Freeze the pretrained base (train the head only).")
 @click.option("--seed", default=0, show_default=True, type=int)

@@ -7,10 +7,9 @@ than eager calls or ``model.predict`` for small batches; large batches run in ch
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
+from edge_dfd import tfquiet
 from edge_dfd.errors import ModelError, require
 from edge_dfd.formats import FORMATS
 from edge_dfd.meta import read_meta
@@ -34,7 +33,7 @@ class KerasBackend(Backend):
 
     def __init__(self, path, threads: int | None = None, meta=None):
         super().__init__(path, threads, meta)
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        tfquiet.install()  # TensorFlow's start-up log off (EDGE_DFD_DEBUG=1 keeps it): the one place that decides
         tf = require("tensorflow", "running .keras models")
         _set_threads(tf, threads)
         self._tf = tf

@@ -14,6 +14,7 @@ from edge_dfd.errors import ModelError, require
 from edge_dfd.formats import FORMATS, format_of_file
 from edge_dfd.meta import tflite_meta_from_bytes
 from edge_dfd.runtime.base import Backend, check_input_shape, check_output_shape
+from edge_dfd.tfquiet import LITERT_NOISE, filtered_stderr
 from edge_dfd.util import first_line
 
 _DTYPES = {np.dtype(np.float32): "float32", np.dtype(np.uint8): "uint8", np.dtype(np.int8): "int8"}
@@ -32,8 +33,9 @@ class TFLiteBackend(Backend):
             raise ModelError(f"{where}: cannot read ({exc.strerror or exc})") from None
         meta = tflite_meta_from_bytes(buf, where)  # ModelError if not a TFLite flatbuffer
         try:
-            self.interpreter = interp_mod.Interpreter(model_content=buf, num_threads=threads)
-            self.interpreter.allocate_tensors()
+            with filtered_stderr(LITERT_NOISE):  # its "Created ... XNNPACK delegate" INFO line, on every load
+                self.interpreter = interp_mod.Interpreter(model_content=buf, num_threads=threads)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{where}: LiteRT cannot load this model ({first_line(exc)})") from None
         ins, outs = self.interpreter.get_input_details(), self.interpreter.get_output_details()

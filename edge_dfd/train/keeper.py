@@ -24,6 +24,13 @@ from edge_dfd.train.pipeline import SkipLog
 from edge_dfd.util import read_csv_rows
 
 
+def scalar(value) -> float:
+    """One float from a Keras log value: a Python/NumPy scalar, or (under a distribution strategy) an array with
+    one value per local replica, whose mean it returns (metrics are already synced: every replica holds the same)."""
+    a = np.asarray(value, dtype=np.float64)
+    return float(a.mean()) if a.size else float("nan")
+
+
 def read_history(path: Path) -> list[dict]:
     if not path.is_file():
         return []
@@ -76,7 +83,7 @@ def run_keeper(run_dir: Path, epochs: int, patience: int, monitor: str, skips: S
             return False
 
         def on_epoch_end(self, epoch, logs=None):
-            row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
+            row = {"epoch": epoch + 1, **{k: scalar(v) for k, v in (logs or {}).items()},
                    "seconds": time.perf_counter() - self.t0}
             self.rows = [r for r in self.rows if r["epoch"] < epoch + 1] + [row]
             improved = self._track(row.get(monitor, np.inf))
@@ -132,7 +139,7 @@ def progress_bars(epochs: int, train_steps: int | None, valid_steps: int | None)
             now = time.monotonic()
             if logs and now - self.shown >= 1.0:  # reading the logs syncs with the device: not every step
                 self.shown = now
-                self.bar.set_postfix("  ".join(f"{k} {float(logs[k]):.4f}" for k in ("loss", "accuracy") if k in logs))
+                self.bar.set_postfix("  ".join(f"{k} {scalar(logs[k]):.4f}" for k in ("loss", "accuracy") if k in logs))
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
