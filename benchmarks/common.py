@@ -109,12 +109,10 @@ def latency_ms(backend, inputs: np.ndarray, warmup: int, runs: int, bar=None) ->
 def valid_objective(y, P) -> float:
     """Selection score on VALID only: mean over the two sets of (AUC + accuracy at the valid threshold).
     ``y`` and ``P`` map (set name, "valid") to labels and P(fake)."""
-    from sklearn.metrics import roc_auc_score
-
-    from edge_dfd.metrics import choose_threshold
+    from edge_dfd.metrics import choose_threshold, roc_auc
 
     yv = np.concatenate([y[(s, "valid")] for s in SETS])
     pv = np.concatenate([P[(s, "valid")] for s in SETS])
     t = choose_threshold(yv, pv)
-    return float(np.mean([roc_auc_score(y[(s, "valid")], P[(s, "valid")])
+    return float(np.mean([roc_auc(y[(s, "valid")], P[(s, "valid")])
                           + ((P[(s, "valid")] >= t) == y[(s, "valid")]).mean() for s in SETS])) / 2
