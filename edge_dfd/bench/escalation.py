@@ -88,14 +88,14 @@ def curve_lines(block: dict | None) -> tuple[list[str], list[list[str]]] | None:
     """(header, rows) of the plain-text curve table, None without a measured curve."""
     if not block or "points" not in block:
         return None
-    head = ["point", "escalated", "acc [95% CI]", "vs first [95% CI]", "bal.acc", "AUC [95% CI]", "ms/face",
+    head = ["point", "escalated", "acc [95% CI]",  # acc: 4 places, as stored (0.9045 is not 0.904) "vs first [95% CI]", "bal.acc", "AUC [95% CI]", "ms/face",
             "x second", "gap recovered"]
     body = []
     for p in block["points"]:
         ci, aci, v = p["accuracy_ci95"], p["auc_ci95"], p["vs_first"]
         auc = "n/a" if p["auc"] is None else f"{p['auc']:.3f} [{aci[0]:.3f}-{aci[1]:.3f}]"
         body.append([p["name"], "-" if p["escalated_share"] is None else f"{p['escalated_share']:.3f}",
-                     f"{p['accuracy']:.3f} [{ci[0]:.3f}-{ci[1]:.3f}]",
+                     f"{p['accuracy']:.4f} [{ci[0]:.3f}-{ci[1]:.3f}]",
                      f"{v['diff'] + 0.0:+.3f} [{v['ci95'][0] + 0.0:+.3f}, {v['ci95'][1] + 0.0:+.3f}]",
                      f"{p['balanced_accuracy']:.3f}", auc, f"{p['ms_per_face']:.2f}",
                      "-" if p["time_vs_second"] is None else f"{p['time_vs_second']:.3f}",
