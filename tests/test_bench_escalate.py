@@ -116,3 +116,27 @@ def test_the_first_model_is_the_first_models_int8_file():
     assert pick_first([bad + group("onnx")]).fmt == "onnx"
     with pytest.raises(ModelError, match="no file that can be measured.*converter wrote no file"):
         pick_first([bad])
+
+
+def test_no_model_bench_escalate_starts_from_the_bundled_default(pair, data140k, tmp_path, cli_run, monkeypatch):
+    """No MODEL: the first model is the bundled default's file (tflite-int8 when shipped; this tiny ONNX-only
+    bundle has none, so its onnx file), the second the bundled 'ten-pass'; measured on --data's test split."""
+    from edge_dfd import zoo
+
+    d, t = tmp_path / "bundle", tmp_path / "ten_pass"
+    d.mkdir()
+    t.mkdir()
+    tiny_onnx(d / zoo.FORMATS["onnx"].filename(zoo.STEM), 32, 0.5)
+    tiny_onnx(t / zoo.FORMATS["onnx"].filename(zoo.STEM), 48, 0.4)
+    monkeypatch.setenv("EDGE_DFD_DEFAULT_MODEL_DIR", str(d))
+    monkeypatch.setitem(zoo.NAMED, "ten-pass", t)
+    code, stdout, stderr = cli_run("bench", "--data", data140k, "--escalate", "ten-pass", "--calib-data", data140k,
+                                   "--out", tmp_path / "b", "--json", *FAST)
+    assert code == 0, stderr
+    doc = json.loads(stdout)
+    c = doc["cascade"]
+    assert (c["model"], c["format"], c["escalate"], c["escalate_fraction"]) == ("default", "onnx", "ten-pass", 0.2)
+    assert c["second"]["dir"] == "ten_pass" and c["images"] == 16 and c["fractions"] == [0.1, 0.2, 0.3, 0.5]
+    assert [p["name"] for p in c["points"]][:2] == ["first", "second"] and len(c["points"]) == 6
+    assert all(p["ms_per_face"] > 0 and p["accuracy"] is not None for p in c["points"])
+    assert "cascade curve default onnx (detector.onnx) -> ten-pass onnx (detector.onnx)" in stderr
