@@ -60,10 +60,21 @@ def test_bench_escalate_measures_every_point_of_the_curve(pair, data140k, tmp_pa
     assert second["vs_first"]["diff"] == pytest.approx(second["accuracy"] - first["accuracy"], abs=1e-4)
     assert doc["settings"]["escalate"]["fraction"] == 0.25
     # the table, bench.md and the plot carry it too
-    assert "cascade F=0.25" in stderr and "x second" in stderr  # --json: the table goes to stderr
+    # --json: the table goes to stderr; every row has every column, under its header
+    lines = stderr.splitlines()
+    head = next(ln for ln in lines if ln.startswith("point "))
+    assert head.split("  ")[:2] == ["point", ""] and head.index("ms/face") < head.index("x second")
+    p25 = next(p for p in c["points"] if p["name"] == "cascade F=0.25")
+    (row25,) = [ln for ln in lines if ln.startswith("cascade F=0.25 ")]
+    assert row25[head.index("acc [95% CI]"):].startswith(f"{p25['accuracy']:.4f} [")
+    assert row25[head.index("ms/face"):].startswith(f"{p25['ms_per_face']:.2f}")
+    assert row25.rstrip().endswith("-" if p25["gap_recovered"] is None else f"{p25['gap_recovered']:.2f}")
     assert json.loads((out / "bench.json").read_text())["cascade"]["points"] == c["points"]
     md = (out / "bench.md").read_text()
     assert "**Cascade curve" in md and "| cascade F=0.5 |" in md
+    assert ("| point | escalated | acc [95% CI] | vs first [95% CI] | bal.acc | AUC [95% CI] | ms/face | x second | "
+            "gap recovered |") in md
+    assert all(ln.count("|") == 10 for ln in md.splitlines() if ln.startswith(("| first", "| second", "| cascade")))
     pytest.importorskip("matplotlib")
     assert (out / "cascade.png").stat().st_size > 1000 and (out / "pareto.png").is_file()
 

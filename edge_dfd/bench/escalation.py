@@ -88,7 +88,8 @@ def curve_lines(block: dict | None) -> tuple[list[str], list[list[str]]] | None:
     """(header, rows) of the plain-text curve table, None without a measured curve."""
     if not block or "points" not in block:
         return None
-    head = ["point", "escalated", "acc [95% CI]",  # acc: 4 places, as stored (0.9045 is not 0.904) "vs first [95% CI]", "bal.acc", "AUC [95% CI]", "ms/face",
+    # accuracy to 4 places, as stored (0.9045 printed to 3 would read 0.904 beside the per-format table's 0.905)
+    head = ["point", "escalated", "acc [95% CI]", "vs first [95% CI]", "bal.acc", "AUC [95% CI]", "ms/face",
             "x second", "gap recovered"]
     body = []
     for p in block["points"]:
