@@ -3,7 +3,7 @@
 Modules: ``result`` (defaults, BenchRow, BenchResult, the floor checks), ``worker`` (measure one model file,
 the latency loop), ``targets`` (model arguments, folders and bundled names -> files; the conversion cache),
 ``plan`` (``run_bench``), ``accuracy`` (intervals, paired differences, Pareto front), ``report`` (tables,
-json / csv / md, Pareto plot). Every public name is importable from ``edge_dfd.bench`` (loaded on first use, so that the CLI
+json / csv / md, Pareto plot), ``escalation`` (``--escalate``: the cascade curve, an extra pass after the per-format one). Every public name is importable from ``edge_dfd.bench`` (loaded on first use, so that the CLI
 can read the defaults in ``edge_dfd.bench.result`` without importing numpy).
 
 Each model file is measured in a FRESH subprocess (``python -m edge_dfd.bench JOB RESULT``), so that the

@@ -63,7 +63,8 @@ def _eval_records(data, split: str, sample: int | None, seed: int, notes: list[s
 def run_bench(models=(), data=None, split: str = "test", formats: str | None = "all",
               threads: int = DEFAULT_THREADS, warmup: int = DEFAULT_WARMUP, runs: int | None = None, floor: float | None = None, robustness: bool = False,
               out_dir=None, provider: str | None = None, log=None, convert_kwargs: dict | None = None,
-              probes: int | None = None, sample: int | None = None, seed: int = 0) -> BenchResult:
+              probes: int | None = None, sample: int | None = None, seed: int = 0, escalate: str | None = None,
+              escalate_fraction: float | None = None, calib_data=None) -> BenchResult:
     """Measure every requested format of every model; returns the rows (does not write files).
 
     ``models``: model files, ``convert`` output folders, bundled names ("default", "ten-pass"); none = the
@@ -93,8 +94,17 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
     recs, sets, population, where = _eval_records(data, split, sample, seed, notes)
     records = [[str(r.path), int(r.label)] for r in recs]
     y_all = np.asarray([1 - lab for _, lab in records], np.int64)
+    if escalate is not None:  # a bad escalation model: one line before any work
+        from edge_dfd.bench import escalation
+
+        escalation.check_second(escalate, threads)
     out = ensure_writable_dir(out_dir or DEFAULT_OUT)
     groups = group_targets(list(models), formats, out / "cache", data, log, convert_kwargs, notes)
+    cascade = first_tgt = None
+    if escalate is not None:  # the pair's calibration table (or --calib-data's) before the per-format pass
+        first_tgt = escalation.pick_first(groups)
+        cascade = escalation.prepare(first_tgt, escalate, escalation.DEFAULT_FRACTION if escalate_fraction is None
+                                     else escalate_fraction, calib_data, threads, provider, log)
     rows: list[BenchRow] = []
     in_float: list[str] = []  # formats whose quantised graph ran in float (see edge_dfd.runtime.onnx)
     tf_ok = have_tensorflow()
@@ -140,6 +150,18 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
                     measured.append((len(rows), res))
                 rows.append(row)
             _finish_group(rows, measured, y_all, acc)
+    block = None
+    if cascade is not None:  # the extra pass: the cascade curve, measured after every format's own pass
+        fractions = escalation.curve_fractions(escalate_fraction)
+        log(f"measuring the cascade curve {first_tgt.fmt} -> {escalate} at F = "
+            f"{', '.join(str(f) for f in fractions)} ...")
+        block = escalation.measure_curve(cascade, first_tgt, escalate, recs, sets, fractions, log)
+        if "error" in block:
+            notes.append(f"cascade curve not measured: {block['error']}")
+        else:
+            notes.append("cascade curve: escalated = the share of these images sent to the second model (the band "
+                         f"is calibrated on {block['calibration']}); ms/face is a whole cascade call per face, not "
+                         "the per-format table's model-only p50; plot: cascade.png beside the Pareto plot")
     if in_float:
         notes.append(f"{', '.join(in_float)}: full 8-bit weights, which this CPU's int8 kernels (x86 without VNNI) "
                      "would saturate, so its quantised graph ran in float: its accuracy and agreement are what an "
@@ -184,7 +206,10 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
                 "intervals": {"accuracy": "Wilson score 95%", "balanced_accuracy": "MOVER-Wilson 95%",
                               "auc": "DeLong 95%", "acc_diff": "Newcombe hybrid score 95% (paired)",
                               "auc_diff": "DeLong 95% (paired)"}}
-    return BenchResult(machine_facts(threads), rows, notes, settings)
+    if escalate is not None:
+        settings["escalate"] = {"model": escalate, "fraction": cascade.fraction, "calib_data":
+                                [str(d) for d in calib_data] if calib_data else None}
+    return BenchResult(machine_facts(threads), rows, notes, settings, cascade=block)
 
 
 def _finish_group(rows: list[BenchRow], measured: list[tuple[int, dict]], y: np.ndarray, acc) -> None:

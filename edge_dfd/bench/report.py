@@ -132,11 +132,22 @@ def format_table(result: BenchResult) -> str:
     if body:
         lines += ["", t_rel, *_plain(head, body)]
     lines += _robustness_lines(result)
+    cur = _curve(result)
+    if cur:
+        lines += ["", cur[0], *_plain(*cur[1:])]
     lines += [f"note: {n}" for n in result.notes]
     m = result.machine
     lines.append(f"machine: {m['cpu']}, {m['usable_cores']} cores, flags {' '.join(m['cpu_flags']) or '-'}, "
                  f"threads {m['threads']}, {m['os']}, Python {m['python']}")
     return "\n".join(lines) + "\n"
+
+
+def _curve(result: BenchResult) -> tuple[str, list[str], list[list[str]]] | None:
+    """(title, header, rows) of the --escalate cascade curve, None without one."""
+    from edge_dfd.bench import escalation
+
+    got = escalation.curve_lines(result.cascade)
+    return None if got is None else (escalation.title(result.cascade), *got)
 
 
 def _robustness_lines(result: BenchResult) -> list[str]:
@@ -173,6 +184,9 @@ def format_markdown(result: BenchResult) -> str:
             md.append(f"| {r.model} | {r.format} | " + " | ".join(
                 f"{fmt_cell(r.robustness[p]['accuracy'], '{:.3f}')} / {fmt_cell(r.robustness[p]['auc'], '{:.3f}')}"
                 for p in PERTURBATIONS) + " |")
+    cur = _curve(result)
+    if cur:
+        md += ["", f"**{cur[0][0].upper() + cur[0][1:]}**", "", *_md(*cur[1:])]
     m = result.machine
     md += ["", f"Machine: {m['cpu']} ({m['arch']}), {m['usable_cores']} usable cores, flags: "
            f"{', '.join(m['cpu_flags']) or '-'}; threads {m['threads']}; {m['os']}; Python {m['python']}; "
@@ -195,7 +209,8 @@ def format_csv(result: BenchResult) -> str:
 
 
 def write_results(result: BenchResult, out_dir, stem: str = "bench", plot=None) -> list[Path]:
-    """bench.json, bench.csv, bench.md (+ the Pareto plot) in ``out_dir``, all atomic."""
+    """bench.json, bench.csv, bench.md (+ the Pareto plot, and with --escalate the cascade curve's plot
+    ``cascade.png`` in the Pareto plot's folder) in ``out_dir``, all atomic."""
     out = ensure_writable_dir(out_dir)
     paths = [atomic_write_json(out / f"{stem}.json", result.to_dict()),
              atomic_write_text(out / f"{stem}.csv", format_csv(result)),
@@ -204,6 +219,12 @@ def write_results(result: BenchResult, out_dir, stem: str = "bench", plot=None) 
     p = plot_pareto(result, plot_path)
     if p is not None:
         paths.append(p)
+    if result.cascade and "points" in result.cascade:  # --escalate: the curve's own plot beside the Pareto plot
+        from edge_dfd.cascade import plot_curve
+
+        c = plot_curve(result.cascade, plot_path.with_name("cascade.png"))
+        if c is not None:
+            paths.append(c)
     return paths
 
 

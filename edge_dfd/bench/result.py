@@ -105,10 +105,14 @@ class BenchResult:
     rows: list[BenchRow]
     notes: list[str]
     settings: dict
+    cascade: dict | None = None  # --escalate: the measured cascade curve (edge_dfd.bench.escalation)
 
     def to_dict(self) -> dict:
-        return {"machine": self.machine, "settings": self.settings,
-                "rows": [r.to_dict() for r in self.rows], "notes": self.notes}
+        d = {"machine": self.machine, "settings": self.settings,
+             "rows": [r.to_dict() for r in self.rows], "notes": self.notes}
+        if self.cascade is not None:
+            d["cascade"] = self.cascade
+        return d
 
 
 

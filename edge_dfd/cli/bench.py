@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edge_dfd.bench.result import DEFAULT_MODEL_RUNS, DEFAULT_OUT, DEFAULT_RUNS, DEFAULT_THREADS, DEFAULT_WARMUP
+from edge_dfd.cli.escalate import escalate_options
 from edge_dfd.perturb import PERTURBATIONS
 
 
@@ -41,8 +42,9 @@ from edge_dfd.perturb import PERTURBATIONS
 @click.option("--quiet", "-q", is_flag=True,
               help="No progress bars (drawn on stderr when stderr is a terminal: one per format and phase plus the "
                    "count of formats; otherwise one line every ~10 s).")
+@escalate_options
 def cmd(models, data_dir, split, sample, seed, formats, threads, warmup, runs, floor, robustness, provider, out_dir,
-        as_json, plot, quiet):
+        as_json, plot, quiet, escalate, escalate_fraction, calib_data):
     """Measure MODEL... (.keras: converted to --formats, cached; .tflite/.onnx: as they are; a folder: every
     model file of an `edge-dfd convert` output; 'default' / 'ten-pass': the bundled files) or, with no MODEL,
     the bundled default model in every format: size, latency, throughput, memory, and accuracy, balanced
@@ -50,9 +52,18 @@ def cmd(models, data_dir, split, sample, seed, formats, threads, warmup, runs, f
     against the source .keras (else the fp32 file) and the latency/accuracy Pareto front, plus the bundled
     files' release-time figures. Writes bench.json/.csv/.md and pareto.png. Exit code 3 when --floor is not
     met. Progress (rate, ETA) goes to stderr.
+
+    --escalate MODEL adds the cascade curve (docs/cascade.md), an extra pass after the per-format one: the first
+    MODEL's tflite-int8 file (else its first non-Keras file; with no MODEL the bundled default's tflite-int8) alone,
+    MODEL alone and the cascade at F = 0.1, 0.2, 0.3, 0.5 (and --escalate-fraction), each measured on the same
+    images: accuracy and AUC with 95% intervals against mean ms per face, in the table, bench.json ("cascade"),
+    bench.md and cascade.png (beside the Pareto plot).
     """
     if data_dir is None and split != "test":  # the bundled evaluation sample is a test split only
         raise click.UsageError(f"--split {split} applies to --data; the bundled evaluation sample is a test split")
+    from edge_dfd.cli.escalate import resolve
+
+    fraction, calib = resolve(escalate, escalate_fraction, calib_data)
     import json
 
     from edge_dfd import progress
@@ -68,7 +79,8 @@ def cmd(models, data_dir, split, sample, seed, formats, threads, warmup, runs, f
 
     result = run_bench(models, data=data_dir, split=split, formats=formats, threads=threads, warmup=warmup,
                        runs=runs, floor=floor, robustness=robustness, out_dir=out_dir, provider=provider,
-                       sample=sample, seed=seed)
+                       sample=sample, seed=seed, escalate=escalate,
+                       escalate_fraction=fraction if escalate else None, calib_data=calib)
     paths = write_results(result, out_dir, plot=plot)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
@@ -77,4 +89,8 @@ def cmd(models, data_dir, split, sample, seed, formats, threads, warmup, runs, f
         click.echo(format_table(result), nl=False)
     click.echo("wrote " + ", ".join(str(p) for p in paths), err=True)
     check_measured(result)
+    if result.cascade and "error" in result.cascade:
+        from edge_dfd.errors import EdgeDFDError
+
+        raise EdgeDFDError(f"--escalate {escalate}: cascade curve not measured: {result.cascade['error']}")
     check_floor(result, floor)
