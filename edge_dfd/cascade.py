@@ -110,7 +110,8 @@ def _metrics(y, p, threshold, stage=None) -> dict:
     return {"images": int(len(y)),
             "escalated_share": None if stage is None else round(float(np.mean(stage == 2)), 4),
             "accuracy": round(float(np.mean(pred == y)), 4), "accuracy_ci95": accuracy_ci95(y, p, threshold),
-            "balanced_accuracy": round(float((np.mean(pred[y == 1]) + np.mean(1 - pred[y == 0])) / 2), 4),
+            "balanced_accuracy": (round(float((np.mean(pred[y == 1]) + np.mean(1 - pred[y == 0])) / 2), 4)
+                                  if (y == 1).any() and (y == 0).any() else None),  # one class: undefined
             "auc": None if auc is None else round(auc, 4), "auc_ci95": auc_ci}
 
 
@@ -208,8 +209,10 @@ def curve_table(res: dict) -> str:
         ci, aci = p["accuracy_ci95"], p["auc_ci95"]
         esc = "-" if p["escalated_share"] is None else f"{p['escalated_share']:.3f}"
         v = p["vs_first"]
+        bal = "n/a" if p["balanced_accuracy"] is None else f"{p['balanced_accuracy']:.4f}"
+        auc = "n/a (one class)" if p["auc"] is None else f"{p['auc']:.4f} ({aci[0]:.3f}-{aci[1]:.3f})"
         rows.append(f"| {p['name']} | {esc} | {p['accuracy']:.4f} ({ci[0]:.3f}-{ci[1]:.3f}) | "
-                    f"{v['diff']:+.4f} ({v['ci95'][0]:+.3f} to {v['ci95'][1]:+.3f}) | {p['balanced_accuracy']:.4f} | {p['auc']:.4f} ({aci[0]:.3f}-{aci[1]:.3f}) | "
+                    f"{v['diff']:+.4f} ({v['ci95'][0]:+.3f} to {v['ci95'][1]:+.3f}) | {bal} | {auc} | "
                     f"{p['ms_per_face']:.2f} | {p['time_vs_second']:.3f} | "
                     f"{'-' if p['gap_recovered'] is None else format(p['gap_recovered'], '.2f')} |")
     return head + "\n".join(rows) + "\n"

@@ -428,13 +428,13 @@ def test_cascade_curve_measures_every_point(tmp_path, calib140k):
     assert first.seen.count((1, 32, 32, 3)) == 3 * (16 + 5) and second.seen.count((1, 48, 48, 3)) == 2 * (16 + 5)
 
 
-def test_benchmark_skips_in_one_line_without_the_shared_data(tmp_path, monkeypatch, capsys):
+def test_benchmark_fails_in_one_line_without_the_bundled_sample(tmp_path, monkeypatch, capsys):
     import benchmarks.cascade as bc
 
     monkeypatch.setattr(bc, "FACES140K", tmp_path / "none1")
     monkeypatch.setattr(bc, "TPDNE128", tmp_path / "none2")
     for args in ([], ["--live"]):
-        assert bc.main([*args, "--out", str(tmp_path / "out")]) == 0
-        out = capsys.readouterr().out
-        assert out.startswith("skipped:") and out.count("\n") == 1
+        assert bc.main([*args, "--out", str(tmp_path / "out")]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and "evaluation sample" in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
