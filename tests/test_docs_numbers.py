@@ -1,8 +1,8 @@
 """A number a doc quotes from a results file is that file's number (issue 29). Each check names the doc, the
 results file and the command that regenerates it; rerunning the command and not the doc fails here.
 
-Checked: docs/distributed.md's speed table (benchmarks/results/distribute.json), the Pi guide's per-face Pi 4
-estimates and install size (detector_v2.json, install_size.json), the model card's Pi 4 column (detector_v2.json).
+Checked: docs/cascade.md's curve and docs/convert.md's int8 recipe table (their results files),
+docs/distributed.md's speed table (benchmarks/results/distribute.json), the Pi guide's per-face Pi 4 estimates and install size (detector_v2.json, install_size.json), the model card's Pi 4 column (detector_v2.json).
 """
 
 import json
@@ -76,3 +76,38 @@ def test_model_card_pi4_column(row, who, fmt, kind):
     """edge_dfd/assets/default/MODEL_CARD.md <- detector_v2.json (python -m edge_dfd.release card)."""
     (pi4,) = _quoted("edge_dfd/assets/default/MODEL_CARD.md", re.escape(f"| {row} | ") + r"[\d.]+ \| [\d.]+ \| (\d+) \|")
     assert int(pi4) == _pi4(who, fmt, kind)
+
+
+def test_cascade_curve_table_is_the_results_table():
+    """docs/cascade.md's curve table <- benchmarks/results/cascade.md (python -m benchmarks.cascade): row for row."""
+    doc = [ln for ln in (REPO / "docs/cascade.md").read_text(encoding="utf-8").splitlines() if ln.startswith("| ")]
+    res = set((RESULTS / "cascade.md").read_text(encoding="utf-8").splitlines())
+    assert len(doc) >= 6, "docs/cascade.md: the curve table is gone (update this test with its source)"
+    missing = [ln for ln in doc if ln not in res]
+    assert not missing, "docs/cascade.md rows not in benchmarks/results/cascade.md:\n" + "\n".join(missing)
+
+
+# docs/convert.md's recipe rows -> the variant of benchmarks/results/onnx_int8_variants.json they quote
+RECIPE_ROWS = {"**`onnx-int8`**": "current", "per-tensor weights": "per_tensor", "QOperator instead": "qoperator",
+               "Entropy calibration": "entropy", "Percentile calibration": "percentile", "head in float": "excl_head",
+               "first convolution in float": "excl_stem", "both in float": "excl_both",
+               "**`onnx-int8-arm`**": "full8", "`tflite-int8`, same calibration": "tflite_int8"}
+
+
+def test_convert_recipe_table_quotes_the_variants_results():
+    """docs/convert.md's int8 recipe table <- benchmarks/results/onnx_int8_variants.json
+    (python -m benchmarks.onnx_int8_variants): accuracy, agreement and both loss bounds of every row."""
+    res = (RESULTS / "onnx_int8_variants.md").read_text(encoding="utf-8").splitlines()
+    by_name = {ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")[1:-1]] for ln in res if ln.startswith("| ")}
+    rows = [ln for ln in (REPO / "docs/convert.md").read_text(encoding="utf-8").splitlines()
+            if ln.strip().startswith("| ") and any(k in ln for k in RECIPE_ROWS)]
+    assert len(rows) == len(RECIPE_ROWS), f"docs/convert.md: {len(rows)} recipe rows, expected {len(RECIPE_ROWS)}"
+    for ln in rows:
+        key = next(k for k in RECIPE_ROWS if k in ln)
+        v = by_name[RECIPE_ROWS[key]]  # variant, what, acc (fp32), AUC, agreement, acc loss, AUC loss, ...
+        cells = [c.strip() for c in ln.strip().split("|")[1:-1]]
+        acc, agree = cells[1].split(" / ")[0], cells[2]
+        acc_loss, auc_loss = (float(c.split(" / ")[0].split()[0]) for c in cells[3:5])
+        assert acc == v[2].split()[0] and agree == v[4], f"docs/convert.md {key}: {acc}/{agree} vs {v[2]}/{v[4]}"
+        assert abs(acc_loss - 100 * float(v[5])) < 0.051 and abs(auc_loss - 100 * float(v[6])) < 0.051, \
+            f"docs/convert.md {key}: loss bounds {acc_loss}/{auc_loss} vs {v[5]}/{v[6]}"
