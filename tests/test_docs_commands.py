@@ -338,8 +338,7 @@ def test_model_path_check_finds_an_unwritten_file():
 # the order a reader follows (a later file may read what an earlier one wrote); then every other file
 # files whose skip markers are not written yet (README.md is rewritten by the lead: the markers it needs are listed
 # in issue 29's report); their blocks are skipped with this reason until then - delete the entry to run them
-PENDING_MARKERS = {"README.md": "README.md's doc-test markers are pending (issue 29 report)",
-                   "docs/release.md": "docs/release.md's doc-test markers are pending (issue 29 report: the release "
+PENDING_MARKERS = {"docs/release.md": "docs/release.md's doc-test markers are pending (issue 29 report: the release "
                                       "needs the shared data sets)"}
 ORDER = ["README.md", "docs/data.md", "docs/train.md", "docs/convert.md", "docs/runtime.md", "docs/live.md",
          "docs/distributed.md", "docs/release.md", "examples/raspberry_pi.md"]
@@ -424,7 +423,7 @@ def test_documented_block_runs(block, fresh):
         argv = [sys.executable, "-m", "edge_dfd", *cmd.argv[1:]] if cmd.argv[0] == "edge-dfd" else \
             [sys.executable, *cmd.argv[1:]]
         res = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=600)
-        # 3 = a quality gate's verdict (convert's gate, bench --floor): the command ran; on tiny data a model
-        # trained for seconds can fail it (e.g. an int8 file that collapses to one class)
-        assert res.returncode in (0, 3) and "Traceback" not in res.stderr and "error: unexpected" not in res.stderr, \
+        # 3 / 4 = a quality gate's verdict (convert's gate: failed / unproven; bench --floor): the command ran; on
+        # tiny data a model trained for seconds can fail it (e.g. an int8 file that collapses to one class)
+        assert res.returncode in (0, 3, 4) and "Traceback" not in res.stderr and "error: unexpected" not in res.stderr, \
             f"{cmd.where} exited {res.returncode}:\n{res.stderr[-1500:]}"
