@@ -1,5 +1,5 @@
 """What cameras, streams and screens do to a face crop - one owner for ``bench --robustness`` and the
-deployment augmentation that trains the default detector (``edge_dfd.release.augment``).
+deployment augmentation that trains the default detector (``edge_dfd.train.augment``).
 
 Every function takes and returns an RGB uint8 image (H, W, 3) and works at the image's own resolution;
 the model's input size is applied afterwards by ``edge_dfd.preprocess``. OpenCV only (no TensorFlow).

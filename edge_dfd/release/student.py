@@ -4,7 +4,7 @@ The network is ``edge_dfd.backbones.multicrop_model`` with ONE view (the whole c
 raw pixels -> MobileNetV2 -> pooled at five depths -> standardised -> one logistic unit -> P(fake).
 It starts from the teacher - the bundled ten-pass detector (``--teacher``): its fine-tuned MobileNetV2,
 its per-feature standardisation and the MobileNetV2 part of its logistic head - and is then fine-tuned
-end to end (BatchNorm in inference mode) on views drawn by ``edge_dfd.release.augment`` from the train
+end to end (BatchNorm in inference mode) on views drawn by ``edge_dfd.train.augment`` from the train
 splits, the data sets sampled equally. After every epoch it is scored on the valid splits as they are
 and on a fixed perturbed copy of them (every ``bench --robustness`` perturbation in turn); the epoch
 with the best mean balanced accuracy over those four groups is kept, and its threshold is chosen on
@@ -171,7 +171,7 @@ def build_student(teacher: dict | None, size: int = INPUT_SIZE, arch: str = ARCH
 def _batches(keras, sets, boxes, cfg: StudentConfig):
     """A PyDataset of augmented batches, half from each data set; batch (epoch, idx) is always the same."""
     from edge_dfd.preprocess import resize_square
-    from edge_dfd.release.augment import augment
+    from edge_dfd.train.augment import augment
 
     class Batches(keras.utils.PyDataset):
         def __init__(self):
