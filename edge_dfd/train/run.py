@@ -99,6 +99,12 @@ def prepare(cfg: TrainConfig) -> Prepared:
     from edge_dfd import distribute
 
     dist = distribute.setup(cfg.distribute)
+    if cfg.recipe == "deploy" and cfg.init != "imagenet":  # a mismatched --init fails before any work
+        from edge_dfd.kerasio import load_keras
+        from edge_dfd.train.deploy import check_init, init_path
+
+        path = init_path(cfg.init)
+        check_init(load_keras(path), path, cfg.arch, cfg.img_size)
     out_dir = run_dir  # the run folder: only the chief writes it; other workers write a temporary folder
     if not dist.is_chief:
         run_dir = dist.work_dir(out_dir, cfg.resume)
