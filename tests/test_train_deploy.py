@@ -39,10 +39,10 @@ def deploy_run(tmp_path_factory):
     a = make_140k(tmp / "a", counts={"train": 10, "valid": 4, "test": 4}, size=48, seed=1)
     b = make_140k(tmp / "b", counts={"train": 6, "valid": 2, "test": 2}, size=40, seed=2)
     bad = _corrupt(a, "train", 2)  # 2 of 20
-    from edge_dfd.cli import main
-
     import contextlib
     import io
+
+    from edge_dfd.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     run = tmp / "run"
@@ -259,7 +259,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
     """SIGKILL a deploy run during epoch 2; --resume continues from epoch 2 and ends with the weights and history
     of the same run left alone (same seed, same draws)."""
     ds = make_140k(tmp_path / "ds", counts={"train": 8, "valid": 3, "test": 2}, size=40)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_DETERMINISTIC_OPS": "1"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_DETERMINISTIC_OPS": "1", "TF_ENABLE_ONEDNN_OPTS": "0"}
     epochs = 3
     whole = subprocess.run(_deploy_cmd(ds, tmp_path / "whole", epochs), env=env, capture_output=True, text=True,
                            timeout=400)
