@@ -37,6 +37,9 @@ from edge_dfd.models import (  # light: no TensorFlow import (keras is imported 
                    "Default: imagenet.")
 @click.option("--steps-per-epoch", default=None, type=click.IntRange(min=1),
               help="Deploy recipe: batches per epoch (default: one pass over the train images).")
+@click.option("--eval-sample", default=None, type=click.IntRange(min=2), metavar="N",
+              help="Valid and test: a stratified, seeded sample of N images of each --data folder (default: all; "
+                   "a CPU run on the full 140k set spends most of its time on 20k valid + 20k test images).")
 @click.option("--freeze-base/--no-freeze-base", default=False, show_default=True,
               help="Freeze the pretrained base (train the head only).")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -62,7 +65,8 @@ from edge_dfd.models import (  # light: no TensorFlow import (keras is imported 
               help="No progress bar within each epoch (drawn on stderr when stderr is a terminal; otherwise one "
                    "line every ~10 s). The per-epoch line stays.")
 @click.pass_context
-def cmd(ctx, data_dirs, recipe, arch, epochs, batch_size, img_size, weights, init, steps_per_epoch, freeze_base,
+def cmd(ctx, data_dirs, recipe, arch, epochs, batch_size, img_size, weights, init, steps_per_epoch, eval_sample,
+        freeze_base,
         seed, out_dir, resume, augment, jpeg_aug, blur_aug, lr, patience, distribute, as_json, quiet):
     """Train a detector (output P(fake)) and write model.keras, history.csv, curves.png,
     confusion_matrix.png, report.json/.txt (test split) and config.json into --out.
@@ -92,7 +96,8 @@ def cmd(ctx, data_dirs, recipe, arch, epochs, batch_size, img_size, weights, ini
     res = train(TrainConfig(data=list(data_dirs), out=out_dir, arch=arch, epochs=epochs, batch_size=batch_size,
                             img_size=img_size, weights=weights, freeze_base=freeze_base, seed=seed, resume=resume,
                             augment=augment, jpeg_aug=jpeg_aug, blur_aug=blur_aug, lr=lr, patience=patience,
-                            distribute=distribute, recipe=recipe, init=init, steps_per_epoch=steps_per_epoch))
+                            distribute=distribute, recipe=recipe, init=init, steps_per_epoch=steps_per_epoch,
+                            eval_sample=eval_sample))
     if as_json:
         click.echo(json.dumps(res.to_dict(), indent=2, default=str))
     else:

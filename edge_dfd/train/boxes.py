@@ -4,7 +4,7 @@
 half its size of reflected surroundings (a face that fills the frame is too close for a face detector).
 ``cached_boxes(run_dir, name, records)`` returns one row per record: (x1, y1, x2, y2) in the image's pixels, NaN
 where no face was found, ``UNREADABLE`` (-1) where the image could not be decoded (the trainer drops those and
-counts them). The cache is ``boxes/<name>-<key>/part-NNNNN.npy`` (``PART`` images each, written atomically, so a
+counts them). A file hard-linked under several names is detected once. The cache is ``boxes/<name>-<key>/part-NNNNN.npy`` (``PART`` images each, written atomically, so a
 killed or failed run leaves only whole parts, which the next run reuses); ``key`` hashes the image paths, so
 another data set never reuses them. Memory: the boxes (16 bytes an image) and one image at a time.
 """
@@ -83,16 +83,27 @@ def cached_boxes(run_dir: Path, name: str, records, detector_factory=None, skips
     det = detector_factory()
     total = sum(min(PART, n - s) for _, s in todo)
     bar = progress.bar(total, f"face boxes for live-style crops ({name}, cached in {folder})", unit="image")
+    seen: dict[tuple, np.ndarray] = {}  # (device, inode) -> box: hard-linked copies of one file are found once
     try:
         for k, start in todo:
             rows = np.empty((min(PART, n - start), 4), np.float32)
             for j, rec in enumerate(records[start:start + len(rows)]):
                 try:
-                    rows[j] = face_box(decode_image(rec.path), det)
-                except ImageError as exc:
-                    rows[j] = UNREADABLE
-                    if skips is not None:
-                        skips.add(str(rec.path), exc.reason)
+                    st = Path(rec.path).stat()
+                    ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+                except OSError:
+                    ident = None
+                if ident is not None and ident in seen:
+                    rows[j] = seen[ident]
+                else:
+                    try:
+                        rows[j] = face_box(decode_image(rec.path), det)
+                    except ImageError as exc:
+                        rows[j] = UNREADABLE
+                        if skips is not None:
+                            skips.add(str(rec.path), exc.reason)
+                    if ident is not None:
+                        seen[ident] = rows[j].copy()
                 bar.update(1)
             _write_part(folder / f"part-{k:05d}.npy", rows)
             out[start:start + len(rows)] = rows

@@ -18,7 +18,7 @@ BLUR_SIGMA = (0.3, 1.5)  # --blur-aug: random Gaussian blur sigma (px), applied 
 MONITOR = "val_loss"
 # settings a --resume must share with the interrupted run
 RESUME_KEYS = ("data", "arch", "img_size", "batch_size", "weights", "freeze_base", "seed", "augment",
-               "jpeg_aug", "blur_aug", "lr", "recipe", "init", "steps_per_epoch")
+               "jpeg_aug", "blur_aug", "lr", "recipe", "init", "steps_per_epoch", "eval_sample")
 RECIPES = ("study", "deploy")  # study: the report's models and augmentation; deploy: the bundled default's recipe
 
 
@@ -47,6 +47,7 @@ class TrainConfig:
     recipe: str = "study"
     init: str | None = None  # deploy: default | imagenet | a .keras file (None: imagenet)
     steps_per_epoch: int | None = None  # deploy: batches per epoch (None: one pass over the train images)
+    eval_sample: int | None = None  # valid and test: a stratified sample of this many images each (None: all)
 
     def __post_init__(self):
         deploy = self.recipe == "deploy"
@@ -73,6 +74,8 @@ class TrainConfig:
         bad = []
         if self.recipe not in RECIPES:
             bad.append(f"recipe={self.recipe!r} (expected {' or '.join(RECIPES)})")
+        if self.eval_sample is not None and self.eval_sample < 2:
+            bad.append(f"eval_sample={self.eval_sample} (expected >= 2: a real and a fake image)")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             bad.append(f"steps_per_epoch={self.steps_per_epoch} (expected >= 1)")
         if self.recipe != "deploy" and (self.init is not None or self.steps_per_epoch is not None):

@@ -20,7 +20,7 @@ and its threshold is chosen on both (max balanced accuracy). The test report is 
 
 from __future__ import annotations
 
-import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,17 +45,33 @@ def meta_arch(arch: str) -> str:
 class EpochState:
     """The epoch the input pipeline draws for (set by ``epoch_callback`` before each epoch's iterator starts)."""
 
-    def __init__(self):
+    def __init__(self, global_batch: int = 1):
         self.epoch = 0
-        self.lock = threading.Lock()
+        self.global_batch = global_batch
 
 
 def epoch_callback(state: EpochState):
     keras = require("keras", "training")
 
     class SetEpoch(keras.callbacks.Callback):
+        """Sets the epoch to draw before its iterator starts; adds the train phase's images/s (validation
+        excluded) to the epoch logs, which the run keeper writes to history.csv."""
+
         def on_epoch_begin(self, epoch, logs=None):
             state.epoch = int(epoch)
+            self.t0, self.t_train, self.steps = time.perf_counter(), None, 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps += 1
+
+        def on_test_begin(self, logs=None):
+            if self.t_train is None:
+                self.t_train = time.perf_counter() - self.t0
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds = self.t_train if self.t_train is not None else time.perf_counter() - self.t0
+            if logs is not None and seconds > 0:
+                logs["train_images_per_s"] = self.steps * state.global_batch / seconds
 
     return SetEpoch()
 
@@ -220,7 +236,13 @@ def _finish(tf, ds, load, size: int, batch_size: int):
         ok.set_shape(())
         return img, y, ok
 
+    def readable(img, y, ok):
+        return ok
+
+    def to_float(img, y, ok):
+        return tf.cast(img, tf.float32), y
+
     par = tf.data.AUTOTUNE
-    ds = ds.map(fn, num_parallel_calls=par, deterministic=True).filter(lambda img, y, ok: ok)
-    ds = ds.map(lambda img, y, ok: (tf.cast(img, tf.float32), y), num_parallel_calls=par)
+    ds = ds.map(fn, num_parallel_calls=par, deterministic=True).filter(readable)
+    ds = ds.map(to_float, num_parallel_calls=par)
     return ds.batch(batch_size).prefetch(par)

@@ -178,7 +178,7 @@ def check_resume(run_dir: Path, cfg: TrainConfig) -> None:
         raise EdgeDFDError(f"{run_dir}: this run already finished (model.keras exists); nothing to resume")
     new = asdict(cfg)
     new["data"] = cfg.resolved_data()
-    before = {"recipe": "study"}  # what runs written before a setting existed used
+    before = {"recipe": "study"}  # what runs written before a setting existed used (absent keys: None)
     diff = [f"{k} {old.get(k, before.get(k))!r} -> {new[k]!r}" for k in RESUME_KEYS
             if old.get(k, before.get(k)) != new[k]]
     if diff:

@@ -78,6 +78,9 @@ def prepare(cfg: TrainConfig) -> Prepared:
         for split in ("train", "valid"):
             if split in recs:
                 check_classes(dataset.split_source(d, split), split, recs[split])
+    if cfg.eval_sample:  # valid and test: a stratified sample of each folder's split (seeded)
+        per_dir = [{s: (dataset.stratified_sample(r, cfg.eval_sample, cfg.seed) if s != "train" else r)
+                    for s, r in recs.items()} for recs in per_dir]
     data_root = dirs[0]
     ds_records = {s: [r for recs in per_dir for r in recs.get(s, [])] for s in dataset.SPLITS
                   if any(s in recs for recs in per_dir)}
@@ -232,7 +235,7 @@ def _deploy_parts(cfg: TrainConfig, run: Prepared, skips: SkipLog):
     skips.report_new()
     per_step = dist.global_batch(cfg.batch_size)
     steps = cfg.steps_per_epoch or max(1, -(-len(sets) // per_step))
-    state = deploy.EpochState()
+    state = deploy.EpochState(per_step)
     size = cfg.img_size
     log(f"deploy recipe: {cfg.arch} single pass at {size} px from {cfg.init}; {steps} steps of {per_step} images "
         f"per epoch, the {len(sets.paths)} data set(s) sampled equally")
