@@ -298,3 +298,16 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4, abs=1e-5)
     assert read_meta(run / "model.keras").threshold == pytest.approx(
         read_meta(tmp_path / "whole" / "model.keras").threshold, abs=1e-4)
+
+
+def test_recipe_defaults():
+    from edge_dfd.train import TrainConfig
+
+    study = TrainConfig(data="d", out="o")
+    assert (study.arch, study.img_size, study.lr, study.init) == ("cnn", 256, 1e-3, None)
+    fresh = TrainConfig(data=["d"], out="o", recipe="deploy")
+    assert (fresh.arch, fresh.img_size, fresh.lr, fresh.init, fresh.data) == ("efficientnet_lite0", 224, 1e-4,
+                                                                              "imagenet", "d")
+    tune = TrainConfig(data=["a", "b"], out="o", recipe="deploy", init="default")
+    assert tune.lr == 1e-5 and tune.data_dirs == [Path("a"), Path("b")]
+    assert TrainConfig(data="d", out="o", recipe="deploy", init="default", lr=3e-4).lr == 3e-4

@@ -52,8 +52,8 @@ from edge_dfd.models import (  # light: no TensorFlow import (keras is imported 
 @click.option("--blur-aug/--no-blur-aug", default=False, show_default=True,
               help="Random Gaussian blur of half the training images.")
 @click.option("--lr", default=None, type=click.FloatRange(min=0, min_open=True),
-              help="Peak learning rate. Default: 1e-3 (study, Adam), 1e-4 (deploy, AdamW with warm-up and cosine "
-                   "decay).")
+              help="Peak learning rate. Default: 1e-3 (study, Adam); deploy (AdamW with warm-up and cosine decay): "
+                   "1e-4 from --init imagenet, 1e-5 from a trained detector (--init default / PATH).")
 @click.option("--patience", default=3, show_default=True, type=click.IntRange(min=0),
               help="Early-stopping patience on val_loss (0 = off).")
 @click.option("--distribute", default="none", show_default=True,

@@ -26,7 +26,7 @@ RECIPES = ("study", "deploy")  # study: the report's models and augmentation; de
 class TrainConfig:
     """``data`` is one dataset folder or a list of them (sampled equally by the deploy recipe, concatenated by
     study). ``arch`` / ``img_size`` / ``lr`` left None take the recipe's defaults (study: cnn, 256, 1e-3;
-    deploy: efficientnet_lite0, 224, 1e-4)."""
+    deploy: efficientnet_lite0, 224, 1e-4 from imagenet and 1e-5 from a trained detector)."""
 
     data: str | list
     out: str
@@ -55,10 +55,10 @@ class TrainConfig:
             self.arch = "efficientnet_lite0" if deploy else "cnn"
         if self.img_size is None:
             self.img_size = 224 if deploy else DEFAULT_INPUT_SIZE
-        if self.lr is None:
-            self.lr = 1e-4 if deploy else 1e-3
         if deploy and self.init is None:
             self.init = "imagenet"
+        if self.lr is None:  # deploy: a trained detector (--init default / PATH) is fine-tuned 10x gentler
+            self.lr = (1e-4 if self.init == "imagenet" else 1e-5) if deploy else 1e-3
         if isinstance(self.data, (list, tuple)):
             self.data = [str(d) for d in self.data] if len(self.data) != 1 else str(self.data[0])
 
