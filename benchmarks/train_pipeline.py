@@ -167,8 +167,8 @@ def main(argv=None) -> int:
     out = {"data": str(data), "n_images": len(recs), "size": args.size, "batch": args.batch,
            "batches": args.batches, "rows": rows, "summary": summary, "machine": machine_facts(),
            "note": "one process, rows measured one after another on a machine shared with other jobs (2 cores)"}
-    lines = [f"| {name} | {r['images_per_s']:.1f} | {r.get('per_thread', float('nan')):.1f} |"
-             for name, r in rows.items()]
+    lines = [f"| {name} | {r['images_per_s']:.1f} | "
+             f"{'-' if r.get('per_thread') is None else format(r['per_thread'], '.1f')} |" for name, r in rows.items()]
     md = "\n".join([
         "# Training input pipeline vs train step (`python -m benchmarks.train_pipeline`)", "",
         f"{len(recs)} images from {data}, {args.size} px, batch {args.batch}, {args.batches} measured batches per "
