@@ -49,17 +49,17 @@ def _records(data: Path | None, tmp: Path):
 
 
 def _rate(ds, batches: int) -> tuple[float, list[float]]:
-    """images/s over ``batches`` batches after one warm-up batch (median of per-batch rates)."""
+    """images/s: the median of per-batch rates over ``batches`` batches after one warm-up batch (the median
+    resists the bursts of other jobs on a shared machine); also every per-batch rate."""
     it = iter(ds)
     next(it)
-    rates, n_all, t_all = [], 0, time.perf_counter()
+    rates = []
     for _ in range(batches):
         t = time.perf_counter()
         x, _ = next(it)
         n = int(x.shape[0])
         rates.append(n / (time.perf_counter() - t))
-        n_all += n
-    return n_all / (time.perf_counter() - t_all), rates
+    return statistics.median(rates), rates
 
 
 def _threads(ds, n: int):
@@ -87,6 +87,7 @@ def main(argv=None) -> int:
 
     cv2.setNumThreads(1)  # one thread per pipeline worker: the pool size is the parallelism
     cores = os.cpu_count() or 1
+    load_before = os.getloadavg()
     rows = {}
     with tempfile.TemporaryDirectory(prefix="edge-dfd-trainpipe-") as tmp:
         data, recs = _records(args.data, Path(tmp))
@@ -99,17 +100,19 @@ def main(argv=None) -> int:
         state = deploy.EpochState()
         n = args.batches + 2
 
-        def deploy_ds(bs=args.batch):
-            return deploy.train_dataset(sets, state, seed=0, size=args.size, steps=n + 4, global_batch=bs,
+        n_pipe = 4 * args.batches  # pipeline rows are cheap: more batches, a steadier median
+
+        def deploy_ds(steps=n + 4, bs=args.batch):
+            return deploy.train_dataset(sets, state, seed=0, size=args.size, steps=steps, global_batch=bs,
                                         batch_size=bs, skips=skips)
 
         for k in sorted({1, cores}):
-            rate, _ = _rate(_threads(deploy_ds(), k), args.batches)
+            rate, _ = _rate(_threads(deploy_ds(n_pipe + 4), k), n_pipe)
             rows[f"pipeline alone, deploy ({k} thread{'s' if k > 1 else ''})"] = {
                 "images_per_s": rate, "threads": k, "per_thread": rate / k}
         cfg = TrainConfig(data=str(data), out="unused", img_size=args.size, batch_size=args.batch, jpeg_aug=True,
                           blur_aug=True)
-        rate, _ = _rate(_threads(make_dataset(recs * 4, cfg, SkipLog(), training=True), 1), args.batches)
+        rate, _ = _rate(_threads(make_dataset(recs * 4, cfg, SkipLog(), training=True), 1), n_pipe)
         rows["pipeline alone, study (Keras preprocessing layers, 1 thread)"] = {
             "images_per_s": rate, "threads": 1, "per_thread": rate}
 
@@ -164,7 +167,8 @@ def main(argv=None) -> int:
         "gpu_figure": GPU_FIGURE,
         "cores_to_feed_gpu": GPU_FIGURE["images_per_s"] / per_thread,
     }
-    out = {"data": str(data), "n_images": len(recs), "size": args.size, "batch": args.batch,
+    load = {"before": [round(v, 2) for v in load_before], "after": [round(v, 2) for v in os.getloadavg()]}
+    out = {"load_average_1_5_15min": load, "data": str(data), "n_images": len(recs), "size": args.size, "batch": args.batch,
            "batches": args.batches, "rows": rows, "summary": summary, "machine": machine_facts(),
            "note": "one process, rows measured one after another on a machine shared with other jobs (2 cores)"}
     lines = [f"| {name} | {r['images_per_s']:.1f} | "
@@ -172,7 +176,8 @@ def main(argv=None) -> int:
     md = "\n".join([
         "# Training input pipeline vs train step (`python -m benchmarks.train_pipeline`)", "",
         f"{len(recs)} images from {data}, {args.size} px, batch {args.batch}, {args.batches} measured batches per "
-        f"row (median); one process on {out['machine'].get('cpu', '?')} ({cores} cores, shared with other jobs).",
+        f"row (median); one process on {out['machine'].get('cpu', '?')} ({cores} cores, shared with other jobs; load "
+        f"average {load['before'][0]:.1f} before, {load['after'][0]:.1f} after).",
         "", "| row | images/s | images/s per thread |", "|---|---:|---:|", *lines, "",
         f"- pipeline per core: **{per_thread:.0f} images/s** (goal >= 500)",
         f"- fit on the pipeline / step alone: **{summary['both_over_step']:.2f}** (goal >= 0.90)",
