@@ -42,7 +42,7 @@ second by the loop), classifications per second, median / p90 verdict age (event
 Targets (issue 14): >= 30 FPS with the ten-pass model, >= 60 FPS end to end with the single-pass int8 model.
 
 Only numbers measured on a quiet machine mean anything: the JSON records the load average and whether the
-release job (``python -m edge_dfd.release``) was running.
+training job (``edge-dfd train``) was running.
 
 **Speed** (``--speed``, the older table: results/live.{json,md}): a video of one moving face on a generated
 background; face detectors alone, then ``run_live`` for every model format (``--models`` files, else the
@@ -94,7 +94,7 @@ def model_facts(spec: str) -> dict:
 def load_state() -> dict:
     """Load average and whether a release job (training) shares the cores: numbers are only trusted without."""
     try:
-        rel = subprocess.run(["pgrep", "-f", "edge_dfd.release"], capture_output=True, text=True).stdout.split()
+        rel = subprocess.run(["pgrep", "-f", "edge[-_]dfd train"], capture_output=True, text=True).stdout.split()
     except OSError:
         rel = []
     return {"loadavg": [round(v, 2) for v in os.getloadavg()], "release_job_running": bool(rel),

@@ -1,7 +1,7 @@
 """Reproducible recipe for the ten-pass TEACHER detector (issue 6): every approach tried, scored on test.
 
-The bundled default is now the single-pass detector built by ``python -m edge_dfd.release`` from this
-teacher; this script writes the teacher into runs/teacher/ (its files are also in git history at 5cc5463).
+The bundled default is now the single-pass detector built by ``edge-dfd train --recipe deploy`` (docs/release.md)
+from this teacher; this script writes the teacher into runs/teacher/ (its files are also in git history at 5cc5463).
 
 Stages (each cached under runs/cache/, git-ignored; seeds fixed; --budget-min caps each stage's wall time)::
 
@@ -248,7 +248,7 @@ def stage_heads(args) -> None:
 
 SHIP_FORMATS = ("tflite-fp32", "tflite-fp16", "tflite-int8", "tflite-int8-io", "onnx", "onnx-int8", "onnx-int8-arm")
 STAGING = REPO / "runs" / "quality_ship"
-# The ten-pass model this script builds is the TEACHER of the bundled single-pass default (edge_dfd.release);
+# The ten-pass model this script builds was the TEACHER of the bundled single-pass default (docs/release.md);
 # it no longer ships, so its files and card go to runs/teacher, never into edge_dfd/assets/default.
 TEACHER_DIR = REPO / "runs" / "teacher"
 
@@ -259,8 +259,8 @@ def latency_ms(backend, image: np.ndarray, runs: int = 30) -> float:
 
 
 def calib_mix_dir() -> Path:
-    """Both sets' valid images in one 140k-layout folder (edge_dfd.release.ship.calib_mix_dir)."""
-    from edge_dfd.release.ship import calib_mix_dir as mix
+    """Both sets' valid images in one 140k-layout folder (tools.release_helpers.calib_mix_dir)."""
+    from tools.release_helpers import calib_mix_dir as mix
 
     return mix([str(SETS[s]) for s in SETS])
 
@@ -555,7 +555,7 @@ def results_markdown(out: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-from edge_dfd.release.ship import PI4_XNNPACK_MS  # noqa: E402  (one owner of the published Pi-4 figures)
+from tools.release_helpers import PI4_XNNPACK_MS  # noqa: E402  (one owner of the published Pi-4 figures)
 
 
 def pi4_factor(ours: dict) -> dict:
@@ -565,8 +565,8 @@ def pi4_factor(ours: dict) -> dict:
 
 def backbone_latency(threads: int = 2, archs=("mobilenet_v2",)) -> dict:
     """LiteRT ms of ONE 224-px view of each backbone (fp32 and int8) on this machine:
-    {"fp32": mbv2 ms, "int8": mbv2 ms, "<arch>": {"fp32": ms, "int8": ms}, ...} (edge_dfd.release.ship.backbone_ms)."""
-    from edge_dfd.release.ship import backbone_ms
+    {"fp32": mbv2 ms, "int8": mbv2 ms, "<arch>": {"fp32": ms, "int8": ms}, ...} (tools.release_helpers.backbone_ms)."""
+    from tools.release_helpers import backbone_ms
 
     out = {arch: backbone_ms(threads, arch) for arch in dict.fromkeys(("mobilenet_v2", *archs))}
     out["fp32"], out["int8"] = out["mobilenet_v2"]["fp32"], out["mobilenet_v2"]["int8"]

@@ -6,9 +6,10 @@ Sequential models) that takes **float32 raw pixels 0..255**, shape (N, S, S, 3) 
 the graph, so every exported format carries it; ``SCALING`` below is the one place that decides it
 per architecture. Augmentation is never part of these models (it runs in the tf.data pipeline).
 
-``weights``: ``"none"`` (random init), ``"imagenet"`` (keras.applications download, needs internet),
-or a local PATH: a whole-model ``.keras`` / ``.weights.h5`` file of the same architecture, or a
-keras.applications "notop" ``.h5`` file for the base (the offline way to get ImageNet weights).
+``weights``: ``"none"`` (random init), ``"imagenet"`` (bundled, offline, for ``mobilenet_v2`` and
+``efficientnet_lite0``: ported weights in ``edge_dfd/assets/weights``; a keras.applications download, needing
+internet, for the others), or a local PATH: a whole-model ``.keras`` / ``.weights.h5`` file of the same
+architecture, or a keras.applications "notop" ``.h5`` file for the base (the offline way for those archs).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """What cameras, streams and screens do to a face crop - one owner for ``bench --robustness`` and the
-deployment augmentation that trains the default detector (``edge_dfd.release.augment``).
+deployment augmentation that trains the default detector (``edge_dfd.train.augment``).
 
 Every function takes and returns an RGB uint8 image (H, W, 3) and works at the image's own resolution;
 the model's input size is applied afterwards by ``edge_dfd.preprocess``. OpenCV only (no TensorFlow).
@@ -52,10 +52,10 @@ def jpeg(img: np.ndarray, quality: int, subsampling: str = "420") -> np.ndarray:
               "444": getattr(cv2, "IMWRITE_JPEG_SAMPLING_FACTOR_444", None)}[subsampling]
     if factor is not None and hasattr(cv2, "IMWRITE_JPEG_SAMPLING_FACTOR"):
         params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, factor]
-    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img[..., ::-1]), params)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), params)
     if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
         raise ValueError("JPEG encoding failed")
-    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 def mjpg(img: np.ndarray) -> np.ndarray:

@@ -366,3 +366,51 @@ def test_two_workers_resume_after_sigkill(tiny140k, tmp_path):
     assert json.loads(outs[0][0])["epochs_run"] == json.loads(outs[1][0])["epochs_run"] == epochs
     _assert_same_weights(dump)
     assert not (run / "checkpoints" / "backup").exists()
+
+
+# ---------------------------------------------------------------- the deploy recipe under tf.distribute (h6)
+
+
+def test_deploy_recipe_mirrored_on_cpu(cli_run, tiny140k, tmp_path):
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this check is for a CPU-only machine")
+    run = tmp_path / "run"
+    code, out, err = cli_run("train", "--recipe", "deploy", "--data", tiny140k, "--out", run, "--epochs", "1",
+                             "--img-size", "32", "--batch-size", "4", "--steps-per-epoch", "2",
+                             "--distribute", "mirrored", "--json")
+    assert code == 0, err
+    assert "per-replica batch 4 x 1 replicas = global batch 4" in err
+    conf = json.loads((run / "config.json").read_text())
+    assert conf["config"]["recipe"] == "deploy" and conf["distribute"]["mode"] == "mirrored"
+    assert json.loads(out)["epochs_run"] == 1
+    from edge_dfd.meta import read_meta
+
+    assert read_meta(run / "model.keras").arch == "efficientnet_lite0_single_pass"
+
+
+@needs_loopback[0]
+@needs_loopback[1]
+@pytest.mark.slow
+def test_deploy_recipe_two_workers_on_localhost(tiny140k, tmp_path):
+    """`train --recipe deploy --distribute multi-worker` on two processes: same weights on both, the chief writes."""
+    run, dump, tmp = tmp_path / "run", tmp_path / "dump", tmp_path / "tmp"
+    tmp.mkdir()
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    cmd = [sys.executable, "-m", "edge_dfd", "train", "--recipe", "deploy", "--data", str(tiny140k), "--out",
+           str(run), "--epochs", "1", "--img-size", "32", "--batch-size", "2", "--steps-per-epoch", "2",
+           "--patience", "0", "--distribute", "multi-worker", "--json"]
+    procs = []
+    for i in range(2):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", DUMP_ENV: str(dump), "TMPDIR": str(tmp),
+               "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})}
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = _finish(procs, timeout=400)
+    for _, err in outs:
+        assert "per-replica batch 2 x 2 replicas = global batch 4" in err
+    _assert_same_weights(dump)
+    from edge_dfd.meta import read_meta
+
+    assert read_meta(run / "model.keras").training["recipe"] == "deploy"
+    assert json.loads((run / "config.json").read_text())["distribute"]["workers"] == 2

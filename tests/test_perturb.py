@@ -1,4 +1,4 @@
-"""edge_dfd.perturb (bench --robustness rows) and edge_dfd.release.augment (the training views): real pixel
+"""edge_dfd.perturb (bench --robustness rows) and edge_dfd.train.augment (the training views): real pixel
 checks on synthetic images - sizes, where the face ends up, what the border and compression do."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edge_dfd import perturb as P
-from edge_dfd.release import augment as A
+from edge_dfd.train import augment as A
 
 
 def _scene(size=128):

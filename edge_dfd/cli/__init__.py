@@ -59,7 +59,7 @@ def cli():
 
 def main(argv=None, group=None, prog_name: str = "edge-dfd") -> int:
     """Entry point: user errors become one line on stderr and an exit code, never a traceback.
-    ``group``: another click command run under the same rules (``python -m edge_dfd.release``)."""
+    ``group``: another click command run under the same rules (e.g. a tool built on the CLI)."""
     from edge_dfd import tfquiet
     from edge_dfd.errors import EdgeDFDError
 

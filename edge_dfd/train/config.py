@@ -18,17 +18,22 @@ BLUR_SIGMA = (0.3, 1.5)  # --blur-aug: random Gaussian blur sigma (px), applied 
 MONITOR = "val_loss"
 # settings a --resume must share with the interrupted run
 RESUME_KEYS = ("data", "arch", "img_size", "batch_size", "weights", "freeze_base", "seed", "augment",
-               "jpeg_aug", "blur_aug", "lr")
+               "jpeg_aug", "blur_aug", "lr", "recipe", "init", "steps_per_epoch", "eval_sample")
+RECIPES = ("study", "deploy")  # study: the report's models and augmentation; deploy: the bundled default's recipe
 
 
 @dataclass
 class TrainConfig:
-    data: str
+    """``data`` is one dataset folder or a list of them (sampled equally by the deploy recipe, concatenated by
+    study). ``arch`` / ``img_size`` / ``lr`` left None take the recipe's defaults (study: cnn, 256, 1e-3;
+    deploy: efficientnet_lite0, 224, 1e-4 from imagenet and 1e-5 from a trained detector)."""
+
+    data: str | list
     out: str
-    arch: str = "cnn"
+    arch: str | None = None
     epochs: int = 7
     batch_size: int = 32
-    img_size: int = DEFAULT_INPUT_SIZE
+    img_size: int | None = None
     weights: str = "none"
     freeze_base: bool = False
     seed: int = 0
@@ -36,12 +41,45 @@ class TrainConfig:
     augment: bool = True
     jpeg_aug: bool = False
     blur_aug: bool = False
-    lr: float = 1e-3
+    lr: float | None = None
     patience: int = 3  # early stopping on val_loss; 0 disables it
     distribute: str = "none"  # none | mirrored | multi-worker (edge_dfd.distribute); batch_size is per replica
+    recipe: str = "study"
+    init: str | None = None  # deploy: default | imagenet | a .keras file (None: imagenet)
+    steps_per_epoch: int | None = None  # deploy: batches per epoch (None: one pass over the train images)
+    eval_sample: int | None = None  # valid and test: a stratified sample of this many images each (None: all)
+
+    def __post_init__(self):
+        deploy = self.recipe == "deploy"
+        if self.arch is None:
+            self.arch = "efficientnet_lite0" if deploy else "cnn"
+        if self.img_size is None:
+            self.img_size = 224 if deploy else DEFAULT_INPUT_SIZE
+        if deploy and self.init is None:
+            self.init = "imagenet"
+        if self.lr is None:  # deploy: a trained detector (--init default / PATH) is fine-tuned 10x gentler
+            self.lr = (1e-4 if self.init == "imagenet" else 1e-5) if deploy else 1e-3
+        if isinstance(self.data, (list, tuple)):
+            self.data = [str(d) for d in self.data] if len(self.data) != 1 else str(self.data[0])
+
+    @property
+    def data_dirs(self) -> list[Path]:
+        return [Path(d) for d in (self.data if isinstance(self.data, list) else [self.data])]
+
+    def resolved_data(self) -> str | list[str]:
+        dirs = [str(d.resolve()) for d in self.data_dirs]
+        return dirs[0] if len(dirs) == 1 else dirs
 
     def validate(self) -> None:
         bad = []
+        if self.recipe not in RECIPES:
+            bad.append(f"recipe={self.recipe!r} (expected {' or '.join(RECIPES)})")
+        if self.eval_sample is not None and self.eval_sample < 2:
+            bad.append(f"eval_sample={self.eval_sample} (expected >= 2: a real and a fake image)")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            bad.append(f"steps_per_epoch={self.steps_per_epoch} (expected >= 1)")
+        if self.recipe != "deploy" and (self.init is not None or self.steps_per_epoch is not None):
+            bad.append("init / steps_per_epoch belong to the deploy recipe (the study recipe uses --weights)")
         if self.epochs < 1:
             bad.append(f"epochs={self.epochs} (expected >= 1)")
         if self.batch_size < 1:

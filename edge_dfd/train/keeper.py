@@ -184,15 +184,17 @@ def check_resume(run_dir: Path, cfg: TrainConfig) -> None:
     if old.get("status") == "complete" or (run_dir / "model.keras").exists():
         raise EdgeDFDError(f"{run_dir}: this run already finished (model.keras exists); nothing to resume")
     new = asdict(cfg)
-    new["data"] = str(Path(cfg.data).resolve())
-    diff = [f"{k} {old.get(k)!r} -> {new[k]!r}" for k in RESUME_KEYS if old.get(k) != new[k]]
+    new["data"] = cfg.resolved_data()
+    before = {"recipe": "study"}  # what runs written before a setting existed used (absent keys: None)
+    diff = [f"{k} {old.get(k, before.get(k))!r} -> {new[k]!r}" for k in RESUME_KEYS
+            if old.get(k, before.get(k)) != new[k]]
     if diff:
         raise EdgeDFDError(f"{run_dir}: --resume must use the run's settings; changed: {', '.join(diff)}")
 
 
 def write_config(run_dir: Path, cfg: TrainConfig, info: dict, status: str, results: dict | None = None) -> None:
     conf = asdict(cfg)
-    conf["data"] = str(Path(cfg.data).resolve())
+    conf["data"] = cfg.resolved_data()
     conf["out"] = str(run_dir.resolve())
     conf["status"] = status
     atomic_write_json(run_dir / "config.json", {"config": conf, **info, "results": results})

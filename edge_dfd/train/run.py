@@ -63,17 +63,34 @@ class Prepared:
     records: dict
     dist: object
     info: dict
+    dirs: list = None
+    per_dir: list = None
 
 
 def prepare(cfg: TrainConfig) -> Prepared:
     """Validate everything before any work, set up tf.distribute and the seed, write config.json ("running")."""
     run_dir = Path(cfg.out)
-    data_root = Path(cfg.data).resolve()
-    ds_records = dataset.load_dataset(data_root)
-    if "train" not in ds_records:
-        raise EdgeDFDError(f"{data_root}: has no 'train' split; training needs one")
+    dirs = [d.resolve() for d in cfg.data_dirs]
+    per_dir = [dataset.load_dataset(d) for d in dirs]
+    for d, recs in zip(dirs, per_dir):
+        if "train" not in recs:
+            raise EdgeDFDError(f"{d}: has no 'train' split; training needs one")
+        for split in ("train", "valid"):
+            if split in recs:
+                check_classes(dataset.split_source(d, split), split, recs[split])
+    if cfg.eval_sample:  # valid and test: a stratified sample of each folder's split (seeded)
+        per_dir = [{s: (dataset.stratified_sample(r, cfg.eval_sample, cfg.seed) if s != "train" else r)
+                    for s, r in recs.items()} for recs in per_dir]
+    data_root = dirs[0]
+    ds_records = {s: [r for recs in per_dir for r in recs.get(s, [])] for s in dataset.SPLITS
+                  if any(s in recs for recs in per_dir)}
     from edge_dfd.models import ARCHS, MAX_INPUT_SIZE, arch_info
 
+    if cfg.recipe == "deploy":
+        from edge_dfd.train.deploy import ARCHS as DEPLOY_ARCHS
+
+        if cfg.arch not in DEPLOY_ARCHS:
+            raise EdgeDFDError(f"--arch {cfg.arch}: the deploy recipe trains {' or '.join(DEPLOY_ARCHS)}")
     if cfg.arch not in ARCHS:
         from edge_dfd.models import build_model
 
@@ -85,6 +102,12 @@ def prepare(cfg: TrainConfig) -> Prepared:
     from edge_dfd import distribute
 
     dist = distribute.setup(cfg.distribute)
+    if cfg.recipe == "deploy" and cfg.init != "imagenet":  # a mismatched --init fails before any work
+        from edge_dfd.kerasio import load_keras
+        from edge_dfd.train.deploy import check_init, init_path
+
+        path = init_path(cfg.init)
+        check_init(load_keras(path), path, cfg.arch, cfg.img_size)
     out_dir = run_dir  # the run folder: only the chief writes it; other workers write a temporary folder
     if not dist.is_chief:
         run_dir = dist.work_dir(out_dir, cfg.resume)
@@ -93,18 +116,24 @@ def prepare(cfg: TrainConfig) -> Prepared:
     elif (run_dir / "model.keras").exists() or (run_dir / "checkpoints").exists():
         raise EdgeDFDError(f"{run_dir}: already holds a training run; use --resume to continue it or another --out")
     ensure_writable_dir(run_dir)
-    log(f"data {data_root} ({dataset.detect_layout(data_root)} layout)\n{dataset.summarize(ds_records)}")
+    for d, recs in zip(dirs, per_dir):
+        log(f"data {d} ({dataset.detect_layout(d)} layout)\n{dataset.summarize(recs)}")
     log(dist.describe(cfg.batch_size))
 
     keras = require("keras", "training")
     keras.utils.set_random_seed(cfg.seed)
+    sources = [{s: str(dataset.split_source(d, s)) for s in recs} for d, recs in zip(dirs, per_dir)]
     info = {
         "data_layout": dataset.detect_layout(data_root),
-        "split_sources": {s: str(dataset.split_source(data_root, s)) for s in ds_records},
-        "valid_csv": str(dataset.split_source(data_root, "valid")) if "valid" in ds_records else None,
+        "split_sources": sources[0] if len(dirs) == 1 else {str(d): s for d, s in zip(dirs, sources)},
+        "valid_csv": (sources[0].get("valid") if len(dirs) == 1 else [s.get("valid") for s in sources])
+        if "valid" in ds_records else None,
         "counts": {s: dataset.class_counts(r) for s, r in ds_records.items()},
         "arch_info": arch_info(cfg.arch),
-        "augmentation": {
+        "recipe": cfg.recipe,
+        "augmentation": {"deploy": "edge_dfd.train.augment: live-style face-detector crops, zoom-out, crop, "
+                                   "border, flip, rotation, rescale, blur, noise, colour, JPEG / MJPG"}
+        if cfg.recipe == "deploy" else {
             "layers": None if not cfg.augment else
             "RandomRotation, RandomFlip(horizontal), RandomShear, RandomZoom, RandomTranslation (fill nearest)",
             "rotation": AUG_ROTATION, "shift": AUG_SHIFT, "zoom": AUG_ZOOM, "shear": AUG_SHEAR,
@@ -117,11 +146,19 @@ def prepare(cfg: TrainConfig) -> Prepared:
         "distribute": dist.to_dict(cfg.batch_size),
     }
     write_config(run_dir, cfg, info, "running")
-    return Prepared(run_dir, out_dir, data_root, ds_records, dist, info)
+    return Prepared(run_dir, out_dir, data_root, ds_records, dist, info, dirs, per_dir)
+
+
+def check_classes(source: Path, split: str, records) -> None:
+    """A train / valid split needs real and fake images: one line naming its file otherwise."""
+    counts = dataset.class_counts(records)
+    if not records or min(counts.values(), default=0) == 0:
+        have = ", ".join(f"{v} {k}" for k, v in counts.items()) or "no images"
+        raise EdgeDFDError(f"{source}: the {split} split needs real and fake images (has {have})")
 
 
 def fit(model, train_ds, valid_ds, *, dist, run_dir: Path, out_dir: Path, epochs: int, patience: int, monitor: str,
-        skips: SkipLog, train_steps: int | None, valid_steps: int | None) -> list[dict]:
+        skips: SkipLog, train_steps: int | None, valid_steps: int | None, extra_callbacks=()) -> list[dict]:
     """The run loop: ``model.fit`` with the progress bars, the run keeper (history, best checkpoint, early stop)
     and BackupAndRestore (the --resume state, under ``out_dir``, which every worker restores); returns the rows
     of history.csv. RunKeeper runs first at epoch end: a kill between the two re-runs that epoch instead of
@@ -136,7 +173,8 @@ def fit(model, train_ds, valid_ds, *, dist, run_dir: Path, out_dir: Path, epochs
     with warnings.catch_warnings():
         # tf.data after .filter() has unknown length: Keras warns about it on the first epoch; harmless.
         warnings.filterwarnings("ignore", message=".*(ran out of data|shuffle=True).*")
-        model.fit(train_ds, validation_data=valid_ds, epochs=epochs, callbacks=[bars, keeper, backup], verbose=0)
+        model.fit(train_ds, validation_data=valid_ds, epochs=epochs, callbacks=[*extra_callbacks, bars, keeper, backup],
+                  verbose=0)
     distribute.dump_weights(dist, model)
     rows = read_history(run_dir / "history.csv")
     if not rows:
@@ -156,22 +194,26 @@ def train(config) -> RunResult:
     from edge_dfd import distribute
 
     skips = SkipLog()
-    train_ds = dist.distribute_dataset(  # --batch-size per replica; each worker reads its own shard
-        lambda bs, shard: make_dataset(records["train"], cfg, skips, True, bs, shard), cfg.batch_size)
-    valid_ds = make_dataset(records["valid"], cfg, skips, training=False) if "valid" in records else None
-    valid_fit = valid_ds if valid_ds is None or dist.strategy is None else dist.distribute_dataset(
-        lambda bs, shard: make_dataset(records["valid"], cfg, skips, False, bs, shard), cfg.batch_size)
-    with dist.scope():
-        model = build_and_compile(cfg)
+    per_step = dist.global_batch(cfg.batch_size)
+    if cfg.recipe == "deploy":
+        train_ds, valid_ds, valid_fit, model, extra, train_steps = _deploy_parts(cfg, run, skips)
+    else:
+        train_ds = dist.distribute_dataset(  # --batch-size per replica; each worker reads its own shard
+            lambda bs, shard: make_dataset(records["train"], cfg, skips, True, bs, shard), cfg.batch_size)
+        valid_ds = make_dataset(records["valid"], cfg, skips, training=False) if "valid" in records else None
+        valid_fit = valid_ds if valid_ds is None or dist.strategy is None else dist.distribute_dataset(
+            lambda bs, shard: make_dataset(records["valid"], cfg, skips, False, bs, shard), cfg.batch_size)
+        with dist.scope():
+            model = build_and_compile(cfg)
+        extra, train_steps = (), -(-len(records["train"]) // per_step)
     size = cfg.img_size
     distribute.prepare_model(dist, model, (np.zeros((1, size, size, 3), np.float32), np.zeros((1,), np.float32)))
 
     monitor = run.info["monitor"]
-    per_step = dist.global_batch(cfg.batch_size)
+    n_valid = len(records.get("valid", ())) * (2 if cfg.recipe == "deploy" else 1)
     rows = fit(model, train_ds, valid_fit, dist=dist, run_dir=run.run_dir, out_dir=run.out_dir, epochs=cfg.epochs,
-               patience=cfg.patience, monitor=monitor, skips=skips,
-               train_steps=-(-len(records["train"]) // per_step),
-               valid_steps=-(-len(records["valid"]) // per_step) if valid_ds is not None else None)
+               patience=cfg.patience, monitor=monitor, skips=skips, train_steps=train_steps,
+               valid_steps=-(-n_valid // per_step) if valid_ds is not None else None, extra_callbacks=extra)
     if not dist.is_chief:  # the chief evaluates and writes the run folder; drop this worker's temporary one
         dist.cleanup()
         best = min(rows, key=lambda r: r.get(monitor, np.inf))
@@ -179,6 +221,38 @@ def train(config) -> RunResult:
         return RunResult(run.out_dir, run.out_dir / "model.keras", len(rows), int(best["epoch"]), float("nan"),
                          None, None, dict(skips.items), time.perf_counter() - t_start)
     return finish(cfg, run, model, rows, valid_ds, skips, t_start)
+
+
+def _deploy_parts(cfg: TrainConfig, run: Prepared, skips: SkipLog):
+    """The deploy recipe's pipelines (face boxes cached first), model and per-epoch callback."""
+    from edge_dfd.train import deploy
+    from edge_dfd.train.boxes import cached_boxes
+
+    dist, records = run.dist, run.records
+    names = [str(dataset.split_source(d, "train")) for d in run.dirs]
+    boxes = [cached_boxes(run.run_dir, d.name, recs["train"], skips=skips) for d, recs in zip(run.dirs, run.per_dir)]
+    sets = deploy.TrainSets(names, [recs["train"] for recs in run.per_dir], boxes, skips)
+    skips.report_new()
+    per_step = dist.global_batch(cfg.batch_size)
+    steps = cfg.steps_per_epoch or max(1, -(-len(sets) // per_step))
+    state = deploy.EpochState(per_step)
+    size = cfg.img_size
+    log(f"deploy recipe: {cfg.arch} single pass at {size} px from {cfg.init}; {steps} steps of {per_step} images "
+        f"per epoch, the {len(sets.paths)} data set(s) sampled equally")
+    train_ds = dist.distribute_dataset(
+        lambda bs, shard: deploy.train_dataset(sets, state, seed=cfg.seed, size=size, steps=steps,
+                                               global_batch=per_step, batch_size=bs, skips=skips, shard=shard),
+        cfg.batch_size)
+    valid_ds = valid_fit = None
+    if "valid" in records:
+        valid_ds = deploy.eval_dataset(records["valid"], size=size, batch_size=cfg.batch_size, skips=skips)
+        valid_fit = valid_ds if dist.strategy is None else dist.distribute_dataset(
+            lambda bs, shard: deploy.eval_dataset(records["valid"], size=size, batch_size=bs, skips=skips,
+                                                  shard=shard), cfg.batch_size)
+    with dist.scope():
+        model = deploy.compile_model(deploy.build_model(cfg.arch, size, cfg.init), cfg.lr, cfg.epochs * steps,
+                                     steps // 3)
+    return train_ds, valid_ds, valid_fit, model, [deploy.epoch_callback(state)], steps
 
 
 def finish(cfg: TrainConfig, run: Prepared, model, rows: list[dict], valid_ds, skips: SkipLog,
@@ -198,10 +272,21 @@ def finish(cfg: TrainConfig, run: Prepared, model, rows: list[dict], valid_ds, s
         yv, pv = predict_dataset(final, valid_ds)
         threshold = choose_threshold(yv, pv)
         source = f"valid split, max balanced accuracy ({info['valid_csv']})"
+        if cfg.recipe == "deploy":
+            from edge_dfd.train.deploy import THRESHOLD_SOURCE
+
+            source = f"{THRESHOLD_SOURCE} ({info['valid_csv']})"
         valid_rep = binary_report(yv, pv, threshold)
     test_rep = None
     if "test" in ds_records:
-        yt, pt = predict_dataset(final, make_dataset(ds_records["test"], cfg, skips, training=False))
+        if cfg.recipe == "deploy":
+            from edge_dfd.train.deploy import eval_dataset
+
+            test_ds = eval_dataset(ds_records["test"], size=cfg.img_size, batch_size=cfg.batch_size, skips=skips,
+                                   perturbed=False)
+        else:
+            test_ds = make_dataset(ds_records["test"], cfg, skips, training=False)
+        yt, pt = predict_dataset(final, test_ds)
         title = f"{cfg.arch} on test ({len(yt)} images, threshold {threshold:.4f} from valid)"
         test_rep = write_report(run_dir, yt, pt, threshold, title=title, extra={"split": "test"})
     skips.report_new()
@@ -215,15 +300,19 @@ def finish(cfg: TrainConfig, run: Prepared, model, rows: list[dict], valid_ds, s
         "threshold_source": source,
         "valid": _brief(valid_rep),
         "test": _brief(test_rep),
+        "skipped_count": len(skips.items),
         "skipped_images": dict(skips.items),
     }
     meta = ModelMeta(
-        arch=cfg.arch,
+        arch=f"{cfg.arch}_single_pass" if cfg.recipe == "deploy" else cfg.arch,
         input_size=cfg.img_size,
         threshold=float(threshold),
         threshold_source=source,
         training={
-            "data": str(run.data_root),
+            "data": cfg.resolved_data(),
+            "recipe": cfg.recipe,
+            "init": cfg.init,
+            "steps_per_epoch": cfg.steps_per_epoch,
             "valid_csv": info["valid_csv"],
             "split_sources": info["split_sources"],
             "counts": info["counts"],
