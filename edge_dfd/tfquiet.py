@@ -1,6 +1,6 @@
 """TensorFlow's start-up log noise, silenced in one place (standard library only; imports no TensorFlow).
 
-``install()`` runs first thing in every command (``edge_dfd.cli.main``, so also ``python -m edge_dfd.release``) and
+``install()`` runs first thing in every command (``edge_dfd.cli.main``) and
 in ``benchmarks.common`` (every ``python -m benchmarks.X``). Before TensorFlow is imported it
 
 - sets ``TF_CPP_MIN_LOG_LEVEL=2`` unless the environment already sets it (C++ INFO and WARNING lines off: oneDNN,

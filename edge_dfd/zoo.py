@@ -154,7 +154,7 @@ def release_table(results: dict, key: str) -> dict:
             if clean:
                 row[ds] = {k: clean.get(k) for k in ("accuracy", "auc", "n")}
         formats[fmt] = row
-    return {"source": "benchmarks/results/detector_v2.json (python -m edge_dfd.release), test split of each set",
+    return {"source": "benchmarks/results/detector_v2.json (the release run that built these files), test split of each set",
             "time": results.get("time"), "sets": sets, "formats": formats}
 
 

@@ -5,7 +5,7 @@ blocks (``console``: the ``$ `` lines), plus inline code spans that start with `
 collected with markdown-it-py (the Markdown parser) and shlex, and
 
 - fast lane: every ``edge-dfd`` subcommand and option (and a Choice option's value) exists in the click command
-  tree (``edge_dfd.cli``; ``python -m edge_dfd.release`` likewise), and every ``python -m X`` module exists;
+  tree (``edge_dfd.cli``), and every ``python -m X`` module exists;
 - slow lane: the cheap fenced blocks run, in order per file, in a temporary folder laid out like a fresh clone
   (no ../shared: ``EDGE_DFD_SHARED_DATA`` points at a missing folder) holding tiny generated inputs under the
   names the docs use (``faces140k``, ``data/faces140k``, ``photos/``, ``clip.mp4``, ...). Only ``edge-dfd ...`` and
@@ -156,10 +156,6 @@ def _click_root(argv: list[str]):
         from edge_dfd.cli import cli
 
         return cli, argv[1:], "edge-dfd"
-    if argv[:3] == ["python", "-m", "edge_dfd.release"] or argv[:3] == ["python3", "-m", "edge_dfd.release"]:
-        from edge_dfd.release.__main__ import release
-
-        return release, argv[3:], "python -m edge_dfd.release"
     return None
 
 
@@ -291,8 +287,8 @@ def model_paths_problems(commands: list[Command]) -> list[str]:
         reads = {"evaluate": [p.get("model")], "convert": [p.get("model")], "bench": list(p.get("models") or ()),
                  "predict": [p.get("model")], "live": [p.get("model")], "scan": [p.get("model")]}.get(verb, [])
         for m in reads:
-            if not m or m in ("default", "ten-pass") or (REPO / m).exists():
-                continue
+            if not m or m in ("default", "ten-pass") or (REPO / m).exists() or Path(m) in written:
+                continue  # bundled, in the repository, or a folder an earlier command wrote (bench FOLDER)
             folder = Path(m).parent  # a bare name (model.keras, a_int8.tflite) stands for the reader's own file
             if folder != Path(".") and folder in written and Path(m).name not in written[folder]:
                 problems.append(f"{cmd.where}: reads {m}, which no earlier documented command writes "

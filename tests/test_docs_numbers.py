@@ -47,7 +47,7 @@ def _pi4(who: str, fmt: str, kind: str) -> int:
 
 
 def test_pi_guide_numbers():
-    """examples/raspberry_pi.md <- detector_v2.json (python -m edge_dfd.release ship) and install_size.json
+    """examples/raspberry_pi.md <- detector_v2.json (written at release; docs/release.md) and install_size.json
     (python -m benchmarks.install_size)."""
     doc = "examples/raspberry_pi.md"
     arch = _quoted(doc, r"The default model runs one ([\w-]+) pass per face")[0]
@@ -73,7 +73,7 @@ def test_pi_guide_numbers():
     ("teacher (ten passes), tflite-int8", "teacher", "tflite-int8", "int8"),
 ])
 def test_model_card_pi4_column(row, who, fmt, kind):
-    """edge_dfd/assets/default/MODEL_CARD.md <- detector_v2.json (python -m edge_dfd.release card)."""
+    """edge_dfd/assets/default/MODEL_CARD.md <- detector_v2.json (python -m tools.model_card)."""
     (pi4,) = _quoted("edge_dfd/assets/default/MODEL_CARD.md", re.escape(f"| {row} | ") + r"[\d.]+ \| [\d.]+ \| (\d+) \|")
     assert int(pi4) == _pi4(who, fmt, kind)
 

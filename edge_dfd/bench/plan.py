@@ -189,7 +189,7 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
     for why in dict.fromkeys(r.auc_note for r in rows if r.auc_note):
         notes.append(f"AUC {why}")
     if any(r.release for r in rows):
-        notes.append("release-time figures: what `python -m edge_dfd.release` measured on each set's test split "
+        notes.append("release-time figures: what the release run measured on each set's test split "
                      "when the bundled files were made (from the bundle's manifest.json, i.e. "
                      "benchmarks/results/detector_v2.json), printed beside the figures measured here")
     if any(r.fmt == "keras" for g in groups for r in g) and not tf_ok:
