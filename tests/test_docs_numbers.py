@@ -6,8 +6,10 @@ line before it (invisible when rendered):
 
     <!-- numbers: benchmarks/results/X.json [more files] (python -m benchmarks.X ...) not: 224 32 -->
 
-- **Region**: the lines after the marker up to the next blank line, heading or marker: one paragraph, one table,
-  one tight list. A block without a marker is not checked, so mark every block that quotes results.
+- **Region**: the lines after the marker up to the next blank line, heading or marker: one paragraph, one table;
+  when the first line is a list item, that item only (up to the next item of the same list; the marker may be
+  indented so that it stays inside the list). A block without a marker is not checked: mark every block that
+  quotes results.
 - **Files**: every path before the parenthesis, relative to the repository root (`.json`: every numeric value, at
   any depth, and every number inside its strings; `.md` or other text: every number in it). The parenthesis names
   the command that regenerates them; the doc's number changes only by rerunning it.
@@ -45,6 +47,7 @@ CONVERSIONS = {"same": 1.0, "fraction -> percent/points": 100.0, "percent -> fra
 
 MARKER = re.compile(r"<!--\s*numbers:\s*(?P<files>[^(]*?)\s*\((?P<cmd>[^)]*(?:\([^)]*\)[^)]*)*)\)"
                     r"(?:\s*not:\s*(?P<skip>.*?))?\s*-->")
+LIST_ITEM = re.compile(r"(\s*)(?:[-*+]|\d+\.) ")
 NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
 _NOT_QUOTES = [
     re.compile(r"`[^`]*`"),  # inline code: commands, options, names
@@ -101,9 +104,13 @@ def regions(text: str) -> list[tuple[int, re.Match, str]]:
                 out.append((i + 1, None, line))  # malformed: reported by check_region
             continue
         body = []
+        item = LIST_ITEM.match(lines[i + 1]) if i + 1 < len(lines) else None
         for ln in lines[i + 1:]:
             if not ln.strip() or ln.lstrip().startswith("#") or MARKER.search(ln):
                 break
+            nxt = LIST_ITEM.match(ln)
+            if body and item and nxt and len(nxt[1]) == len(item[1]):
+                break  # the next item of the same list
             body.append(ln)
         out.append((i + 1, m, "\n".join(body)))
     return out
@@ -251,14 +258,16 @@ def test_marker_check_can_fail(tmp_path, monkeypatch):
     res.write_text(json.dumps({"rows": [{"ms": 12.345, "acc": 0.9121, "s": 0.0123}], "peak_mb": 3804.27}))
     monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
     good = ("<!-- numbers: r.json (python -m benchmarks.r) not: 32 -->\n"
-            "| fp32 | 12.3 ms | batch 32 | 91.2 % | 3.80 GB | 12 ms | `--epochs 7` | 2026-12-07 |\n\nafter 99")
+            "| fp32 | 12.3 ms | batch 32 | 91.2 % | 3.80 GB | 12 ms | `--epochs 7` | 2026-12-07 |\n\nafter 99\n"
+            "  <!-- numbers: r.json (cmd) -->\n- item 12.3 ms\n  wrapped 0.91\n- next item 77\n")
     assert check_doc("d.md", good) == []
     assert quoted_numbers(good.splitlines()[1]) == ["12.3", "32", "91.2", "3.80", "12"]
-    wrong = good.replace("12.3 ms", "12.4 ms")
+    wrong = good.replace("12.3 ms", "12.4 ms", 1)
     assert check_doc("d.md", wrong) == ["d.md:1: 12.4 is not in r.json (rerun: python -m benchmarks.r; fix the doc "
                                         "from the file, or list it after 'not:' if it is not a measurement)"]
     assert any("32 is not in" in p for p in check_doc("d.md", good.replace(" not: 32", "")))
     assert any("'not: 64'" in p for p in check_doc("d.md", good.replace("not: 32", "not: 32 64")))
     assert any("91.3 is not" in p for p in check_doc("d.md", good.replace("91.2", "91.3")))
+    assert any("d.md:5: 0.92 is not" in p for p in check_doc("d.md", good.replace("wrapped 0.91", "wrapped 0.92")))
     assert any("does not parse" in p for p in check_doc("d.md", "<!-- numbers: r.json -->\n1.0"))
     assert any("not in the repository" in p for p in check_doc("d.md", "<!-- numbers: x.json (cmd) -->\n1.0"))
