@@ -17,7 +17,9 @@ line before it (invisible when rendered):
   inline code (`--epochs 3`), link targets, dates (2026-12-07), versions (1.2.3), scientific notation (1e-4) and
   numbers glued to a word (fp32, int8, x86-64, EfficientNet-Lite0, 2x is NOT glued: `x`/`×` is a unit).
   Numbers that are settings, counts or derived, not measurements, are listed after `not:` (space separated, as
-  the doc writes them); a listed number that the region does not contain fails (the list stays true).
+  the doc writes them); measurements of a dated run that no results file holds (history sections: times read off a
+  console) are listed after `unfiled:`, so that they are visibly untied. A listed number that the region does not
+  contain fails (the lists stay true).
 - **Match**: a quoted number shown with d decimals matches a value v of the files when v × k rounds to it at d
   decimals (|v·k − q| ≤ ½·10^-d), for k in CONVERSIONS: 1, fraction -> percent / points (×100), percent ->
   fraction (÷100), s -> ms (×1000), ms -> s and MB -> GB (÷1000), MiB -> GiB (÷1024), s -> min (÷60). Signs are
@@ -46,7 +48,7 @@ CONVERSIONS = {"same": 1.0, "fraction -> percent/points": 100.0, "percent -> fra
                "ms -> s, MB -> GB": 0.001, "MiB -> GiB": 1 / 1024, "s -> min": 1 / 60}
 
 MARKER = re.compile(r"<!--\s*numbers:\s*(?P<files>[^(]*?)\s*\((?P<cmd>[^)]*(?:\([^)]*\)[^)]*)*)\)"
-                    r"(?:\s*not:\s*(?P<skip>.*?))?\s*-->")
+                    r"(?:\s*not:\s*(?P<skip>.*?))?(?:\s*unfiled:\s*(?P<unfiled>.*?))?\s*-->")
 LIST_ITEM = re.compile(r"(\s*)(?:[-*+]|\d+\.) ")
 NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
 _NOT_QUOTES = [
@@ -130,8 +132,8 @@ def check_region(doc: str, line: int, marker: re.Match | None, body: str) -> lis
         return [f"{where}: results file {', '.join(missing)} not in the repository"]
     values = [v for f in files for v in file_values(REPO / f)]
     quoted = quoted_numbers(body)
-    skip = (marker["skip"] or "").split()
-    problems = [f"{where}: 'not: {s}' is not a number the region quotes" for s in skip if s not in quoted]
+    skip = (marker["skip"] or "").split() + (marker["unfiled"] or "").split()
+    problems = [f"{where}: 'not:/unfiled: {s}' is not a number the region quotes" for s in skip if s not in quoted]
     checked = [q for q in quoted if q not in skip]
     if not checked:
         problems.append(f"{where}: the marked region quotes no measurement (move the marker or drop it)")
@@ -261,12 +263,15 @@ def test_marker_check_can_fail(tmp_path, monkeypatch):
             "| fp32 | 12.3 ms | batch 32 | 91.2 % | 3.80 GB | 12 ms | `--epochs 7` | 2026-12-07 |\n\nafter 99\n"
             "  <!-- numbers: r.json (cmd) -->\n- item 12.3 ms\n  wrapped 0.91\n- next item 77\n")
     assert check_doc("d.md", good) == []
+    assert check_doc("d.md", good.replace("not: 32", "not: 32 unfiled: 91.2").replace("91.2 %", "91.2 %, 41 min")) \
+        == ["d.md:1: 41 is not in r.json (rerun: python -m benchmarks.r; fix the doc from the file, or list it after "
+            "'not:' if it is not a measurement)"]
     assert quoted_numbers(good.splitlines()[1]) == ["12.3", "32", "91.2", "3.80", "12"]
     wrong = good.replace("12.3 ms", "12.4 ms", 1)
     assert check_doc("d.md", wrong) == ["d.md:1: 12.4 is not in r.json (rerun: python -m benchmarks.r; fix the doc "
                                         "from the file, or list it after 'not:' if it is not a measurement)"]
     assert any("32 is not in" in p for p in check_doc("d.md", good.replace(" not: 32", "")))
-    assert any("'not: 64'" in p for p in check_doc("d.md", good.replace("not: 32", "not: 32 64")))
+    assert any("'not:/unfiled: 64'" in p for p in check_doc("d.md", good.replace("not: 32", "not: 32 64")))
     assert any("91.3 is not" in p for p in check_doc("d.md", good.replace("91.2", "91.3")))
     assert any("d.md:5: 0.92 is not" in p for p in check_doc("d.md", good.replace("wrapped 0.91", "wrapped 0.92")))
     assert any("does not parse" in p for p in check_doc("d.md", "<!-- numbers: r.json -->\n1.0"))
