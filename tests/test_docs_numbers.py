@@ -21,9 +21,10 @@ line before it (invisible when rendered):
   console) are listed after `unfiled:`, so that they are visibly untied. A listed number that the region does not
   contain fails (the lists stay true).
 - **Match**: a quoted number shown with d decimals matches a value v of the files when v × k rounds to it at d
-  decimals (|v·k − q| ≤ ½·10^-d), for k in CONVERSIONS: 1, fraction -> percent / points (×100), percent ->
-  fraction (÷100), s -> ms (×1000), ms -> s and MB -> GB (÷1000), MiB -> GiB (÷1024), s -> min (÷60). Signs are
-  ignored (a "+2.7 %" matches 2.7 and -2.7).
+  decimals (|v·k − q| ≤ ½·10^-d), k = 1 or, when the unit written right after the number allows it
+  (CONVERSIONS): `%` / `points` a fraction × 100, `ms` seconds × 1000, `s` ms ÷ 1000, `min` / `h` seconds ÷ 60 /
+  3600, `GB` / `KB` MB / bytes ÷ 1000, `GiB` MiB ÷ 1024, `MB` / `MiB` bytes. A number without a unit (a table
+  cell: the unit is in its header) is the file's value as it stands. Signs are ignored ("+2.7 %" matches 0.027).
 
 Hand-written checks below cover tables whose rows map to named results rows (a stricter tie than "the number is
 somewhere in the file"): docs/cascade.md's curve and docs/convert.md's int8 recipe table, docs/distributed.md's
@@ -42,15 +43,18 @@ RESULTS = REPO / "benchmarks" / "results"
 
 # docs that quote measurements; each must carry at least one marker
 MARKED_DOCS = ["docs/train.md", "docs/runtime.md", "docs/live.md", "docs/cascade.md", "docs/release.md",
-               "docs/hardening.md", "examples/raspberry_pi.md"]
+               "examples/raspberry_pi.md"]  # docs/hardening.md quotes limits and settings, no measurement
 
-CONVERSIONS = {"same": 1.0, "fraction -> percent/points": 100.0, "percent -> fraction": 0.01, "s -> ms": 1000.0,
-               "ms -> s, MB -> GB": 0.001, "MiB -> GiB": 1 / 1024, "s -> min": 1 / 60}
+# unit written after a quoted number -> the factors from a results file's value to it (besides 1)
+CONVERSIONS = {"%": (100.0,), "point": (100.0,), "points": (100.0,), "ms": (1000.0,), "s": (0.001,),
+               "min": (1 / 60,), "h": (1 / 3600,), "GB": (0.001,), "KB": (0.001,), "GiB": (1 / 1024,),
+               "MB": (1e-6,), "MiB": (1 / 2**20,)}
 
 MARKER = re.compile(r"<!--\s*numbers:\s*(?P<files>[^(]*?)\s*\((?P<cmd>[^)]*(?:\([^)]*\)[^)]*)*)\)"
                     r"(?:\s*not:\s*(?P<skip>.*?))?(?:\s*unfiled:\s*(?P<unfiled>.*?))?\s*-->")
 LIST_ITEM = re.compile(r"(\s*)(?:[-*+]|\d+\.) ")
 NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
+UNIT = re.compile(r"\s?(%|points?|ms|s|min|h|GB|KB|GiB|MB|MiB)(?!\w)")
 _NOT_QUOTES = [
     re.compile(r"`[^`]*`"),  # inline code: commands, options, names
     re.compile(r"\]\([^)]*\)"),  # link targets
@@ -62,11 +66,20 @@ _NOT_QUOTES = [
 ]
 
 
-def quoted_numbers(text: str) -> list[str]:
-    """The numbers a doc region quotes, as written (see the module docstring for what is left out)."""
+def quoted(text: str) -> list[tuple[str, str]]:
+    """(number as written, unit after it or "") for every number a doc region quotes (the module docstring says
+    what is left out)."""
     for pat in _NOT_QUOTES:
         text = pat.sub(" ", text)
-    return NUMBER.findall(text)
+    out = []
+    for m in NUMBER.finditer(text):
+        u = UNIT.match(text, m.end())
+        out.append((m[0], u[1] if u else ""))
+    return out
+
+
+def quoted_numbers(text: str) -> list[str]:
+    return [q for q, _ in quoted(text)]
 
 
 def _values(obj) -> list[float]:
@@ -88,11 +101,11 @@ def file_values(path: Path) -> list[float]:
     return _values(json.loads(text)) if path.suffix == ".json" else _values(text)
 
 
-def matches(quoted: str, values: list[float]) -> bool:
-    q = float(quoted.replace(",", ""))
-    d = len(quoted.split(".")[1]) if "." in quoted else 0
+def matches(number: str, values: list[float], unit: str = "") -> bool:
+    q = float(number.replace(",", ""))
+    d = len(number.split(".")[1]) if "." in number else 0
     tol = 0.5 * 10 ** -d * (1 + 1e-9) + 1e-12
-    return any(abs(v * k - q) <= tol for v in values for k in CONVERSIONS.values())
+    return any(abs(v * k - q) <= tol for v in values for k in (1.0, *CONVERSIONS.get(unit, ())))
 
 
 def regions(text: str) -> list[tuple[int, re.Match, str]]:
@@ -131,14 +144,15 @@ def check_region(doc: str, line: int, marker: re.Match | None, body: str) -> lis
     if missing:
         return [f"{where}: results file {', '.join(missing)} not in the repository"]
     values = [v for f in files for v in file_values(REPO / f)]
-    quoted = quoted_numbers(body)
+    numbers = quoted(body)
     skip = (marker["skip"] or "").split() + (marker["unfiled"] or "").split()
-    problems = [f"{where}: 'not:/unfiled: {s}' is not a number the region quotes" for s in skip if s not in quoted]
-    checked = [q for q in quoted if q not in skip]
+    problems = [f"{where}: 'not:/unfiled: {s}' is not a number the region quotes"
+                for s in skip if s not in {q for q, _ in numbers}]
+    checked = [(q, u) for q, u in numbers if q not in skip]
     if not checked:
         problems.append(f"{where}: the marked region quotes no measurement (move the marker or drop it)")
-    for q in checked:
-        if not matches(q, values):
+    for q, unit in checked:
+        if not matches(q, values, unit):
             problems.append(f"{where}: {q} is not in {' '.join(files)} (rerun: {marker['cmd'].strip()}; "
                             f"fix the doc from the file, or list it after 'not:' if it is not a measurement)")
     return problems
