@@ -6,9 +6,9 @@ line before it (invisible when rendered):
 
     <!-- numbers: benchmarks/results/X.json [more files] (python -m benchmarks.X ...) not: 224 32 -->
 
-- **Region**: the lines after the marker up to the next blank line, heading or marker: one paragraph, one table;
-  when the first line is a list item, that item only (up to the next item of the same list; the marker may be
-  indented so that it stays inside the list). A block without a marker is not checked: mark every block that
+- **Region**: the lines after the marker up to the next blank line, heading, marker or list item indented no
+  deeper than the region's first line: one paragraph, one table, one list item (the marker may be indented so
+  that it stays inside the list). A block without a marker is not checked: mark every block that
   quotes results.
 - **Files**: every path before the parenthesis, relative to the repository root (`.json`: every numeric value, at
   any depth, and every number inside its strings; `.md` or other text: every number in it). The parenthesis names
@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 
 # docs that quote measurements; each must carry at least one marker
-MARKED_DOCS = ["docs/train.md", "docs/runtime.md", "docs/live.md", "docs/cascade.md", "docs/release.md",
+MARKED_DOCS = ["docs/train.md", "docs/convert.md", "docs/runtime.md", "docs/live.md", "docs/cascade.md", "docs/release.md",
                "examples/raspberry_pi.md"]  # docs/hardening.md quotes limits and settings, no measurement
 
 # unit written after a quoted number -> the factors from a results file's value to it (besides 1)
@@ -119,13 +119,13 @@ def regions(text: str) -> list[tuple[int, re.Match, str]]:
                 out.append((i + 1, None, line))  # malformed: reported by check_region
             continue
         body = []
-        item = LIST_ITEM.match(lines[i + 1]) if i + 1 < len(lines) else None
+        indent = len(lines[i + 1]) - len(lines[i + 1].lstrip()) if i + 1 < len(lines) else 0
         for ln in lines[i + 1:]:
             if not ln.strip() or ln.lstrip().startswith("#") or MARKER.search(ln):
                 break
             nxt = LIST_ITEM.match(ln)
-            if body and item and nxt and len(nxt[1]) == len(item[1]):
-                break  # the next item of the same list
+            if body and nxt and len(nxt[1]) <= indent:
+                break  # the next item of the list the region is in (or starts)
             body.append(ln)
         out.append((i + 1, m, "\n".join(body)))
     return out
