@@ -20,6 +20,10 @@ line before it (invisible when rendered):
   the doc writes them); measurements of a dated run that no results file holds (history sections: times read off a
   console) are listed after `unfiled:`, so that they are visibly untied. A listed number that the region does not
   contain fails (the lists stay true).
+- **Table rows**: when a marker names a results `.md` file and a doc table row's label (first cell, or its first
+  words: "keras (reference)" is row "keras"; or the start of it: "cnn" is rows "cnn_256.keras", "cnn.onnx") is a
+  row label there, that row's numbers must come from the results rows with that
+  label, not from anywhere in the file.
 - **Match**: a quoted number shown with d decimals matches a value v of the files when v × k rounds to it at d
   decimals (|v·k − q| ≤ ½·10^-d), k = 1 or, when the unit written right after the number allows it
   (CONVERSIONS): `%` / `points` a fraction × 100, `ms` seconds × 1000, `s` ms ÷ 1000, `min` / `h` seconds ÷ 60 /
@@ -108,6 +112,31 @@ def matches(number: str, values: list[float], unit: str = "") -> bool:
     return any(abs(v * k - q) <= tol for v in values for k in (1.0, *CONVERSIONS.get(unit, ())))
 
 
+def _label(row: str) -> str:
+    return row.strip().strip("|").split("|")[0].strip().strip("*`").strip()
+
+
+def table_rows(path: Path) -> dict[str, list[float]]:
+    """A results .md file's table rows: label (first cell) -> the numbers of every row with that label."""
+    rows: dict[str, list[float]] = {}
+    if path.suffix == ".md":
+        for ln in path.read_text(encoding="utf-8").splitlines():
+            if ln.lstrip().startswith("|") and not set(ln) <= set("|-: "):
+                rows.setdefault(_label(ln), []).extend(_values(ln))
+    return rows
+
+
+def _row_values(line: str, rows: dict[str, list[float]]) -> list[float] | None:
+    """The values a doc table row must come from: those of the results rows with its label (a doc label may add
+    words after it: 'keras (reference)' is row 'keras'), or None when no results row has it."""
+    if not line.lstrip().startswith("|"):
+        return None
+    label = _label(line)
+    hits = [v for k, vals in rows.items()
+            if k and (label == k or label.startswith(k + " ") or k.startswith((label + "_", label + "."))) for v in vals]
+    return hits or None
+
+
 def regions(text: str) -> list[tuple[int, re.Match, str]]:
     """(line number, marker, region text) for every marker of a doc."""
     lines = text.splitlines()
@@ -151,9 +180,14 @@ def check_region(doc: str, line: int, marker: re.Match | None, body: str) -> lis
     checked = [(q, u) for q, u in numbers if q not in skip]
     if not checked:
         problems.append(f"{where}: the marked region quotes no measurement (move the marker or drop it)")
-    for q, unit in checked:
-        if not matches(q, values, unit):
-            problems.append(f"{where}: {q} is not in {' '.join(files)} (rerun: {marker['cmd'].strip()}; "
+    rows = {k: v for f in files for k, v in table_rows(REPO / f).items()}
+    for ln in body.splitlines():
+        row = _row_values(ln, rows)
+        for q, unit in quoted(ln):
+            if q in skip or matches(q, values if row is None else row, unit):
+                continue
+            where_in = f"row '{_label(ln)}' of {' '.join(files)}" if row is not None else " ".join(files)
+            problems.append(f"{where}: {q} is not in {where_in} (rerun: {marker['cmd'].strip()}; "
                             f"fix the doc from the file, or list it after 'not:' if it is not a measurement)")
     return problems
 
@@ -290,3 +324,17 @@ def test_marker_check_can_fail(tmp_path, monkeypatch):
     assert any("d.md:5: 0.92 is not" in p for p in check_doc("d.md", good.replace("wrapped 0.91", "wrapped 0.92")))
     assert any("does not parse" in p for p in check_doc("d.md", "<!-- numbers: r.json -->\n1.0"))
     assert any("not in the repository" in p for p in check_doc("d.md", "<!-- numbers: x.json (cmd) -->\n1.0"))
+
+
+def test_table_rows_are_checked_against_their_own_row(tmp_path, monkeypatch):
+    """A doc table row whose label is a results row takes its numbers from that row only: another row's value fails."""
+    (tmp_path / "r.md").write_text("| format | p50 ms |\n|---|---|\n| tflite-int8 | 3.92 |\n| onnx | 13.82 |\n"
+                                   "| cnn_256.keras | 8.27 |\n")
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    doc = "<!-- numbers: r.md (cmd) -->\n| format | p50 ms |\n|---|---|\n| **`tflite-int8`** | 3.9 |\n| onnx (x86) | 13.8 |\n" \
+          "| cnn | 8.3 |\n"
+    assert check_doc("d.md", doc) == []
+    swapped = doc.replace("| 3.9 |", "| 13.8 |")
+    assert check_doc("d.md", swapped) == ["d.md:1: 13.8 is not in row 'tflite-int8' of r.md (rerun: cmd; fix the doc "
+                                          "from the file, or list it after 'not:' if it is not a measurement)"]
+    assert len(check_doc("d.md", doc.replace("| 8.3 |", "| 3.9 |"))) == 1
