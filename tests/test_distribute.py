@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from procs import kill_after_first_backup
 
 pytest.importorskip("tensorflow")
 
@@ -339,22 +340,11 @@ def test_two_workers_resume_after_sigkill(tiny140k, tmp_path):
 
     run, dump, tmp = tmp_path / "run", tmp_path / "dump", tmp_path / "tmp"
     tmp.mkdir()
-    epochs, meta = 3, run / "checkpoints" / "backup" / "training_metadata.json"
+    epochs = 3
     procs = _start_workers(tiny140k, run, epochs, dump, tmp)
-    deadline = time.time() + 180
-    try:
-        while time.time() < deadline and all(p.poll() is None for p in procs):
-            try:
-                if json.loads(meta.read_text())["epoch"] >= 1:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.02)
-        assert all(p.poll() is None for p in procs), "a worker ended before the kill: " + procs[0].stderr.read()
-    finally:
-        for p in procs:
-            p.kill()
-            p.communicate()
+    kill_after_first_backup(procs, run, timeout=180)
+    for p in procs:
+        p.communicate()
     assert not (run / "model.keras").exists()
     done = [r["epoch"] for r in read_history(run / "history.csv")]
     assert done and done == list(range(1, len(done) + 1)) and done[-1] < epochs

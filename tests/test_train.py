@@ -6,12 +6,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from procs import kill_after_first_backup
 from synth import IMAGES_SUBDIR, make_140k
 
 pytest.importorskip("tensorflow")
@@ -180,23 +180,8 @@ def test_resume_after_sigkill(tmp_path):
     cmd = [sys.executable, "-m", "edge_dfd", "train", "--data", str(ds), "--out", str(run), "--epochs", str(epochs),
            "--img-size", "40", "--batch-size", "4", "--patience", "0", "--seed", "0"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    meta = run / "checkpoints" / "backup" / "training_metadata.json"
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 180
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            try:
-                if json.loads(meta.read_text())["epoch"] >= 1:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.02)
-        assert proc.poll() is None, "training finished before it could be killed: " + proc.stderr.read().decode()
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_after_first_backup([proc], run, timeout=180)
     assert proc.returncode == -signal.SIGKILL
     assert not (run / "model.keras").exists()
     done_before = [r["epoch"] for r in read_history(run / "history.csv")]

@@ -5,14 +5,13 @@ import csv
 import errno
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from procs import kill_after_first_backup
 from synth import IMAGES_SUBDIR, make_140k
 
 pytest.importorskip("tensorflow")
@@ -266,24 +265,9 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
     assert whole.returncode == 0, whole.stderr
 
     run = tmp_path / "run"
-    meta = run / "checkpoints" / "backup" / "training_metadata.json"
     proc = subprocess.Popen(_deploy_cmd(ds, run, epochs), env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
-    deadline = time.time() + 300
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            try:
-                if json.loads(meta.read_text())["epoch"] >= 1:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.02)
-        assert proc.poll() is None, "finished before it could be killed: " + proc.stderr.read().decode()
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_after_first_backup([proc], run, timeout=300)
     assert not (run / "model.keras").exists()
     done = [r["epoch"] for r in read_history(run / "history.csv")]
     assert done and done[-1] < epochs

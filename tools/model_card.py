@@ -22,12 +22,10 @@ from pathlib import Path
 
 
 def _f(v, spec: str = "{:.4f}") -> str:
-    if v is None:
-        return "-"
-    try:
-        return spec.format(v)
-    except (ValueError, TypeError):
-        return str(v)
+    """A card cell: ``spec`` applied to ``v``, "-" for None (bench's own table cell rule)."""
+    from edge_dfd.bench.result import fmt_cell
+
+    return fmt_cell(v, spec)
 
 
 def _load(path) -> object:
