@@ -195,13 +195,16 @@ def _loopback_ok() -> bool:
         return False
 
 
-def _start_workers(ds, run, epochs, dump, tmp, extra=(), n=2, quiet=(False, True)):
+STUDY_ARGS = ("--img-size", "32", "--batch-size", "4", "--no-augment")
+
+
+def _start_workers(ds, run, epochs, dump, tmp, extra=(), n=2, quiet=(False, True), recipe_args=STUDY_ARGS):
     """Start ``n`` `edge-dfd train --distribute multi-worker` processes with a real TF_CONFIG on free ports;
-    worker i gets --quiet when ``quiet[i]`` (by default worker 0 draws its progress bars, worker 1 is quiet)."""
+    worker i gets --quiet when ``quiet[i]`` (by default worker 0 draws its progress bars, worker 1 is quiet).
+    ``recipe_args``: the recipe, size and batch options (the study recipe's by default)."""
     workers = [f"127.0.0.1:{p}" for p in _free_ports(n)]
     cmd = [sys.executable, "-m", "edge_dfd", "train", "--data", str(ds), "--out", str(run), "--epochs", str(epochs),
-           "--img-size", "32", "--batch-size", "4", "--no-augment", "--patience", "0", "--distribute",
-           "multi-worker", "--json", *extra]
+           *recipe_args, "--patience", "0", "--distribute", "multi-worker", "--json", *extra]
     procs = []
     for i in range(n):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", DUMP_ENV: str(dump), "TMPDIR": str(tmp),
@@ -387,15 +390,9 @@ def test_deploy_recipe_two_workers_on_localhost(tiny140k, tmp_path):
     """`train --recipe deploy --distribute multi-worker` on two processes: same weights on both, the chief writes."""
     run, dump, tmp = tmp_path / "run", tmp_path / "dump", tmp_path / "tmp"
     tmp.mkdir()
-    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
-    cmd = [sys.executable, "-m", "edge_dfd", "train", "--recipe", "deploy", "--data", str(tiny140k), "--out",
-           str(run), "--epochs", "1", "--img-size", "32", "--batch-size", "2", "--steps-per-epoch", "2",
-           "--patience", "0", "--distribute", "multi-worker", "--json"]
-    procs = []
-    for i in range(2):
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", DUMP_ENV: str(dump), "TMPDIR": str(tmp),
-               "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})}
-        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    procs = _start_workers(tiny140k, run, 1, dump, tmp, quiet=(False, False),
+                           recipe_args=("--recipe", "deploy", "--img-size", "32", "--batch-size", "2",
+                                        "--steps-per-epoch", "2"))
     outs = _finish(procs, timeout=400)
     for _, err in outs:
         assert "per-replica batch 2 x 2 replicas = global batch 4" in err
