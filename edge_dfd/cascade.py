@@ -92,13 +92,13 @@ def calibrate(first, second, calib_data, log=None) -> dict:
 
 
 def _auc_ci(y, p) -> tuple[float | None, list | None]:
-    """ROC AUC and its 95 % DeLong interval (against a constant score, whose AUC is 0.5 with no variance)."""
-    from edge_dfd.verdicts import paired_auc_diff
+    """ROC AUC and its 95 % DeLong interval (``edge_dfd.verdicts.auc_ci``)."""
+    from edge_dfd.verdicts import auc_ci
 
-    d = paired_auc_diff(y, p, np.zeros(len(p)))
-    if d["auc_a"] is None:
+    r = auc_ci(y, p)
+    if r["auc"] is None:
         return None, None
-    return d["auc_a"], [max(0.0, d["low"] + 0.5), min(1.0, d["high"] + 0.5)]
+    return r["auc"], [r["low"], r["high"]]
 
 
 def _metrics(y, p, threshold, stage=None) -> dict:

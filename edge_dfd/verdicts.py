@@ -201,6 +201,15 @@ def paired_accuracy_diff(ok_a, ok_b, level: float = 0.95) -> dict:
     return out
 
 
+def _delong_components(y: np.ndarray, p) -> tuple[np.ndarray, np.ndarray]:
+    """DeLong's structural components of score ``p`` (``y`` boolean, True = fake): per fake image, the share of
+    real images it outscores (ties count one half), and per real image the share of fakes that outscore it."""
+    s = np.asarray(p, np.float64).ravel()
+    pos, neg = s[y][:, None], s[~y][None, :]
+    psi = (pos > neg) + 0.5 * (pos == neg)
+    return psi.mean(axis=1), psi.mean(axis=0)
+
+
 def paired_auc_diff(y_fake, p_a, p_b, level: float = 0.95) -> dict:
     """ROC AUC of score ``p_a`` minus that of ``p_b`` on the same images, with DeLong's (1988) normal
     interval for correlated AUCs. Returns ``{"diff", "low", "high", "se", "auc_a", "auc_b"}``; every value
@@ -211,12 +220,7 @@ def paired_auc_diff(y_fake, p_a, p_b, level: float = 0.95) -> dict:
     if m < 2 or n < 2:
         out["reason"] = f"needs at least 2 fake and 2 real images (have {m} fake, {n} real)"
         return out
-    comps = []
-    for p in (p_a, p_b):
-        p = np.asarray(p, np.float64).ravel()
-        pos, neg = p[y][:, None], p[~y][None, :]
-        psi = (pos > neg) + 0.5 * (pos == neg)
-        comps.append((psi.mean(axis=1), psi.mean(axis=0)))  # per-fake and per-real structural components
+    comps = [_delong_components(y, p) for p in (p_a, p_b)]
     s10 = np.cov(np.stack([comps[0][0], comps[1][0]]))
     s01 = np.cov(np.stack([comps[0][1], comps[1][1]]))
     var = max(0.0, (s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / m + (s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]) / n)
@@ -237,10 +241,7 @@ def auc_ci(y_fake, p, level: float = 0.95) -> dict:
     if m < 2 or n < 2:
         out["reason"] = f"needs at least 2 fake and 2 real images (have {m} fake, {n} real)"
         return out
-    s = np.asarray(p, np.float64).ravel()
-    pos, neg = s[y][:, None], s[~y][None, :]
-    psi = (pos > neg) + 0.5 * (pos == neg)
-    v10, v01 = psi.mean(axis=1), psi.mean(axis=0)
+    v10, v01 = _delong_components(y, p)
     auc = float(v10.mean())
     se = float(np.sqrt(max(0.0, v10.var(ddof=1) / m + v01.var(ddof=1) / n)))
     z = Z95 if level == 0.95 else _z(level)
