@@ -67,8 +67,8 @@ def compare(p_ref: np.ndarray, p_exp: np.ndarray, threshold: float, y_fake=None,
             from edge_dfd.metrics import roc_auc
 
             nums["auc_keras"], nums["auc_export"] = roc_auc(y, p_ref), roc_auc(y, p_exp)
-            nums["auc_drop_p"] = delong_p(y, p_ref, p_exp)
-            auc = paired_auc_diff(y, p_ref, p_exp, MARGIN_LEVEL)
+            auc = paired_auc_diff(y, p_ref, p_exp, MARGIN_LEVEL)  # one DeLong pass: the bound and the test
+            nums["auc_drop_p"] = _delong_test_p(auc)
             nums["auc_loss_upper95"], nums["auc_loss_se"] = auc["high"], auc["se"]
         counts = (int((ok_ref & ok_exp).sum()), b, c, int((~ok_ref & ~ok_exp).sum()))
         nums["needed_n"], nums["needed_n_note"] = needed_images(counts, auc, margin)
@@ -190,9 +190,13 @@ def delong_p(y_fake, p_a, p_b) -> float:
 
     1.0 (no evidence) with fewer than 2 images of a class or a degenerate (zero) variance estimate: a handful
     of perfectly separated images says nothing about the AUC difference."""
+    return _delong_test_p(paired_auc_diff(y_fake, p_a, p_b))
+
+
+def _delong_test_p(r: dict) -> float:
+    """``delong_p`` from a ``paired_auc_diff`` result (its standard error does not depend on the level)."""
     from math import erfc, sqrt
 
-    r = paired_auc_diff(y_fake, p_a, p_b)
     if r["se"] is None or r["se"] ** 2 <= 1e-15:
         return 1.0
     return float(erfc(abs(r["diff"]) / r["se"] / sqrt(2.0)))
