@@ -17,6 +17,7 @@ the wall time of those calls over the faces.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -124,19 +125,30 @@ def _point(name, fraction, y, p, threshold, seconds, stage=None, failed=0, group
     return out
 
 
+@dataclass
+class _Pair:
+    """The same faces at the first and at the second model's input size (a cascade case's input)."""
+
+    first: np.ndarray
+    second: np.ndarray
+
+    def rows(self, a: int, b: int):
+        return self.first[a:b], self.second[a:b]
+
+
 def _interleaved(cases, n: int, batch: int, warmup: int = 5):
     """Run every case on every batch of faces, the cases' order rotating from batch to batch, so that each point
     sees the same machine load (a shared machine drifts between sequential runs). -> (outputs, seconds) per case."""
     for _, _, fn, x in cases:
         for i in range(min(warmup, n)):
-            fn(x[i : i + 1])
+            fn(*x.rows(i, i + 1)) if isinstance(x, _Pair) else fn(x[i : i + 1])
     outs, secs = [[] for _ in cases], [0.0] * len(cases)
     for k, start in enumerate(range(0, n, batch)):
         for j in range(len(cases)):
             c = (j + k) % len(cases)
             fn, x = cases[c][2], cases[c][3]
             t0 = time.perf_counter()
-            outs[c].append(fn(x[start : start + batch]))
+            outs[c].append(fn(*x.rows(start, start + batch)) if isinstance(x, _Pair) else fn(x[start : start + batch]))
             secs[c] += time.perf_counter() - t0
     return outs, secs
 
@@ -163,7 +175,8 @@ def cascade_curve(cascade: Cascade, records, fractions=CURVE_FRACTIONS, batch_si
     cases = [("first", 0.0, first.predict, xs[first.input_size][0]),
              ("second", 1.0, second.predict, xs[second.input_size][0])]
     cascades = [Cascade(first, second, cascade.table, f) for f in fractions]
-    cases += [(f"cascade F={c.fraction}", c.fraction, c.predict_detail, xs[size][0]) for c in cascades]
+    both = _Pair(xs[first.input_size][0], xs[second.input_size][0])  # each model's own input, as predict gives it
+    cases += [(f"cascade F={c.fraction}", c.fraction, c.predict_detail, both) for c in cascades]
     log(f"cascade curve: {len(cases)} points on {len(y)} faces, interleaved face by face")
     outs, secs = _interleaved(cases, len(y), batch_size)
     points = []

@@ -132,8 +132,9 @@ def _csv_items(csv_path: Path) -> list[Item]:
 # ------------------------------------------------------------------ the pipeline
 
 
-def decode_many(paths, size: int, workers: int = 2, prefetch: int = 64):
-    """Yield (index, image or ImageError) in input order; decoding runs ``prefetch`` images ahead."""
+def decode_many(paths, size, workers: int = 2, prefetch: int = 64):
+    """Yield (index, image or ImageError) in input order; decoding runs ``prefetch`` images ahead. ``size``: an
+    int, or a tuple of sizes (each item is then a tuple of the image at each size, decoded once)."""
     paths = list(paths)
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode") as pool:
         pending: deque = deque()
@@ -151,7 +152,13 @@ def decode_many(paths, size: int, workers: int = 2, prefetch: int = 64):
 
 
 def _load(path, size):
+    """One image at ``size``, or, with a tuple of sizes, the tuple of it at each size (decoded once)."""
     try:
+        if isinstance(size, tuple):
+            from edge_dfd.preprocess import decode_image, resize_square
+
+            img = decode_image(path)
+            return tuple(resize_square(img, s) for s in size)
         return load_image(path, size)
     except ImageError as exc:
         return exc
@@ -168,22 +175,22 @@ def predict_items(backend, items, batch_size: int = 32, workers: int | None = No
         raise EdgeDFDError(f"--batch-size {batch_size}: expected a positive integer")
     items = list(items)
     workers = workers or max(1, min(4, os.cpu_count() or 1))
-    size = backend.input_size
+    # a cascade (edge_dfd.runtime.cascade) takes each model's input at its own size, made by the decode workers
+    sizes = getattr(backend, "input_sizes", None) if hasattr(backend, "predict_detail") else None
+    size = tuple(sizes) if sizes else backend.input_size
     batch_imgs, batch_items = [], []
 
-    detail = getattr(backend, "predict_detail", None) if details else None
-
     def flush():
-        if detail is None:
+        if sizes is None:
             p = backend.predict(np.stack(batch_imgs))
             out = list(zip(batch_items, p.tolist(), [{}] * len(batch_items))) if details else \
                 list(zip(batch_items, p.tolist()))
         else:
-            d = detail(np.stack(batch_imgs))
+            d = backend.predict_detail(*(np.stack(col) for col in zip(*batch_imgs)))
             infos = [{"stage": int(s)} for s in d.stage]
             for i, why in d.errors.items():
                 infos[i]["escalation_error"] = why
-            out = list(zip(batch_items, d.p.tolist(), infos))
+            out = list(zip(batch_items, d.p.tolist(), infos)) if details else list(zip(batch_items, d.p.tolist()))
         batch_imgs.clear()
         batch_items.clear()
         return out

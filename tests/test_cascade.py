@@ -115,6 +115,45 @@ def test_stage_column_and_the_first_models_scale(tmp_path):
     assert avg.p[1:4] == pytest.approx(rc.from_margin(z, 0.5), abs=1e-5)
 
 
+def test_each_models_own_input_gives_the_same_verdicts_without_resizing(tmp_path):
+    """predict_detail(first_batch, second_batch): nothing is resized inside, only the escalated rows of the second
+    batch reach the second model, and the result equals the one-batch path on the same faces."""
+    first, second = Fake(tmp_path / "a", 32, 0.5), Fake(tmp_path / "b", 48, 0.2)
+    cas = rc.Cascade(first, second, table(2.0), 0.5)
+    assert cas.input_sizes == (32, 48)
+    reds = [10, 100, 128, 160, 250]
+    one = cas.predict_detail(faces(reds, 48))
+    first.seen.clear(), second.seen.clear()
+    two = cas.predict_detail(faces(reds, 32), faces(reds, 48))
+    assert two.stage.tolist() == one.stage.tolist() == [1, 2, 2, 2, 1]
+    assert two.p == pytest.approx(one.p, abs=1e-6)
+    assert first.seen == [(5, 32, 32, 3)] and second.seen == [(3, 48, 48, 3)]
+    with pytest.raises(ModelError, match=r"second model's batch has shape \(5, 32, 32, 3\), expected \(N, 48, 48"):
+        cas.predict_detail(faces(reds, 32), faces(reds, 32))
+    with pytest.raises(ModelError, match="5 faces for the first model but 2 for the second"):
+        cas.predict_detail(faces(reds, 32), faces(reds[:2], 48))
+
+
+def test_predict_feeds_a_cascade_each_models_size_from_the_decode_workers(tmp_path):
+    import cv2
+
+    from edge_dfd.predict import Item, predict_items
+
+    paths = []
+    for i, red in enumerate([10, 128, 250]):
+        p = tmp_path / f"f{i}.png"
+        cv2.imwrite(str(p), np.dstack([np.zeros((64, 64), np.uint8)] * 2 + [np.full((64, 64), red, np.uint8)]))
+        paths.append(p)
+    first, second = Fake(tmp_path / "a", 32, 0.5), Fake(tmp_path / "b", 48, 0.2)
+    cas = rc.Cascade(first, second, table(2.0), 0.5)
+    got = list(predict_items(cas, [Item(str(p)) for p in paths], details=True))
+    assert [info["stage"] for _, _, info in got] == [1, 2, 1]
+    assert [round(p, 3) for _, p, _ in got[::2]] == [round(10 / 255, 3), round(250 / 255, 3)]
+    assert first.seen == [(3, 32, 32, 3)] and second.seen == [(1, 48, 48, 3)]  # each decoded at its own size
+    plain = [p for _, p in predict_items(cas, [Item(str(p)) for p in paths])]  # evaluate's path: the same numbers
+    assert plain == pytest.approx([p for _, p, _ in got])
+
+
 def test_a_second_model_failing_on_one_face_keeps_its_first_stage_verdict(tmp_path):
     first, second = Fake(tmp_path / "a"), Fake(tmp_path / "b", fail_on=7)
     cas = rc.Cascade(first, second, table(2.0), 1.0)

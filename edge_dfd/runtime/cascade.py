@@ -18,8 +18,10 @@ Combination (the table's ``rule``, chosen on valid): ``replace`` (the second mod
 ``average`` (``(z1 + z2) / 2``); either is mapped back onto the first model's scale, ``p = sigmoid(z +
 logit(t1))``, so the cascade's threshold is the first model's and a stage-1 face keeps its first-model P(fake).
 
-Input: both models see the same image, decoded once at ``input_size = max`` of the two input sizes and resized
-down for the smaller model (``preprocess.prepare_batch``). A second model that fails on a face leaves that face
+Input: either one batch at ``input_size = max`` of the two input sizes, resized down inside for the smaller model
+(``preprocess.prepare_batch``), or -- cheaper, what ``predict``/``evaluate``/``bench`` do -- each model's own
+input, ``predict_detail(first_batch, second_batch)``, prepared by the caller from the decoded image (the
+decode workers make both sizes off the main thread; ``input_sizes`` says which). A second model that fails on a face leaves that face
 with its first-stage verdict (stage 1) and the reason in ``errors``; the batch goes on.
 """
 
@@ -214,26 +216,43 @@ class Cascade:
     def predict(self, batch) -> np.ndarray:
         return self.predict_detail(batch).p
 
-    def predict_detail(self, batch) -> Detail:
-        from edge_dfd.preprocess import prepare_batch
+    @property
+    def input_sizes(self) -> tuple[int, int]:
+        """(first model's, second model's) input size: what ``predict_detail(first_batch, second_batch)`` takes."""
+        return int(self.first.input_size), int(self.second.input_size)
 
-        x = np.asarray(batch)
+    def _check(self, x, s: int, what: str) -> np.ndarray:
+        x = np.asarray(x)
         if x.ndim == 3:
             x = x[None]
-        s = self.input_size
         if x.ndim != 4 or x.shape[1:] != (s, s, 3):
-            raise ModelError(f"cascade {self.first.path.name} -> {self.second.path.name}: input batch has shape "
+            raise ModelError(f"cascade {self.first.path.name} -> {self.second.path.name}: {what} has shape "
                              f"{x.shape}, expected (N, {s}, {s}, 3) RGB")
+        return x
+
+    def predict_detail(self, batch, second_batch=None) -> Detail:
+        """``batch`` at ``input_size`` (resized inside for the smaller model), or, with ``second_batch``, each
+        model's own input: ``batch`` at the first model's size and ``second_batch`` (same faces, same order) at
+        the second's, so that nothing is resized here and only the escalated rows of ``second_batch`` are used."""
+        from edge_dfd.preprocess import prepare_batch
 
         def sized(imgs, size):
             return imgs if imgs.shape[1] == size else prepare_batch(list(imgs), size)
 
-        p1 = np.asarray(self.first.predict(sized(x, self.first.input_size)), np.float64)
+        if second_batch is None:
+            x = x2 = self._check(batch, self.input_size, "input batch")
+            x1 = sized(x, self.first.input_size)
+        else:
+            x1 = self._check(batch, self.first.input_size, "first model's batch")
+            x2 = self._check(second_batch, self.second.input_size, "second model's batch")
+            if len(x2) != len(x1):
+                raise ModelError(f"cascade: {len(x1)} faces for the first model but {len(x2)} for the second")
+        p1 = np.asarray(self.first.predict(x1), np.float64)
         p, stage, p2 = p1.copy(), np.ones(len(p1), np.int8), np.full(len(p1), np.nan)
         esc = np.flatnonzero(self.uncertain(p1))
         errors: dict[int, str] = {}
         if esc.size:
-            got = self._second(sized(x[esc], self.second.input_size), esc, errors)
+            got = self._second(sized(x2[esc], self.second.input_size), esc, errors)
             ok = ~np.isnan(got)
             p2[esc] = got
             idx = esc[ok]
