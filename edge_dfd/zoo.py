@@ -142,9 +142,12 @@ def release_figures(name: str = "default") -> dict | None:
     return rel if isinstance(rel, dict) and isinstance(rel.get("formats"), dict) else None
 
 
-def release_table(results: dict, key: str) -> dict:
-    """The ``release`` table of a manifest from the release pipeline's results (``detector_v2.json``):
-    ``key`` is "student" (the default model) or "teacher" (ten-pass)."""
+def release_table(results: dict, key: str = "student") -> dict:
+    """The ``release`` table of a manifest from the release's results: ``edge-dfd bench FOLDER --out B``'s
+    ``B/bench.json`` (each row's per-set figures on the bundled evaluation sample; docs/release.md step 3) or the
+    retired release package's ``detector_v2.json`` (``key``: "student" = the default model, "teacher" = ten-pass)."""
+    if isinstance(results.get("rows"), list):
+        return _release_table_from_bench(results)
     sets = list(results.get("data") or [])
     formats = {}
     for fmt, sc in (results.get("scores", {}).get(key) or {}).items():
@@ -156,6 +159,29 @@ def release_table(results: dict, key: str) -> dict:
         formats[fmt] = row
     return {"source": "benchmarks/results/detector_v2.json (the release run that built these files), test split of each set",
             "time": results.get("time"), "sets": sets, "formats": formats}
+
+
+def _release_table_from_bench(bench: dict) -> dict:
+    """A bench.json measured on the bundled evaluation sample -> the release table (set names as the release
+    figures name them, ``EVAL_SAMPLE_RELEASE_SET``). ModelError when no row has per-set figures."""
+    formats, sets = {}, []
+    for row in bench["rows"]:
+        by_set = row.get("by_set") or {}
+        if row.get("status") not in ("ok", None) or not by_set or row.get("format") == "keras":
+            continue
+        entry = {"file": Path(str(row.get("path", ""))).name or None, "threshold": row.get("threshold")}
+        for name, m in by_set.items():
+            ds = EVAL_SAMPLE_RELEASE_SET.get(name, name)
+            entry[ds] = {k: m.get(k) for k in ("accuracy", "auc", "n")}
+            if ds not in sets:
+                sets.append(ds)
+        formats[str(row.get("format"))] = entry
+    if not formats:
+        raise ModelError("bench.json has no measured export with per-set figures: run `edge-dfd bench FOLDER` "
+                         "without --data (the bundled evaluation sample) and pass its bench.json")
+    run = bench.get("run") or {}
+    return {"source": "edge-dfd bench on the bundled evaluation sample (test split of each set)",
+            "time": run.get("time"), "sets": sets, "formats": formats}
 
 
 def model_card() -> Path | None:
@@ -361,8 +387,8 @@ def _main(argv=None) -> int:
     ap.add_argument("--check", action="store_true", help="verify every listed file against the manifest")
     ap.add_argument("--version", default=None, help="model version to record [default: kept / src-<sha12>]")
     ap.add_argument("--release-from", default=None, metavar="JSON",
-                    help="with --write-manifest: take the release-time figures from the release pipeline's results "
-                         "(benchmarks/results/detector_v2.json)")
+                    help="with --write-manifest: take the release-time figures from the release's bench.json "
+                         "(`edge-dfd bench FOLDER --out B`: B/bench.json) or the retired detector_v2.json")
     ap.add_argument("--release-key", default="student", choices=["student", "teacher"],
                     help="which model of --release-from this bundle is (teacher = ten-pass)")
     ap.add_argument("--write-sample-manifest", action="store_true",

@@ -152,3 +152,23 @@ def test_release_figures_are_written_kept_and_dropped_with_the_files(bundle):
     (bundle / "detector.onnx").write_bytes(b"another model")
     zoo.write_manifest(bundle)  # the files changed: the old figures would describe other files
     assert zoo.release_figures() is None
+
+
+def test_release_figures_from_the_documented_pipelines_bench_json(bundle):
+    """docs/release.md step 3 writes bench.json; its per-set rows become the manifest's release figures."""
+    bench = {"run": {"time": "2026-12-07T10:00:00"}, "rows": [
+        {"format": "keras", "status": "ok", "path": "x/detector.keras", "threshold": 0.4,
+         "by_set": {"faces140k": {"n": 150, "accuracy": 0.91, "auc": 0.96}}},
+        {"format": "onnx", "status": "ok", "path": "x/detector.onnx", "threshold": 0.4,
+         "by_set": {"faces140k": {"n": 150, "accuracy": 0.9, "auc": 0.962}, "tpdne128": {"n": 510, "accuracy": 0.915,
+                                                                                         "auc": 0.97}}},
+        {"format": "onnx-int8", "status": "failed", "path": "x/detector_int8.onnx", "by_set": None}]}
+    rel = zoo.release_table(bench)
+    assert rel["sets"] == ["faces140k-sample", "ffhq-tpdne-128"] and rel["time"] == "2026-12-07T10:00:00"
+    assert rel["formats"] == {"onnx": {"file": "detector.onnx", "threshold": 0.4,
+                                       "faces140k-sample": {"accuracy": 0.9, "auc": 0.962, "n": 150},
+                                       "ffhq-tpdne-128": {"accuracy": 0.915, "auc": 0.97, "n": 510}}}
+    zoo.write_manifest(bundle, release=rel)
+    assert zoo.release_figures()["formats"]["onnx"]["ffhq-tpdne-128"]["n"] == 510
+    with pytest.raises(ModelError, match="no measured export with per-set figures"):
+        zoo.release_table({"rows": [{"format": "onnx", "status": "ok", "by_set": None}]})
