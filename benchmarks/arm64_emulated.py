@@ -103,7 +103,7 @@ except Exception as e:
 import edge_dfd, onnxruntime
 out["edge_dfd_file"] = edge_dfd.__file__
 out["onnxruntime_providers"] = onnxruntime.get_available_providers()
-from edge_dfd.machine import int8_saturates
+from edge_dfd.core.machine import int8_saturates
 out["int8_saturates"] = int8_saturates()
 print(json.dumps(out))
 """
@@ -376,7 +376,7 @@ def build_edge_dfd(root: Path, py: Path, work: Path, logf: Path, cpu: str) -> di
 
 
 def select_images(per_dataset: int, seed: int) -> list[dict]:
-    from edge_dfd.data import load_split
+    from edge_dfd.images.data import load_split
 
     out = []
     for root in DATASETS:
@@ -506,7 +506,7 @@ def main(argv=None) -> int:
     machine["arm64_uname_m_binary"] = sh(qemu_cmd(root, cpus[0], root / "usr" / "bin" / "uname", "-m")).stdout.strip()
     machine["qemu_version"] = sh([QEMU, "--version"]).stdout.splitlines()[0]
     machine["debian_version"] = (root / "etc" / "debian_version").read_text().strip()
-    from edge_dfd.machine import cpu_model
+    from edge_dfd.core.machine import cpu_model
 
     machine["host_cpu"] = cpu_model()
     root_facts = json.loads((root / ".edge-dfd-root.json").read_text())

@@ -32,8 +32,8 @@ def build(arch: str, size: int, work: Path) -> Path:
         return path
     import keras
 
-    from edge_dfd.meta import ModelMeta, write_meta
-    from edge_dfd.models import build_model
+    from edge_dfd.core.meta import ModelMeta, write_meta
+    from edge_dfd.modelling.models import build_model
 
     keras.utils.set_random_seed(0)
     model = build_model(arch, img_size=size, weights="none")
@@ -49,7 +49,7 @@ def build(arch: str, size: int, work: Path) -> Path:
 
 def exported_files(root, arch: str, formats: str) -> list[Path]:
     """The files of ``root/<arch>/`` whose format (from the file name) is among ``formats``, in table order."""
-    from edge_dfd.formats import FORMATS, parse_formats
+    from edge_dfd.core.formats import FORMATS, parse_formats
 
     wanted = [f.name for f in parse_formats(formats, allow_keras=True)]
     d = Path(root) / arch
@@ -58,7 +58,7 @@ def exported_files(root, arch: str, formats: str) -> list[Path]:
 
 def arch_of(model: str) -> str:
     """The architecture a row's model name belongs to (cnn_256.keras, xception_int8.tflite -> cnn, xception)."""
-    from edge_dfd.models import ARCHS
+    from edge_dfd.modelling.models import ARCHS
 
     stem = model.split(".")[0]
     return next((a for a in sorted(ARCHS, key=len, reverse=True) if stem == a or stem.startswith(a + "_")), stem)
@@ -80,7 +80,7 @@ def earlier_rows(path: Path, run: list[str]) -> list:
 
 def main(argv=None) -> int:
     from edge_dfd.bench import BenchResult, format_table, run_bench, write_results
-    from edge_dfd.models import ARCHS
+    from edge_dfd.modelling.models import ARCHS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--archs", default=",".join(ARCHS))

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import RESULTS
-from edge_dfd.fsutil import atomic_write_json, atomic_write_text
+from edge_dfd.core.fsutil import atomic_write_json, atomic_write_text
 
 BUDGET_S = 180  # the limit for the no-argument bench on this machine
 

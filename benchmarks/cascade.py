@@ -5,7 +5,7 @@
 
 One run measures, side by side on the same decoded faces (the test splits of faces140k-sample: same generator
 as training, and ffhq-tpdne-128: StyleGAN2 faces), one face per call: the default alone, the ten-pass model
-alone and the cascade (``edge_dfd.cascade.cascade_curve``) at F = 0.1, 0.2, 0.3, 0.5, with the bundled
+alone and the cascade (``edge_dfd.bench.curve.cascade_curve``) at F = 0.1, 0.2, 0.3, 0.5, with the bundled
 calibration table (valid splits). Writes ``results/cascade.{json,md,png}`` with the machine's facts; the
 question of issue 27 (at F = 0.2, >= 2/3 of the accuracy gap recovered at <= 1/3 of the ten-pass time per face)
 is answered in the md whatever the numbers show. Without the shared data it says so in one line and writes
@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.common import RESULTS, have_split, machine_facts, versions
-from edge_dfd.zoo import EVAL_SAMPLE_DIR
+from edge_dfd.runtime.zoo import EVAL_SAMPLE_DIR
 
 # the test splits of the two shared sets, as they ship in the package (edge_dfd/assets/eval_sample): a fresh
 # clone measures the same faces
@@ -69,7 +69,7 @@ def _live(a, work: Path) -> int:
     import numpy as np
 
     from benchmarks.live import fps_video, run_live_events, test_images
-    from edge_dfd.fsutil import atomic_write_json, atomic_write_text
+    from edge_dfd.core.fsutil import atomic_write_json, atomic_write_text
 
     imgs = [cv2.imread(im["path"]) for im in test_images(3, 7)]
     video = work / "faces3.avi"
@@ -152,9 +152,9 @@ def main(argv=None) -> int:
         print(f"error: the bundled evaluation sample is not here ({FACES140K.parent}); reinstall edge-dfd; "
               "nothing written", file=sys.stderr)
         return 1
-    from edge_dfd import data as datamod
-    from edge_dfd.cascade import cascade_curve, curve_table, plot_curve
-    from edge_dfd.fsutil import atomic_write_json, atomic_write_text
+    from edge_dfd.bench.curve import cascade_curve, curve_table, plot_curve
+    from edge_dfd.core.fsutil import atomic_write_json, atomic_write_text
+    from edge_dfd.images import data as datamod
     from edge_dfd.runtime import load_model
     from edge_dfd.runtime.cascade import load_cascade
 

@@ -9,7 +9,7 @@ Every script there runs as a module from the repository root (``python -m benchm
   copied into it); ``FACES140K``, ``TPDNE128`` and ``SETS`` (short name -> folder) name the two sets.
 - ``need`` / ``need_data`` / ``need_module``: the fresh-clone guard (one ``error:`` line naming what is missing and
   how to give it, exit 1); ``write_results``: atomic result files, written only when the run is complete.
-- ``machine_facts`` / ``versions`` (``edge_dfd.machine``) and ``latency_ms`` (``edge_dfd.bench``'s batch-1
+- ``machine_facts`` / ``versions`` (``edge_dfd.core.machine``) and ``latency_ms`` (``edge_dfd.bench``'s batch-1
   loop), so every result file describes its machine and times a model the same way.
 - ``valid_objective``: the teacher recipe's selection score on the valid splits of both sets (benchmarks.quality
   and tools.finetune_torch choose with it).
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_dfd import tfquiet
+from edge_dfd.core import tfquiet
 
 tfquiet.install()  # TensorFlow's start-up log off for every benchmark (EDGE_DFD_DEBUG=1 brings it back)
 
@@ -77,7 +77,7 @@ def need_module(module: str, extra: str = "bench") -> None:
 def write_results(files: dict, complete: bool = True) -> list[Path]:
     """Write result files (path -> str, or a dict written as JSON) atomically - only when ``complete``: a run
     that measured nothing, or stopped part-way, never replaces a committed table. Returns the paths written."""
-    from edge_dfd.fsutil import atomic_write_json, atomic_write_text
+    from edge_dfd.core.fsutil import atomic_write_json, atomic_write_text
 
     if not complete:
         print(f"note: {_prog()} wrote nothing (the results are incomplete; the committed files are kept)",
@@ -88,13 +88,13 @@ def write_results(files: dict, complete: bool = True) -> list[Path]:
 
 
 def machine_facts(threads: int | None = None) -> dict:
-    from edge_dfd.machine import machine_facts as facts
+    from edge_dfd.core.machine import machine_facts as facts
 
     return facts(threads)
 
 
 def versions() -> dict:
-    from edge_dfd.machine import versions as package_versions
+    from edge_dfd.core.machine import versions as package_versions
 
     return package_versions()
 
@@ -109,7 +109,7 @@ def latency_ms(backend, inputs: np.ndarray, warmup: int, runs: int, bar=None) ->
 def valid_objective(y, P) -> float:
     """Selection score on VALID only: mean over the two sets of (AUC + accuracy at the valid threshold).
     ``y`` and ``P`` map (set name, "valid") to labels and P(fake)."""
-    from edge_dfd.metrics import choose_threshold, roc_auc
+    from edge_dfd.core.metrics import choose_threshold, roc_auc
 
     yv = np.concatenate([y[(s, "valid")] for s in SETS])
     pv = np.concatenate([P[(s, "valid")] for s in SETS])

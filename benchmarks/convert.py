@@ -58,8 +58,8 @@ def bench_arch(arch: str, size: int, calib_data, calib_size: int, verify_size: i
                formats: str | None = None) -> list[dict]:
     import keras
 
-    from edge_dfd.convert import convert_model, probe_inputs
-    from edge_dfd.models import build_model
+    from edge_dfd.export.convert import convert_model, probe_inputs
+    from edge_dfd.modelling.models import build_model
 
     keras.utils.set_random_seed(0)
     t0 = time.perf_counter()
@@ -83,11 +83,11 @@ def bench_arch(arch: str, size: int, calib_data, calib_size: int, verify_size: i
 
 
 def calibration_sweep(model_path: Path, data: Path, sizes, work: Path) -> list[dict]:
-    from edge_dfd.convert import compare, convert_model, keras_predict
-    from edge_dfd.data import load_split
-    from edge_dfd.kerasio import load_keras, model_input_size
-    from edge_dfd.meta import read_meta
-    from edge_dfd.preprocess import load_image
+    from edge_dfd.core.meta import read_meta
+    from edge_dfd.export.convert import compare, convert_model, keras_predict
+    from edge_dfd.images.data import load_split
+    from edge_dfd.images.preprocess import load_image
+    from edge_dfd.modelling.kerasio import load_keras, model_input_size
     from edge_dfd.runtime import load_model
 
     model = load_keras(model_path)
@@ -148,7 +148,7 @@ def markdown(doc: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from edge_dfd.models import ARCHS
+    from edge_dfd.modelling.models import ARCHS
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--archs", default=",".join(ARCHS))

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import RESULTS, machine_facts
-from edge_dfd.fsutil import atomic_write_json, atomic_write_text
+from edge_dfd.core.fsutil import atomic_write_json, atomic_write_text
 
 CONFIGS = (("none", 1), ("multi-worker", 1), ("multi-worker", 2))
 

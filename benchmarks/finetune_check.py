@@ -13,7 +13,7 @@ then scores the bundled default (its `keras` format: the fine-tune's start, same
 `model.keras`, each at its own threshold, on the bundled evaluation sample (edge_dfd/assets/eval_sample: the
 shared sets' test splits, 660 images) - what `edge-dfd evaluate MODEL` with no --data scores. Reports both
 accuracies and AUCs (overall and per set), the paired accuracy difference fine-tuned - default with Newcombe's 95 %
-interval (`edge_dfd.verdicts.paired_accuracy_diff`), the paired AUC difference (DeLong) and the verdict: the
+interval (`edge_dfd.core.verdicts.paired_accuracy_diff`), the paired AUC difference (DeLong) and the verdict: the
 fine-tune keeps the default's accuracy within 1 point when the difference is >= -1 point (`within_1_point`);
 `bound_within_1_point` says whether the interval's low end is too (660 images rarely settle that).
 
@@ -93,11 +93,10 @@ def run_child(cmd: list[str], log_path: Path) -> dict:
 
 def score(model, format=None) -> dict:
     """P(fake) of ``model`` on the bundled evaluation sample, as `edge-dfd evaluate MODEL` (no --data) scores it."""
-    from edge_dfd import zoo
     from edge_dfd.bench.accuracy import by_set
-    from edge_dfd.evaluate import score_records
-    from edge_dfd.metrics import binary_report
-    from edge_dfd.runtime import load_model
+    from edge_dfd.bench.evaluate import score_records
+    from edge_dfd.core.metrics import binary_report
+    from edge_dfd.runtime import load_model, zoo
 
     smp = zoo.eval_sample()
     if smp.problems:
@@ -116,7 +115,7 @@ def compare(default: dict, tuned: dict) -> dict:
     """Paired accuracy and AUC differences (fine-tuned - default) on the same images, and the verdict."""
     import numpy as np
 
-    from edge_dfd.verdicts import is_fake, paired_accuracy_diff, paired_auc_diff
+    from edge_dfd.core.verdicts import is_fake, paired_accuracy_diff, paired_auc_diff
 
     y = np.asarray(default["y"])
     if not np.array_equal(y, tuned["y"]):

@@ -15,7 +15,7 @@ Steps (about 3 minutes on 2 cores, most of it pip):
 4. In that venv: ``edge-dfd predict`` on test images of ../shared/data/faces140k-sample (test.csv) with
    ``--model default`` and ``--model ten-pass``, ``predict --format tflite-int8`` and ``onnx-int8-arm``,
    ``bench --help``, ``live`` on a generated video (``--max-frames 20 --events -``),
-   ``python -m edge_dfd.zoo --check``, and ``convert default`` (expected: one line saying where the Keras source is).
+   ``python -m edge_dfd.runtime.zoo --check``, and ``convert default`` (expected: one line saying where the Keras source is).
 
 The limit is the issue's: the fresh venv <= 450 MB as ``du -sh`` prints it (MiB), the wheel < 80 MB.
 """
@@ -100,7 +100,7 @@ def by_distribution(sp: Path) -> dict[str, dict]:
 
 def test_images(n: int) -> list[Path]:
     """The first n/2 fake and n/2 real images of the shared 140k sample's test split (test.csv)."""
-    from edge_dfd.data import load_split
+    from edge_dfd.images.data import load_split
 
     recs = load_split(SHARED / "faces140k-sample", "test")
     fake = [r.path for r in recs if r.is_fake][: n // 2]
@@ -136,7 +136,7 @@ def smoke(venv: Path, work: Path, n_images: int) -> list[dict]:
           "--out", work / "bench"]),
         ("live --source clip.avi --max-frames 20 --events -",
          [exe, "live", "--source", video, "--max-frames", "20", "--events", "-"]),
-        ("python -m edge_dfd.zoo --check", [py, "-m", "edge_dfd.zoo", "--check"]),
+        ("python -m edge_dfd.runtime.zoo --check", [py, "-m", "edge_dfd.runtime.zoo", "--check"]),
         ("convert default (no .keras in the wheel)", [exe, "convert", "default", "--formats", "tflite-fp32"]),
     ]
     rows = []

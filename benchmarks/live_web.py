@@ -40,10 +40,10 @@ from pathlib import Path
 
 from benchmarks.common import REPO, RESULTS, machine_facts
 from benchmarks.web_attack import Attack, connect, exchange_from, good_client, proc_status
-from edge_dfd.live.web import HEAD_TIMEOUT
+from edge_dfd.video.web import HEAD_TIMEOUT
 
 SCENARIOS = ("no serve", "serve, 0 viewers", "4 viewers", "4 viewers + attack")
-BEFORE = "db36c5a"  # the commit before issue 28: edge_dfd/live/web.py on http.server's ThreadingHTTPServer
+BEFORE = "db36c5a"  # the commit before issue 28: edge_dfd/video/web.py on http.server's ThreadingHTTPServer
 
 
 def idle_cost(make_server, n: int = 100) -> dict:
@@ -73,11 +73,11 @@ def idle_costs(work: Path) -> dict:
     """100 idle connections against the web view of BEFORE (one thread each) and the current one."""
     import importlib.util
 
-    from edge_dfd.live.web import LiveServer
+    from edge_dfd.video.web import LiveServer
 
     out = {"now (asyncio, one thread)": idle_cost(lambda: LiveServer("127.0.0.1", 0).start())}
     try:
-        old = subprocess.run(["git", "show", f"{BEFORE}:edge_dfd/live/web.py"], cwd=REPO, capture_output=True,
+        old = subprocess.run(["git", "show", f"{BEFORE}:edge_dfd/video/web.py"], cwd=REPO, capture_output=True,
                              check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return out  # not a git checkout with that commit: only the current server
@@ -249,7 +249,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from benchmarks.mjpeg_server import MJPEGServer, scene_frames
-    from edge_dfd.faces import make_detector
+    from edge_dfd.images.faces import make_detector
 
     work = Path(tempfile.mkdtemp(prefix="edge_dfd_live_web_"))
     if args.model == "tiny":
@@ -297,7 +297,7 @@ def main(argv=None) -> int:
         "seconds": args.seconds, "warmup": args.warmup, "repeats": args.repeats,
         "table": table, "rounds": rounds, "idle_connections": idle,
     }
-    from edge_dfd.fsutil import atomic_write_json, atomic_write_text
+    from edge_dfd.core.fsutil import atomic_write_json, atomic_write_text
 
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / f"{args.name}.json", res)

@@ -22,7 +22,7 @@ import numpy as np
 
 from benchmarks.common import FACES140K, have_split
 from benchmarks.synth import cartoon_face
-from edge_dfd.util import read_csv_rows
+from edge_dfd.core.util import read_csv_rows
 
 W, H = 640, 480
 
@@ -33,7 +33,7 @@ def have_photos() -> bool:
 
 def scene_frames(n: int, seed: int = 0, detector=None) -> tuple[list[np.ndarray], str]:
     """``n`` 640x480 BGR frames with one face each and where they came from. With ``detector`` (a
-    ``edge_dfd.faces`` detector), only frames in which it finds exactly one face after a JPEG round trip
+    ``edge_dfd.images.faces`` detector), only frames in which it finds exactly one face after a JPEG round trip
     (what a stream or a video file delivers) are kept, so tests can count events exactly."""
 
     def keep(img) -> bool:

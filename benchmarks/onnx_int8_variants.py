@@ -9,10 +9,10 @@
 Each variant quantises the bundled fp32 ONNX file (``edge_dfd/assets/default/detector.onnx``, equal to the Keras
 source within 1e-5) with ``onnxruntime.quantization.quantize_static`` on 200 calibration images (100 per shared set,
 class-stratified, from their TRAIN splits), gets its own threshold matched on those images as `convert` does
-(``edge_dfd.verdicts.matched_threshold``), and is then scored on the verification images - the valid splits of
+(``edge_dfd.core.verdicts.matched_threshold``), and is then scored on the verification images - the valid splits of
 faces140k-sample and ffhq-tpdne-128 (150 + 510 images, never used for calibration): accuracy and ROC AUC of both,
 verdict agreement with the fp32 model, the one-sided upper 95 % bounds of the paired accuracy loss (Newcombe hybrid
-score) and AUC loss (DeLong) that the convert gate compares with its 3-point margin (``edge_dfd.gate``), and
+score) and AUC loss (DeLong) that the convert gate compares with its 3-point margin (``edge_dfd.export.gate``), and
 batch-1 latency (median of 20, 2 threads). Writes benchmarks/results/onnx_int8_variants.{json,md} (machine facts
 included); rows of other variants from an earlier run of the same protocol are kept. Needs ../shared/data.
 
@@ -109,7 +109,7 @@ def kwargs(pre: Path, cfg: dict) -> dict:
     import onnx
     from onnxruntime import quantization as q
 
-    from edge_dfd.converters.onnx import depthwise_weights, range_overrides
+    from edge_dfd.export.onnx import depthwise_weights, range_overrides
 
     cfg, m = dict(cfg), onnx.load(str(pre))
     kw = dict(quant_format=q.QuantFormat.QDQ, per_channel=True, activation_type=q.QuantType.QUInt8,
@@ -147,9 +147,9 @@ def session(path, qdq_in_float: bool = False):
 
 def tflite_int8(calib: np.ndarray, out: Path):
     """The tflite-int8 file of the Keras source built by edge_dfd's converter on ``calib``, loaded (a Backend)."""
-    from edge_dfd.converters import ExportContext, get_converter
-    from edge_dfd.kerasio import load_keras
-    from edge_dfd.meta import read_meta
+    from edge_dfd.core.meta import read_meta
+    from edge_dfd.export.routes import ExportContext, get_converter
+    from edge_dfd.modelling.kerasio import load_keras
     from edge_dfd.runtime import load_model
 
     src, meta = SRC.with_suffix(".keras"), read_meta(SRC.with_suffix(".keras"))
@@ -166,8 +166,8 @@ def run(s, x):
 
 def load(split: str, size: int, n_per_set: int | None = None):
     """(images, labels, set name per image) of ``split`` of both shared sets; a stratified sample when ``n_per_set``."""
-    from edge_dfd.data import load_split, stratified_sample
-    from edge_dfd.preprocess import load_image
+    from edge_dfd.images.data import load_split, stratified_sample
+    from edge_dfd.images.preprocess import load_image
 
     xs, ys, ss = [], [], []
     for s, root in SETS.items():
@@ -181,12 +181,12 @@ def load(split: str, size: int, n_per_set: int | None = None):
 
 
 def make_mixed(root: Path) -> Path:
-    """Both shared sets' train and valid splits in one 140k-layout folder (copies: edge_dfd.data refuses paths
+    """Both shared sets' train and valid splits in one 140k-layout folder (copies: edge_dfd.images.data refuses paths
     that leave the data set), names prefixed by the set."""
     import csv
     import shutil
 
-    from edge_dfd.data import load_split
+    from edge_dfd.images.data import load_split
 
     base = root / "real_vs_fake" / "real-vs-fake"
     for split in ("train", "valid"):
@@ -225,9 +225,9 @@ class Reader:
 
 def score(y, sets, p_ref, p, thr_ref, thr) -> dict:
     """The gate's numbers of an export ``p`` (threshold ``thr``) against the reference ``p_ref`` (``thr_ref``)."""
-    from edge_dfd.gate import MARGIN_LEVEL
-    from edge_dfd.metrics import roc_auc
-    from edge_dfd.verdicts import agreement, is_fake, paired_accuracy_diff, paired_auc_diff
+    from edge_dfd.core.metrics import roc_auc
+    from edge_dfd.core.verdicts import agreement, is_fake, paired_accuracy_diff, paired_auc_diff
+    from edge_dfd.export.gate import MARGIN_LEVEL
 
     ok_ref, ok = is_fake(p_ref, thr_ref) == (y == 1), is_fake(p, thr) == (y == 1)
     acc = paired_accuracy_diff(ok_ref, ok, MARGIN_LEVEL)
@@ -253,7 +253,7 @@ def main(argv=None) -> int:
                     "(one 140k-layout folder, copies) for `edge-dfd convert --calib-data DIR`; no runs")
     args = ap.parse_args(argv)
     if args.render:
-        from edge_dfd.fsutil import atomic_write_json, atomic_write_text
+        from edge_dfd.core.fsutil import atomic_write_json, atomic_write_text
 
         doc = {**json.loads(OUT.with_suffix(".json").read_text()), "notes": NOTES}
         atomic_write_json(OUT.with_suffix(".json"), doc)
@@ -274,9 +274,9 @@ def main(argv=None) -> int:
     from onnxruntime import quantization as q
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from edge_dfd.fsutil import atomic_write_json, atomic_write_text
-    from edge_dfd.meta import read_meta
-    from edge_dfd.verdicts import matched_threshold
+    from edge_dfd.core.fsutil import atomic_write_json, atomic_write_text
+    from edge_dfd.core.meta import read_meta
+    from edge_dfd.core.verdicts import matched_threshold
 
     thr = read_meta(SRC).threshold
     work = Path(tempfile.mkdtemp(prefix="onnx-int8-variants-"))

@@ -49,7 +49,7 @@ def bare_loop(det, x: np.ndarray, warmup: int, runs: int) -> np.ndarray:
 
 
 def measure(path: Path, threads: int, rounds: int, runs: int, warmup: int) -> dict:
-    from edge_dfd.convert import probe_inputs
+    from edge_dfd.export.convert import probe_inputs
     from edge_dfd.runtime import load_model
 
     det = load_model(path, threads=threads)
@@ -67,8 +67,8 @@ def measure(path: Path, threads: int, rounds: int, runs: int, warmup: int) -> di
 def default_models() -> list[Path]:
     """runs/bench_archs's exports (python -m benchmarks.bench_archs) or, in a fresh clone, every bundled
     .tflite / .onnx file of the default model."""
-    from edge_dfd import zoo
-    from edge_dfd.formats import FORMATS
+    from edge_dfd.core.formats import FORMATS
+    from edge_dfd.runtime import zoo
 
     cached = sorted(p for p in (RUNS / "bench_archs").rglob("*") if p.suffix in (".tflite", ".onnx"))
     return cached or [zoo.default_dir() / FORMATS[f].filename(zoo.STEM) for f in zoo.available_formats()

@@ -11,7 +11,7 @@ Stages (each cached under runs/cache/, git-ignored; seeds fixed; --budget-min ca
                                             #   every format on test, write edge_dfd/assets/default + results
 
 Training data: the train splits of BOTH shared sets (faces140k-sample: StyleGAN vs FFHQ, 256 px;
-ffhq-tpdne-128: StyleGAN2 vs FFHQ, 128 px, upsampled to the model's 256 px input by edge_dfd.preprocess).
+ffhq-tpdne-128: StyleGAN2 vs FFHQ, 128 px, upsampled to the model's 256 px input by edge_dfd.images.preprocess).
 Selection uses only the valid splits; test splits are scored once per approach for the table.
 """
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from benchmarks import common
 from benchmarks.common import REPO, RESULTS, SETS, SHARED, valid_objective  # noqa: F401  (SHARED, valid_objective: this module's API)
-from edge_dfd.backbones import BACKBONES, CROPS, TAP_CHANNELS, TAPS
+from edge_dfd.modelling.backbones import BACKBONES, CROPS, TAP_CHANNELS, TAPS
 
 SPLITS = ("train", "valid", "test")
 CACHE = REPO / "runs" / "cache"
@@ -42,7 +42,7 @@ def log(*a):
 
 
 def records(set_name: str, split: str):
-    from edge_dfd.data import load_split
+    from edge_dfd.images.data import load_split
 
     return load_split(SETS[set_name], split)
 
@@ -52,7 +52,7 @@ def labels(set_name: str, split: str) -> np.ndarray:
 
 
 def load_images(set_name: str, split: str) -> np.ndarray:
-    from edge_dfd.preprocess import load_image
+    from edge_dfd.images.preprocess import load_image
 
     return np.stack([load_image(r.path, INPUT_SIZE) for r in records(set_name, split)])
 
@@ -87,7 +87,7 @@ def feat_path(arch, set_name, split) -> Path:
 
 
 def stage_features(args) -> None:
-    from edge_dfd.backbones import multicrop_features
+    from edge_dfd.modelling.backbones import multicrop_features
 
     end = time.time() + 60 * args.budget_min
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -175,7 +175,7 @@ def predict_head(f: np.ndarray, kernel, bias) -> np.ndarray:
 
 
 def score(y, p, threshold) -> dict:
-    from edge_dfd.metrics import binary_report
+    from edge_dfd.core.metrics import binary_report
 
     r = binary_report(y, p, threshold)
     return {k: r[k] for k in ("n", "accuracy", "auc", "ap", "eer", "balanced_accuracy")}
@@ -183,7 +183,7 @@ def score(y, p, threshold) -> dict:
 
 def run_approach(name, feats, y, arch_taps, crops, per_crop=True, balance_grid=(False, True)):
     """Fit heads over the C grid (and set balancing), choose on valid, score every split once."""
-    from edge_dfd.metrics import choose_threshold
+    from edge_dfd.core.metrics import choose_threshold
 
     X = select(feats, arch_taps, crops)
     best = None
@@ -239,7 +239,7 @@ def stage_heads(args) -> None:
         heads[name] = {"kernel": head[0].tolist(), "bias": head[1]}
     best = max(rows, key=lambda r: r["valid_objective"])
     log(f"selected on valid: {best['approach']}")
-    from edge_dfd.fsutil import atomic_write_json
+    from edge_dfd.core.fsutil import atomic_write_json
 
     atomic_write_json(CACHE / "heads.json", {"rows": rows, "heads": heads, "selected": best["approach"]})
 
@@ -267,7 +267,7 @@ def calib_mix_dir() -> Path:
 
 def build_selected(name: str | None):
     """(row, keras model) of the approach ``name`` (default: the one selected on valid by `heads`)."""
-    from edge_dfd.backbones import multicrop_model
+    from edge_dfd.modelling.backbones import multicrop_model
 
     H = json.loads((CACHE / "heads.json").read_text())
     name = name or H["selected"]
@@ -292,7 +292,7 @@ def build_selected(name: str | None):
 def build_finetuned(run_dir: Path, variant: str):
     """(row, keras model) from a ``tools/finetune_torch.py`` result: the torch state dicts ported layer by
     layer (``tools/port_weights.keras_weights``), the fixed standardisation and the fine-tuned head."""
-    from edge_dfd.backbones import multicrop_model
+    from edge_dfd.modelling.backbones import multicrop_model
     from tools.port_weights import keras_weights
 
     run_dir, name = Path(run_dir), variant
@@ -383,7 +383,7 @@ def score_export(path: Path, fmt: str, tests: dict, threshold: float) -> dict:
     from edge_dfd.runtime import load_model
 
     be = load_model(path, threads=2)
-    # each file at its own threshold: int8 files carry one re-matched by `convert` (see edge_dfd.convert)
+    # each file at its own threshold: int8 files carry one re-matched by `convert` (see edge_dfd.export.convert)
     threshold = be.threshold if be.threshold is not None else threshold
     entry = {"bytes": path.stat().st_size, "latency_ms": latency_ms(be, tests["140k"][0][0]), "threshold": threshold}
     for s, (x, y) in tests.items():
@@ -397,11 +397,11 @@ def score_export(path: Path, fmt: str, tests: dict, threshold: float) -> dict:
 def stage_ship(args) -> None:
     import shutil
 
-    from edge_dfd.convert import convert_model
-    from edge_dfd.formats import FORMATS
-    from edge_dfd.fsutil import atomic_write_json, atomic_write_text, sha256_file
-    from edge_dfd.machine import machine_facts
-    from edge_dfd.meta import ModelMeta, write_meta
+    from edge_dfd.core.formats import FORMATS
+    from edge_dfd.core.fsutil import atomic_write_json, atomic_write_text, sha256_file
+    from edge_dfd.core.machine import machine_facts
+    from edge_dfd.core.meta import ModelMeta, write_meta
+    from edge_dfd.export.convert import convert_model
 
     if args.only:
         return reship(args)
@@ -472,9 +472,9 @@ def reship(args) -> None:
     and results/quality.json in place."""
     import shutil
 
-    from edge_dfd.convert import convert_model
-    from edge_dfd.formats import FORMATS
-    from edge_dfd.fsutil import atomic_write_json, atomic_write_text, sha256_file
+    from edge_dfd.core.formats import FORMATS
+    from edge_dfd.core.fsutil import atomic_write_json, atomic_write_text, sha256_file
+    from edge_dfd.export.convert import convert_model
 
     out = json.loads((RESULTS / "quality.json").read_text())
     row = next(r for r in out["approaches"] if r["approach"] == out["selected"])
@@ -509,7 +509,7 @@ def _ci(acc: float, n: int) -> str:
 def qdq_in_float(fmt: str, out: dict) -> bool:
     """Whether ``fmt`` was measured through edge-dfd's float QDQ path (full-range int8 on an x86 CPU without
     VNNI, see edge_dfd.runtime.onnx): its scores are those of ARM64 / VNNI int8 kernels, its latency is not."""
-    from edge_dfd.machine import int8_saturates
+    from edge_dfd.core.machine import int8_saturates
     from edge_dfd.runtime.onnx import FULL_RANGE_FORMATS
 
     m = out["machine"]
@@ -575,7 +575,7 @@ def backbone_latency(threads: int = 2, archs=("mobilenet_v2",)) -> dict:
 
 def stage_card(args) -> None:
     """Add the Pi-4 estimate to results/quality.json and (re)write quality.md and the MODEL_CARD."""
-    from edge_dfd.fsutil import atomic_write_json, atomic_write_text
+    from edge_dfd.core.fsutil import atomic_write_json, atomic_write_text
 
     out = json.loads((RESULTS / "quality.json").read_text())
     sel = next(r for r in out["approaches"] if r["approach"] == out["selected"])

@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     import cv2
 
     from benchmarks.mjpeg_server import MJPEGServer, scene_frames
-    from edge_dfd.faces import make_detector
+    from edge_dfd.images.faces import make_detector
 
     work = Path(tempfile.mkdtemp(prefix="edge_dfd_soak_"))
     if args.model == "tiny":
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
 
         model, model_desc = str(tiny_onnx(work / "tiny.onnx")), "tiny test ONNX model (benchmarks/synth.py, 32 px)"
     else:
-        from edge_dfd.fsutil import sha256_file
+        from edge_dfd.core.fsutil import sha256_file
         from edge_dfd.runtime import resolve_model
 
         p = resolve_model(args.model, args.format)
@@ -247,7 +247,7 @@ def main(argv=None) -> int:
         "samples": samples,
         "stderr_tail": err.splitlines()[-8:],
     }
-    from edge_dfd.fsutil import atomic_write_json, atomic_write_text
+    from edge_dfd.core.fsutil import atomic_write_json, atomic_write_text
 
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / f"{args.name}.json", res)

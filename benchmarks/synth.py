@@ -103,7 +103,7 @@ def tiny_onnx(path, size: int = 32, threshold: float = 0.5) -> Path:
     import onnx
     from onnx import TensorProto, helper
 
-    from edge_dfd.meta import ModelMeta, write_meta
+    from edge_dfd.core.meta import ModelMeta, write_meta
 
     k = 40.0
     w = np.array([[-k / 255], [0.0], [k / 255]], np.float32)  # RGB input: B - R

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import FACES140K, RESULTS, have_split, machine_facts
-from edge_dfd.fsutil import atomic_write_json, atomic_write_text
+from edge_dfd.core.fsutil import atomic_write_json, atomic_write_text
 
 GPU_FIGURE = {"images_per_s": 1674.68, "model": "efficientnet_lite0", "batch": 512, "img_size": 224,
               "source": "huggingface/pytorch-image-models results/benchmark-train-amp-nchw-pt112-cu113-rtx3090.csv "
@@ -37,7 +37,7 @@ GPU_FIGURE = {"images_per_s": 1674.68, "model": "efficientnet_lite0", "batch": 5
 
 
 def _records(data: Path | None, tmp: Path):
-    from edge_dfd import data as dataset
+    from edge_dfd.images import data as dataset
 
     if data is None and have_split(FACES140K, "train"):
         data = FACES140K
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
                                                     "ratio_to_step_alone": both / step,
                                                     "wall_images_per_s_incl_first": args.batch * len(times) / wall}
 
-        from edge_dfd.models import build_model
+        from edge_dfd.modelling.models import build_model
 
         study = build_model("mobilenet_v2", args.size, "none")
         study.compile(optimizer="adam", loss="binary_crossentropy")

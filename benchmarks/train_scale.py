@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import FACES140K, RESULTS, have_split, machine_facts
-from edge_dfd.fsutil import atomic_write_json, atomic_write_text
+from edge_dfd.core.fsutil import atomic_write_json, atomic_write_text
 
 HEADER = ["", "original_path", "id", "label", "label_str", "path"]
 PROPORTIONS = {"train": 100 / 140, "valid": 20 / 140, "test": 20 / 140}
@@ -35,7 +35,7 @@ PROPORTIONS = {"train": 100 / 140, "valid": 20 / 140, "test": 20 / 140}
 
 def build_links(src: Path, dest: Path, rows: int) -> Path:
     """A 140k-layout folder of ``rows`` images, each a hard link to one of ``src``'s images."""
-    from edge_dfd.data import IMAGES_SUBDIR, load_dataset
+    from edge_dfd.images.data import IMAGES_SUBDIR, load_dataset
 
     pool = [r for recs in load_dataset(src).values() for r in recs]
     by_label = {lab: [r for r in pool if r.label == lab] for lab in (0, 1)}

@@ -1,4 +1,4 @@
-"""Hostile and good clients of ``edge-dfd live --serve`` (edge_dfd.live.web), shared by the attack tests
+"""Hostile and good clients of ``edge-dfd live --serve`` (edge_dfd.video.web), shared by the attack tests
 (tests/test_live_web_attack.py) and the benchmark (benchmarks/live_web.py). Loopback only: every connection goes
 to 127.0.0.1; the attackers send from 127.0.0.2 (still loopback), so the server's per-address slow-down of wrong
 tokens hits them and not the good client on 127.0.0.1.

@@ -2,7 +2,7 @@
 
 The public API is small and imports nothing heavy at import time:
 
-    from edge_dfd import load_model            # .keras / .tflite / .onnx / "default"
+    from edge_dfd import load_model  # .keras / .tflite / .onnx / "default"
     det = load_model("default")
     p_fake = det.predict(batch_uint8_rgb)       # (N, H, W, 3) uint8 RGB -> (N,) P(fake)
 

@@ -15,9 +15,9 @@ import time
 
 import cv2
 
-from edge_dfd.faces import make_detector
-from edge_dfd.live import LivePipeline
+from edge_dfd.images.faces import make_detector
 from edge_dfd.runtime import load_model
+from edge_dfd.video import LivePipeline
 
 
 def main() -> None:

@@ -86,7 +86,7 @@ def image_corpus() -> list[Bad]:
     import cv2
     from PIL import Image
 
-    from edge_dfd.preprocess import MAX_PIXELS
+    from edge_dfd.images.preprocess import MAX_PIXELS
 
     rgb = synth_face(False, 64, 7)
     jpg = good_jpeg(seed=7)
@@ -254,7 +254,7 @@ def tiny_onnx(path, shape=("N", SIZE, SIZE, 3), elem: str = "FLOAT", outputs: in
     import onnx
     from onnx import TensorProto, helper
 
-    from edge_dfd.meta import ModelMeta
+    from edge_dfd.core.meta import ModelMeta
 
     dtype = getattr(TensorProto, elem)
     ins = [helper.make_tensor_value_info("image" if i == 0 else f"extra{i}", dtype, list(shape)) for i in range(inputs)]

@@ -2,7 +2,7 @@
 
 The Keras model is trained for a few epochs on generated images (tests/synth.py) so that its
 probabilities are spread out and the classes are separable; exports use the converter routes in
-shared/TOOLCHAIN.md directly, so these tests do not depend on edge_dfd.convert.
+shared/TOOLCHAIN.md directly, so these tests do not depend on edge_dfd.export.convert.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ _CACHE: dict = {}
 def train_images(n: int = 48, seed: int = 0):
     from synth import synth_face
 
-    from edge_dfd.preprocess import resize_square
+    from edge_dfd.images.preprocess import resize_square
 
     x, y = [], []
     for i in range(n):
@@ -38,7 +38,7 @@ def build_tiny_models(root=None) -> dict[str, Path]:
     import keras
     import tensorflow as tf
 
-    from edge_dfd.meta import ModelMeta, write_meta
+    from edge_dfd.core.meta import ModelMeta, write_meta
 
     root = Path(root or tempfile.mkdtemp(prefix="edge_dfd_tiny_"))
     root.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import FACES140K, REPO, needs_faces140k
 
-from edge_dfd.align import (
+from edge_dfd.images.align import (
     ALIGN_MODES,
     SIDE_RANGE,
     TEMPLATE,
@@ -20,7 +20,7 @@ from edge_dfd.align import (
     quad_iou,
     similarity_transform,
 )
-from edge_dfd.faces import DEFAULT_MARGIN, BlazeFace, YuNet, make_detector, square_box, ssd_anchors, weighted_nms
+from edge_dfd.images.faces import DEFAULT_MARGIN, BlazeFace, YuNet, make_detector, square_box, ssd_anchors, weighted_nms
 
 
 def similarity(deg: float, scale: float, tx: float, ty: float) -> np.ndarray:
@@ -42,7 +42,7 @@ def texture(side: int, seed: int = 0) -> np.ndarray:
 
 
 def to_pixel_grid(m):
-    """Continuous-pixel matrix -> OpenCV's pixel-centre matrix (as edge_dfd.align does)."""
+    """Continuous-pixel matrix -> OpenCV's pixel-centre matrix (as edge_dfd.images.align does)."""
     a, t = m[:, :2], m[:, 2]
     return np.concatenate([a, (t + a.sum(axis=1) * 0.5 - 0.5)[:, None]], axis=1)
 
@@ -216,8 +216,8 @@ def test_detectors_without_key_points_return_none(name):
 def test_blazeface_key_points_on_real_faces(name):
     """Real 140k faces (both classes) in a 640x480 frame: key points inside the box, in LANDMARKS order, and the
     aligned crop covers the pasted image far better than chance."""
-    from edge_dfd.align import _scene
-    from edge_dfd.data import load_split
+    from edge_dfd.images.align import _scene
+    from edge_dfd.images.data import load_split
 
     recs = load_split(FACES140K, "test")
     det, rng = make_detector(name, threads=1), np.random.default_rng(0)
@@ -237,7 +237,7 @@ def test_blazeface_key_points_on_real_faces(name):
 @pytest.mark.parametrize("cmd", ["fit", "check"])
 def test_cli_bad_folder_is_one_line(cmd, tmp_path):
     for bad in (tmp_path / "missing", tmp_path):
-        p = subprocess.run([sys.executable, "-m", "edge_dfd.align", cmd, str(bad)], capture_output=True, text=True,
+        p = subprocess.run([sys.executable, "-m", "edge_dfd.images.align", cmd, str(bad)], capture_output=True, text=True,
                            cwd=REPO, timeout=120)
         assert p.returncode == 1, p.stderr
         assert p.stderr.count("\n") == 1 and p.stderr.startswith("error: ") and "Traceback" not in p.stderr
@@ -245,5 +245,5 @@ def test_cli_bad_folder_is_one_line(cmd, tmp_path):
 
 
 def test_align_imports_without_tensorflow():
-    code = "import sys, edge_dfd.align; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
+    code = "import sys, edge_dfd.images.align; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)

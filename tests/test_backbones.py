@@ -5,8 +5,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from edge_dfd import backbones as bb  # noqa: E402
-from edge_dfd.errors import ModelError  # noqa: E402
+from edge_dfd.core.errors import ModelError  # noqa: E402
+from edge_dfd.modelling import backbones as bb  # noqa: E402
 
 
 def _images(n=4, size=32, seed=0):
@@ -134,7 +134,7 @@ def test_errors_are_one_line_model_errors(call, match):
 
 
 def test_registered_in_models_archs():
-    from edge_dfd.models import ARCHS, build_model
+    from edge_dfd.modelling.models import ARCHS, build_model
 
     assert ARCHS["mobilenet_v2"].pretrained == "bundled"
     m = build_model("efficientnet_lite0", img_size=32, weights="none", freeze_base=True)

@@ -29,7 +29,7 @@ def test_port_matches_torch_on_real_images(arch):
 
 def test_every_keras_layer_gets_a_torch_tensor():
     """The state-dict mapping covers every weighted layer exactly once (shapes checked on random tensors)."""
-    from edge_dfd.backbones import full_backbone
+    from edge_dfd.modelling.backbones import full_backbone
     from tools import port_weights
     from tools.torch_reference import TorchLite0, TorchMobileNetV2
 
@@ -70,7 +70,7 @@ def test_finetuned_torch_detector_ports_back_to_keras(tmp_path):
         model.sd.copy_(f.std(0).clamp_min(0.05))  # no near-zero divisor amplifying float32 rounding
         model.fc.weight.normal_(0, 0.02)
     finetune_torch.save_variant(model, variant.split("+"), tmp_path, variant)
-    from edge_dfd.backbones import DEFAULT_CROPS, TAPS
+    from edge_dfd.modelling.backbones import DEFAULT_CROPS, TAPS
 
     (tmp_path / "finetune.json").write_text(json.dumps({
         "args": {"head_c": "0.01"}, "device": "cpu",

@@ -35,7 +35,7 @@ def zoo_dir(models, tmp_path_factory):
 
 
 def test_bench_json_rows_and_accuracy_equals_evaluate(models, tiny140k, tmp_path, cli_run):
-    from edge_dfd.evaluate import evaluate
+    from edge_dfd.bench.evaluate import evaluate
 
     out = tmp_path / "b"
     code, stdout, stderr = cli_run("bench", models["tflite-int8"], models["onnx"], "--data", tiny140k,

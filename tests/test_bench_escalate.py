@@ -115,7 +115,7 @@ def test_bad_escalation_input_is_refused_before_any_work(pair, data140k, tmp_pat
 def test_the_first_model_is_the_first_models_int8_file():
     from edge_dfd.bench.escalation import pick_first
     from edge_dfd.bench.targets import Target
-    from edge_dfd.errors import ModelError
+    from edge_dfd.core.errors import ModelError
 
     def group(*fmts, status=None):
         return [Target("m", f, Path(f"/x/{f}"), status) for f in fmts]
@@ -132,7 +132,7 @@ def test_the_first_model_is_the_first_models_int8_file():
 def test_no_model_bench_escalate_starts_from_the_bundled_default(pair, data140k, tmp_path, cli_run, monkeypatch):
     """No MODEL: the first model is the bundled default's file (tflite-int8 when shipped; this tiny ONNX-only
     bundle has none, so its onnx file), the second the bundled 'ten-pass'; measured on --data's test split."""
-    from edge_dfd import zoo
+    from edge_dfd.runtime import zoo
 
     d, t = tmp_path / "bundle", tmp_path / "ten_pass"
     d.mkdir()

@@ -14,9 +14,9 @@ import pytest
 from conftest import FACES140K, TPDNE128, needs_faces140k, needs_tpdne
 from runtime_models import build_tiny_models
 
-from edge_dfd import zoo
 from edge_dfd.bench import accuracy as acc
-from edge_dfd.verdicts import auc_ci, balanced_accuracy_ci, paired_accuracy_diff, paired_auc_diff
+from edge_dfd.core.verdicts import auc_ci, balanced_accuracy_ci, paired_accuracy_diff, paired_auc_diff
+from edge_dfd.runtime import zoo
 
 FAST = ("--runs", "5", "--warmup", "1")
 SAMPLE_COUNTS = {"faces140k": {"real": 75, "fake": 75}, "tpdne128": {"real": 250, "fake": 260}}
@@ -97,7 +97,7 @@ def test_damaged_install_leaves_out_and_names_the_damaged_images(tmp_path):
     smp = zoo.eval_sample(root)
     assert len(smp.records) == 509 and any("faces140k" in p and "left out" in p for p in smp.problems)
     shutil.rmtree(root / "tpdne128")
-    from edge_dfd.errors import DataError
+    from edge_dfd.core.errors import DataError
 
     with pytest.raises(DataError, match="no usable image"):
         zoo.eval_sample(root)
@@ -155,7 +155,7 @@ def test_pareto_flags():
 
 
 def test_no_argument_bench_measures_accuracy_on_the_sample(tiny_bundle, tmp_path, cli_run):
-    from edge_dfd.evaluate import evaluate
+    from edge_dfd.bench.evaluate import evaluate
 
     out = tmp_path / "b"
     code, stdout, stderr = cli_run("bench", "--out", out, "--json", *FAST)
@@ -301,8 +301,8 @@ def test_no_argument_bench_of_the_bundled_model_matches_its_release_figures(tmp_
 def test_bench_folder_of_convert_default_uses_the_bundled_source(models, tiny140k, tmp_path, cli_run, monkeypatch):
     """A folder written by `convert default`: its files' metadata names the bundled detector.keras (sha256 in the
     bundle's manifest), which bench measures as the source and paired reference."""
-    from edge_dfd.fsutil import sha256_file
-    from edge_dfd.meta import read_meta, write_meta
+    from edge_dfd.core.fsutil import sha256_file
+    from edge_dfd.core.meta import read_meta, write_meta
 
     bundle = tmp_path / "bundle"
     bundle.mkdir()

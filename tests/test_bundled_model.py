@@ -10,10 +10,9 @@ import json
 import numpy as np
 import pytest
 
-from edge_dfd import zoo
-from edge_dfd.formats import EXPORT_FORMATS, FORMATS
-from edge_dfd.meta import read_meta
-from edge_dfd.runtime import load_model
+from edge_dfd.core.formats import EXPORT_FORMATS, FORMATS
+from edge_dfd.core.meta import read_meta
+from edge_dfd.runtime import load_model, zoo
 
 DIR = zoo.DEFAULT_DIR
 
@@ -116,10 +115,10 @@ def test_default_keeps_its_accuracy_when_zoomed_out_bordered_or_recompressed():
 
     if not _have(FACES140K):
         pytest.skip(f"needs the shared 140k sample at {FACES140K}")
-    from edge_dfd.data import load_split
-    from edge_dfd.metrics import binary_report
-    from edge_dfd.perturb import perturb
-    from edge_dfd.preprocess import decode_image, prepare_batch
+    from edge_dfd.core.metrics import binary_report
+    from edge_dfd.images.data import load_split
+    from edge_dfd.images.perturb import perturb
+    from edge_dfd.images.preprocess import decode_image, prepare_batch
 
     recs = load_split(FACES140K, "test")
     imgs = [decode_image(r.path) for r in recs]

@@ -13,7 +13,7 @@ from test_live import StubBackend, background, make_video
 from test_live_schedule import Boxes
 
 from benchmarks.synth import tiny_onnx
-from edge_dfd.errors import ModelError, UsageError
+from edge_dfd.core.errors import ModelError, UsageError
 from edge_dfd.runtime import cascade as rc
 
 # ----------------------------------------------------------------------------- helpers
@@ -137,7 +137,7 @@ def test_each_models_own_input_gives_the_same_verdicts_without_resizing(tmp_path
 def test_predict_feeds_a_cascade_each_models_size_from_the_decode_workers(tmp_path):
     import cv2
 
-    from edge_dfd.predict import Item, predict_items
+    from edge_dfd.runtime.predict import Item, predict_items
 
     paths = []
     for i, red in enumerate([10, 128, 250]):
@@ -190,7 +190,7 @@ def test_user_pair_needs_calibration_then_uses_the_cache(onnx_pair, calib140k, t
     cas = rc.load_cascade(first, str(onnx_pair[1]), 0.25, calib_data=[calib140k])
     cached = list((tmp_path / "cache" / "cascade").glob("*.json"))
     assert len(cached) == 1 and json.loads(cached[0].read_text())["n"] == cas.table["n"] == 24  # 12 + 12 valid
-    import edge_dfd.cascade as cm
+    import edge_dfd.runtime.calibrate as cm
 
     monkeypatch.setattr(cm, "calibrate", lambda *a, **k: pytest.fail("the cached table was not used"))
     again = rc.load_cascade(first, str(onnx_pair[1]), 0.25)
@@ -200,14 +200,14 @@ def test_user_pair_needs_calibration_then_uses_the_cache(onnx_pair, calib140k, t
 
 
 def test_bundled_pair_has_a_table_for_every_shipped_format():
-    from edge_dfd import zoo
+    from edge_dfd.runtime import zoo
 
     tables = json.loads(rc.BUNDLED_TABLES.read_text())["tables"]
     firsts = {t["first"]["format"]: t for t in tables}
     for fmt in ("tflite-fp32", "tflite-int8", "onnx-int8-arm"):
         t = firsts[fmt]
         p = zoo.default_dir() / t["first"]["file"]
-        assert rc.file_id(p)["sha256"] == t["first"]["sha256"], f"{fmt}: regenerate with python -m edge_dfd.cascade"
+        assert rc.file_id(p)["sha256"] == t["first"]["sha256"], f"{fmt}: regenerate with python -m edge_dfd.runtime.calibrate"
         assert t["rule"] in rc.RULES and t["n"] == 660
         assert 0 < rc.band_for(t, 0.2) < rc.band_for(t, 0.5)
     assert rc.file_id(zoo.bundled_path("ten-pass"))["sha256"] == tables[0]["second"]["sha256"]
@@ -322,7 +322,7 @@ class FarApart(Boxes):
 
 
 def escalation(second, rate_hz=1.0, fraction=0.5):
-    from edge_dfd.live.escalation import Escalation
+    from edge_dfd.video.escalation import Escalation
 
     first = StubBackend()
     first.threshold, first.path = 0.5, Path("first.stub")
@@ -330,7 +330,7 @@ def escalation(second, rate_hz=1.0, fraction=0.5):
 
 
 def test_live_escalates_the_uncertain_track_once_and_keeps_the_schedule():
-    from edge_dfd.live.pipeline import LivePipeline
+    from edge_dfd.video.pipeline import LivePipeline
 
     second = Second(0.95)
     first, esc = escalation(second)
@@ -350,8 +350,8 @@ def test_live_escalates_the_uncertain_track_once_and_keeps_the_schedule():
     assert all(r[0].verdict == "fake" and r[0].smoothed == pytest.approx(0.95, abs=1e-6) for r in res[6:])
     assert all(r[1].stage == 1 and r[1].verdict == "real" for r in res)  # the sure track is never escalated
     assert [r[1].smoothed for r in res] == [r[1].smoothed for r in ref_res]
-    from edge_dfd.live.app import event_record
-    from edge_dfd.live.sources import Frame
+    from edge_dfd.video.live import event_record
+    from edge_dfd.video.sources import Frame
 
     rec = event_record(Frame(6, 0.2, frame, 0.0), f, "utc")
     assert rec["stage"] == 2 and rec["escalation"]["before"] in ("fake", "real") and rec["escalation"]["after"] == "fake"
@@ -359,7 +359,7 @@ def test_live_escalates_the_uncertain_track_once_and_keeps_the_schedule():
 
 
 def test_live_escalations_are_rate_limited_over_all_tracks():
-    from edge_dfd.live.pipeline import LivePipeline
+    from edge_dfd.video.pipeline import LivePipeline
 
     second = Second(0.95)
     first, esc = escalation(second, rate_hz=2.0, fraction=1.0)  # every track is uncertain; 2 a second at most
@@ -374,8 +374,8 @@ def test_live_escalations_are_rate_limited_over_all_tracks():
 
 
 def test_a_track_still_uncertain_is_rechecked_after_recheck_s():
-    from edge_dfd.live.escalation import Escalation
-    from edge_dfd.live.pipeline import LivePipeline
+    from edge_dfd.video.escalation import Escalation
+    from edge_dfd.video.pipeline import LivePipeline
 
     second = Second(0.95)
     first, _ = escalation(second)
@@ -386,7 +386,7 @@ def test_a_track_still_uncertain_is_rechecked_after_recheck_s():
 
 
 def test_live_worker_escalation_never_blocks_the_frame_loop():
-    from edge_dfd.live.pipeline import LivePipeline
+    from edge_dfd.video.pipeline import LivePipeline
 
     second = Second(0.95, delay=0.4)
     first, esc = escalation(second, rate_hz=5.0, fraction=1.0)
@@ -403,8 +403,8 @@ def test_live_worker_escalation_never_blocks_the_frame_loop():
 
 
 def test_scan_tracks_say_which_stage_decided(tmp_path):
-    from edge_dfd.faces import make_detector
-    from edge_dfd.scan import scan_video
+    from edge_dfd.images.faces import make_detector
+    from edge_dfd.video.scan import scan_video
 
     plan = [(False, 60 + 2 * i, 150) for i in range(12)]
     path = tmp_path / "v.avi"
@@ -427,7 +427,7 @@ def test_predict_reports_a_failed_escalation_and_goes_on(tmp_path):
 
     import cv2
 
-    from edge_dfd.predict import run_predict
+    from edge_dfd.runtime.predict import run_predict
 
     paths = []
     for i, (red, green) in enumerate([(100, 0), (120, 7), (140, 0)]):
@@ -448,8 +448,8 @@ def test_predict_reports_a_failed_escalation_and_goes_on(tmp_path):
 
 
 def test_cascade_curve_measures_every_point(tmp_path, calib140k):
-    from edge_dfd import data
-    from edge_dfd.cascade import cascade_curve, curve_table
+    from edge_dfd.bench.curve import cascade_curve, curve_table
+    from edge_dfd.images import data
 
     first, second = Fake(tmp_path / "a", 32, 0.5), Fake(tmp_path / "b", 48, 0.5)
     recs = data.load_split(calib140k, "test")

@@ -9,18 +9,18 @@ def _help(capsys, *verb) -> str:
 
 
 def test_bench_robustness_lists_every_perturbation(capsys):
-    from edge_dfd.perturb import PERTURBATIONS
+    from edge_dfd.images.perturb import PERTURBATIONS
 
     text = _help(capsys, "bench")
-    assert "each perturbation of edge_dfd.perturb: " + ", ".join(PERTURBATIONS) + "." in text
+    assert "each perturbation of edge_dfd.images.perturb: " + ", ".join(PERTURBATIONS) + "." in text
 
 
 def test_live_align_auto_says_what_it_resolves_to(capsys):
     from types import SimpleNamespace
 
-    from edge_dfd import zoo
-    from edge_dfd.live.pipeline import BOX_ARCHS, resolve_align
-    from edge_dfd.meta import read_meta
+    from edge_dfd.core.meta import read_meta
+    from edge_dfd.runtime import zoo
+    from edge_dfd.video.pipeline import BOX_ARCHS, resolve_align
 
     text = _help(capsys, "live")
     default = SimpleNamespace(meta=read_meta(zoo.default_path()))
@@ -38,7 +38,7 @@ def test_live_status_interval_matches_heartbeat(capsys):
 
 
 def test_train_weights_imagenet_names_offline_archs(capsys):
-    from edge_dfd.models import ARCHS
+    from edge_dfd.modelling.models import ARCHS
 
     text = _help(capsys, "train")
     bundled = [a for a, s in ARCHS.items() if s.pretrained == "bundled"]

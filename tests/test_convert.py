@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from synth import make_140k, synth_face
 
-from edge_dfd import formats as formats_mod
-from edge_dfd.formats import EXPORT_FORMATS, FORMATS
+from edge_dfd.core import formats as formats_mod
+from edge_dfd.core.formats import EXPORT_FORMATS, FORMATS
 
 SIZE = 32
 # |dP(fake)| allowed between the Keras model and each export, on the verification images.
@@ -52,7 +52,7 @@ def tiny_model(seed: int = 0):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """(keras path, data root): a trained tiny model whose metadata records the data folder."""
-    from edge_dfd.meta import ModelMeta, write_meta
+    from edge_dfd.core.meta import ModelMeta, write_meta
 
     d = tmp_path_factory.mktemp("convert")
     root = make_140k(d / "data", counts={"train": 8, "valid": 60, "test": 2}, size=SIZE)
@@ -67,7 +67,7 @@ def tiny(tmp_path_factory):
 def converted(tiny, tmp_path_factory):
     """Every export format, converted once with 16 calibration images (the train split) and the default
     verification (all 120 valid images: fewer than 2,000)."""
-    from edge_dfd.convert import convert_model
+    from edge_dfd.export.convert import convert_model
 
     path, _ = tiny
     out = tmp_path_factory.mktemp("exports")
@@ -76,7 +76,7 @@ def converted(tiny, tmp_path_factory):
 
 
 def test_every_format_in_the_table_has_a_test_and_a_converter():
-    from edge_dfd.converters import CONVERTERS, _load_all
+    from edge_dfd.export.routes import CONVERTERS, _load_all
 
     _load_all()
     assert set(PARITY_ATOL) == set(EXPORT_FORMATS), "add the new format to PARITY_ATOL"
@@ -85,8 +85,8 @@ def test_every_format_in_the_table_has_a_test_and_a_converter():
 
 @pytest.mark.parametrize("fmt", EXPORT_FORMATS)
 def test_format_converts_verifies_and_matches_keras(fmt, converted, tiny):
-    from edge_dfd.convert import select_images
-    from edge_dfd.kerasio import load_keras
+    from edge_dfd.export.convert import select_images
+    from edge_dfd.modelling.kerasio import load_keras
     from edge_dfd.runtime import load_model
 
     r = converted[fmt]
@@ -112,8 +112,8 @@ def test_format_converts_verifies_and_matches_keras(fmt, converted, tiny):
 
 @pytest.mark.parametrize("fmt", EXPORT_FORMATS)
 def test_metadata_round_trip(fmt, converted, tiny):
-    from edge_dfd.fsutil import sha256_file
-    from edge_dfd.meta import read_meta
+    from edge_dfd.core.fsutil import sha256_file
+    from edge_dfd.core.meta import read_meta
     from edge_dfd.runtime import load_model
 
     path, root = tiny
@@ -164,8 +164,8 @@ def test_int8_gate_ok_on_enough_images_unproven_on_60_and_failed_when_broken(tin
     """Issue 25 end to end: the same faithful tflite-int8 file (same 16 calibration images) is "ok" on the 120
     verification images (the fixture) and "unproven" on 60, with exit 4, the images it needs, its file written and
     its status in the metadata; a broken one (calibrated on flat grey) fails with exit 3."""
-    from edge_dfd import convert
-    from edge_dfd.meta import read_meta
+    from edge_dfd.core.meta import read_meta
+    from edge_dfd.export import convert
 
     assert converted["tflite-int8"].status == "ok" and converted["tflite-int8"].verify_n == 120
     code, out, err = cli_run("convert", tiny[0], "--formats", "tflite-int8", "--calib-size", "16", "--out",
@@ -206,8 +206,8 @@ def test_verify_n_must_be_positive(tiny, cli_run, value):
 
 
 def test_no_verify_skips_the_check(tiny, tmp_path):
-    from edge_dfd.convert import convert_model
-    from edge_dfd.meta import read_meta
+    from edge_dfd.core.meta import read_meta
+    from edge_dfd.export.convert import convert_model
 
     (r,) = convert_model(tiny[0], "tflite-fp32", out_dir=tmp_path, verify=False)
     assert r.ok and r.max_abs_diff is None and r.verify_n == 0
@@ -225,7 +225,7 @@ def test_verification_failure_exits_3_with_numbers(tiny, tmp_path, cli_run, monk
 
 
 def test_collapsed_int8_model_fails():
-    from edge_dfd.convert import compare, problems
+    from edge_dfd.export.convert import compare, problems
 
     p_ref = np.array([0.1, 0.9, 0.2, 0.8], np.float32)
     p_exp = np.array([0.55, 0.55, 0.55, 0.55], np.float32)
@@ -237,7 +237,7 @@ def test_collapsed_int8_model_fails():
 
 
 def test_probe_inputs_are_deterministic_and_span_the_range():
-    from edge_dfd.convert import probe_inputs
+    from edge_dfd.export.convert import probe_inputs
 
     a, b = probe_inputs(8, 24, seed=3), probe_inputs(8, 24, seed=3)
     assert a.shape == (8, 24, 24, 3) and a.dtype == np.uint8
@@ -307,8 +307,8 @@ def test_int8_without_any_data_needs_calib_data(tmp_path, cli_run):
 
 
 def test_float_formats_without_data_verify_on_probe_inputs(tmp_path):
-    from edge_dfd.convert import convert_model
-    from edge_dfd.meta import read_meta
+    from edge_dfd.core.meta import read_meta
+    from edge_dfd.export.convert import convert_model
 
     p = tmp_path / "nodata.keras"
     tiny_model(1).save(p)
@@ -343,9 +343,9 @@ def test_onnx_int8_weight_ranges(tiny, tmp_path):
     import keras
     import onnx
 
-    from edge_dfd.convert import convert_model
-    from edge_dfd.converters.onnx import depthwise_weights
-    from edge_dfd.meta import ModelMeta, write_meta
+    from edge_dfd.core.meta import ModelMeta, write_meta
+    from edge_dfd.export.convert import convert_model
+    from edge_dfd.export.onnx import depthwise_weights
 
     _, root = tiny
     keras.utils.set_random_seed(3)
@@ -370,7 +370,7 @@ def test_onnx_int8_weight_ranges(tiny, tmp_path):
 
 
 def test_matched_threshold_reproduces_the_keras_verdicts():
-    from edge_dfd.convert import matched_threshold
+    from edge_dfd.export.convert import matched_threshold
 
     rng = np.random.default_rng(0)
     p_ref = rng.uniform(0, 1, 400)
@@ -390,7 +390,7 @@ def test_matched_threshold_reproduces_the_keras_verdicts():
 def test_sign_test_p():
     from math import comb
 
-    from edge_dfd.convert import sign_test_p
+    from edge_dfd.export.convert import sign_test_p
 
     assert sign_test_p(0, 0) == 1.0 and sign_test_p(2, 0) == 0.5 and sign_test_p(5, 0) == 0.0625
     assert sign_test_p(6, 0) == pytest.approx(0.03125) and sign_test_p(0, 6) == pytest.approx(0.03125)
@@ -400,9 +400,9 @@ def test_sign_test_p():
 def test_int8_threshold_is_rematched_and_stored(tiny, tmp_path, monkeypatch):
     """With enough calibration images an int8 file gets its own threshold (in its metadata, used by every runtime),
     chosen on the calibration images; verification then judges the export's verdicts at that threshold."""
-    from edge_dfd import convert
-    from edge_dfd.kerasio import load_keras
-    from edge_dfd.meta import read_meta
+    from edge_dfd.core.meta import read_meta
+    from edge_dfd.export import convert
+    from edge_dfd.modelling.kerasio import load_keras
     from edge_dfd.runtime import load_model
 
     path, root = tiny
@@ -413,7 +413,7 @@ def test_int8_threshold_is_rematched_and_stored(tiny, tmp_path, monkeypatch):
     out = tmp_path / "m"
     out.mkdir()
     shutil.copy(path, out / "tiny.keras")
-    from edge_dfd.meta import write_meta
+    from edge_dfd.core.meta import write_meta
 
     meta = read_meta(path)
     meta.threshold = t_keras
@@ -435,7 +435,7 @@ def test_int8_threshold_is_rematched_and_stored(tiny, tmp_path, monkeypatch):
 
 
 def _gate(fmt_name, p_ref, p_exp, y, threshold=0.5):
-    from edge_dfd.convert import compare, problems
+    from edge_dfd.export.convert import compare, problems
 
     nums = compare(np.asarray(p_ref, np.float32), np.asarray(p_exp, np.float32), threshold, np.asarray(y))
     return nums, problems(FORMATS[fmt_name], nums)
@@ -504,7 +504,7 @@ def test_int8_gate_significant_auc_drop_fails():
 
 
 def test_binomial_ci_and_delong_reference_values():
-    from edge_dfd.convert import binomial_ci, delong_p
+    from edge_dfd.export.convert import binomial_ci, delong_p
 
     # Clopper-Pearson bounds = scipy.stats.beta.ppf(0.025, k, n-k+1) / ppf(0.975, k+1, n-k) (scipy 1.17.1)
     for (k, n), (lo, hi) in {(63, 75): (0.737187, 0.914498), (60, 75): (0.691674, 0.883518),
@@ -523,7 +523,7 @@ def test_binomial_ci_and_delong_reference_values():
 def test_int8_calibrated_on_constant_images_fails_the_gate(tiny, tmp_path, monkeypatch):
     """A deliberately broken int8 file (calibrated on one flat grey image repeated) must fail - on its verdicts,
     not on max |dp|, which the int8 gate no longer judges."""
-    from edge_dfd import convert
+    from edge_dfd.export import convert
 
     real_select = convert.select_images
 
@@ -555,8 +555,8 @@ def test_int8_calibrated_on_constant_images_fails_the_gate(tiny, tmp_path, monke
 
 def test_int8_calibrated_on_constant_images_fails_at_any_threshold(tiny, tmp_path, monkeypatch):
     """The same broken LiteRT file with the model threshold at 0.7 (Keras still 100 % right): it collapses."""
-    from edge_dfd import convert
-    from edge_dfd.meta import read_meta, write_meta
+    from edge_dfd.core.meta import read_meta, write_meta
+    from edge_dfd.export import convert
 
     real_select = convert.select_images
     monkeypatch.setattr(convert, "select_images", lambda root, size, c, v: (
@@ -573,9 +573,9 @@ def test_int8_calibrated_on_constant_images_fails_at_any_threshold(tiny, tmp_pat
 
 
 def test_convert_default_uses_the_bundled_source(tiny, tmp_path, monkeypatch, cli_run):
-    from edge_dfd import zoo
-    from edge_dfd.fsutil import sha256_file
-    from edge_dfd.meta import read_meta
+    from edge_dfd.core.fsutil import sha256_file
+    from edge_dfd.core.meta import read_meta
+    from edge_dfd.runtime import zoo
 
     path, root = tiny
     bundle = tmp_path / "bundle"
@@ -601,8 +601,8 @@ def test_convert_default_uses_the_bundled_source(tiny, tmp_path, monkeypatch, cl
 
 
 def test_recorded_data_list_takes_the_first_folder_found(tiny, tmp_path):
-    from edge_dfd.convert import _data_root
-    from edge_dfd.meta import ModelMeta
+    from edge_dfd.core.meta import ModelMeta
+    from edge_dfd.export.convert import _data_root
 
     _, root = tiny
     meta = ModelMeta(input_size=SIZE, training={"data": [str(tmp_path / "gone"), str(root)]})
@@ -623,8 +623,8 @@ def test_bundled_model_passes_its_own_gate(tmp_path):
 
     if not _have(FACES140K):
         pytest.skip(f"needs the shared 140k sample at {FACES140K}")
-    from edge_dfd.convert import convert_model
-    from edge_dfd.meta import read_meta
+    from edge_dfd.core.meta import read_meta
+    from edge_dfd.export.convert import convert_model
 
     results = convert_model("default", "tflite-int8,onnx-int8-arm", out_dir=tmp_path, calib_data=FACES140K)
     for r in results:

@@ -1,4 +1,4 @@
-"""Every architecture of edge_dfd.models.ARCHS converts to tflite-fp32 and onnx at a small input size.
+"""Every architecture of edge_dfd.modelling.models.ARCHS converts to tflite-fp32 and onnx at a small input size.
 
 One conversion per arch (its minimum input size, weights none, a random Dense head so the output is
 not a constant 0.5), verified on generated probe inputs. Slow: the big ImageNet backbones take tens of
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_dfd.models import ARCHS
+from edge_dfd.modelling.models import ARCHS
 
 
 def wake_up(model, x):
@@ -47,8 +47,8 @@ def wake_up(model, x):
 def test_arch_converts_to_tflite_and_onnx(arch, tmp_path):
     import keras
 
-    from edge_dfd.convert import convert_model, probe_inputs
-    from edge_dfd.models import build_model
+    from edge_dfd.export.convert import convert_model, probe_inputs
+    from edge_dfd.modelling.models import build_model
     from edge_dfd.runtime import load_model
 
     size = max(ARCHS[arch].min_size, 32)

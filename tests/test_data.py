@@ -1,4 +1,4 @@
-"""edge_dfd.data: both layouts, every validation error, stratified sampling, summaries, `edge-dfd data`."""
+"""edge_dfd.images.data: both layouts, every validation error, stratified sampling, summaries, `edge-dfd data`."""
 
 import csv
 import os
@@ -9,8 +9,8 @@ import pytest
 from conftest import FACES140K, needs_faces140k
 from synth import HEADER, IMAGES_SUBDIR, make_140k, make_folder_layout
 
-from edge_dfd import data
-from edge_dfd.errors import DataError
+from edge_dfd.core.errors import DataError
+from edge_dfd.images import data
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ from procs import kill_after_first_backup
 
 pytest.importorskip("tensorflow")
 
-from edge_dfd import data
-from edge_dfd.distribute import DUMP_ENV, Distribution, parse_tf_config, setup
-from edge_dfd.errors import EdgeDFDError
+from edge_dfd.core.errors import EdgeDFDError
+from edge_dfd.images import data
 from edge_dfd.train import SkipLog, TrainConfig, make_dataset
+from edge_dfd.train.distribute import DUMP_ENV, Distribution, parse_tf_config, setup
 
 TWO = {"cluster": {"worker": ["127.0.0.1:2222", "127.0.0.1:2223"]}, "task": {"type": "worker", "index": 1}}
 
@@ -123,7 +123,7 @@ def test_distribute_dataset_batch_and_shard(pipelines, replicas, expect):
 def test_non_chief_restores_from_chief_backup_and_writes_its_own(tmp_path):
     import keras
 
-    from edge_dfd.distribute import backup_and_restore
+    from edge_dfd.train.distribute import backup_and_restore
 
     def model():
         m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
@@ -248,7 +248,7 @@ needs_loopback = [
 def test_progress_reads_per_replica_logs(quiet, tmp_path):
     """Under a strategy Keras's batch logs hold one value per local replica (an array, shape (replicas,)): the
     progress postfix and the epoch row take their mean instead of float() on the array (a TypeError before)."""
-    from edge_dfd import progress
+    from edge_dfd.core import progress
     from edge_dfd.train import SkipLog
     from edge_dfd.train.keeper import progress_bars, read_history, run_keeper, scalar
 
@@ -296,7 +296,7 @@ def test_one_worker_multi_worker(tiny140k, tmp_path, quiet):
 def test_two_workers_on_localhost(tiny140k, tmp_path):
     """Two `edge-dfd train --distribute multi-worker` processes, a real TF_CONFIG on free loopback ports
     (worker 0 draws progress, worker 1 is --quiet)."""
-    from edge_dfd.kerasio import load_keras
+    from edge_dfd.modelling.kerasio import load_keras
 
     run, dump, tmp = tmp_path / "run", tmp_path / "dump", tmp_path / "tmp"
     tmp.mkdir()
@@ -378,7 +378,7 @@ def test_deploy_recipe_mirrored_on_cpu(cli_run, tiny140k, tmp_path):
     conf = json.loads((run / "config.json").read_text())
     assert conf["config"]["recipe"] == "deploy" and conf["distribute"]["mode"] == "mirrored"
     assert json.loads(out)["epochs_run"] == 1
-    from edge_dfd.meta import read_meta
+    from edge_dfd.core.meta import read_meta
 
     assert read_meta(run / "model.keras").arch == "efficientnet_lite0_single_pass"
 
@@ -397,7 +397,7 @@ def test_deploy_recipe_two_workers_on_localhost(tiny140k, tmp_path):
     for _, err in outs:
         assert "per-replica batch 2 x 2 replicas = global batch 4" in err
     _assert_same_weights(dump)
-    from edge_dfd.meta import read_meta
+    from edge_dfd.core.meta import read_meta
 
     assert read_meta(run / "model.keras").training["recipe"] == "deploy"
     assert json.loads((run / "config.json").read_text())["distribute"]["workers"] == 2

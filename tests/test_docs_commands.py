@@ -181,7 +181,7 @@ def check_click(cmd: Command) -> list[str]:
                     continue
                 p = opts.get(opt)
                 if p is None:
-                    from edge_dfd.util import did_you_mean
+                    from edge_dfd.core.util import did_you_mean
 
                     problems.append(f"{cmd.where}: `{name}` has no option {opt}.{did_you_mean(opt, opts)}")
                     continue
@@ -275,7 +275,7 @@ def model_paths_problems(commands: list[Command]) -> list[str]:
     """A model file read from a folder that an earlier documented command writes (train --out, convert --out)
     must be one of the files that command writes (docs/runtime.md once read exports/model_int8.onnx, which the
     convert example never writes)."""
-    from edge_dfd.formats import EXPORT_FORMATS, FORMATS
+    from edge_dfd.core.formats import EXPORT_FORMATS, FORMATS
 
     written: dict[Path, set[str]] = {}
     problems = []

@@ -246,7 +246,7 @@ def test_pi_guide_numbers():
     wheel_formats = {a["file"] for a in size["wheel"]["assets"] if a["file"].startswith("default/detector")}
     (listed,) = _quoted(doc, r"the bundled default model comes as (.*?) \(plus")
     names = re.findall(r"`([\w-]+)`", listed)
-    from edge_dfd.formats import FORMATS
+    from edge_dfd.core.formats import FORMATS
 
     assert sorted(f"default/{FORMATS[n].filename('detector')}" for n in names) == sorted(wheel_formats)
 

@@ -10,8 +10,8 @@ import pytest
 from conftest import FACES140K, needs_faces140k
 from test_live import background, cartoon_face
 
-from edge_dfd.errors import EdgeDFDError, ModelError
-from edge_dfd.faces import (
+from edge_dfd.core.errors import EdgeDFDError, ModelError
+from edge_dfd.images.faces import (
     BLAZEFACE,
     BlazeFace,
     decode_ssd,

@@ -10,8 +10,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from edge_dfd.formats import FORMATS, NONINFERIORITY_MARGIN
-from edge_dfd.gate import compare, judge, needed_images, tolerance
+from edge_dfd.core.formats import FORMATS, NONINFERIORITY_MARGIN
+from edge_dfd.export.gate import compare, judge, needed_images, tolerance
 
 INT8 = FORMATS["onnx-int8"]
 Z = 1.6448536269514722  # one-sided 95 %
@@ -55,7 +55,7 @@ def test_faithful_export_is_ok_on_2000_images_and_unproven_on_60():
 
 
 def test_needed_images_accuracy_is_the_smallest_n_whose_newcombe_bound_fits():
-    from edge_dfd.verdicts import paired_accuracy_diff
+    from edge_dfd.core.verdicts import paired_accuracy_diff
 
     counts = (50, 3, 2, 5)  # both right, source alone, export alone, both wrong (n0 = 60)
     same_auc = {"diff": 0.0, "se": 0.0}  # the AUC bound already within the margin: accuracy decides
@@ -141,8 +141,8 @@ def test_the_margin_comes_from_the_format_table():
 
 
 def test_exit_codes_unproven_4_failed_3():
-    from edge_dfd.convert import ConvertResult, raise_for_failures
-    from edge_dfd.errors import UnprovenError, VerificationError
+    from edge_dfd.core.errors import UnprovenError, VerificationError
+    from edge_dfd.export.convert import ConvertResult, raise_for_failures
 
     ok = ConvertResult("tflite-int8", "a.tflite", max_abs_diff=0.1)
     unproven = ConvertResult("onnx-int8", "a.onnx", max_abs_diff=0.1, ok=False, status="unproven",
@@ -160,7 +160,7 @@ def test_exit_codes_unproven_4_failed_3():
 def test_calibration_comes_from_train_and_never_meets_verification(tmp_path, capsys):
     from synth import make_140k
 
-    from edge_dfd.convert import select_images
+    from edge_dfd.export.convert import select_images
 
     root = make_140k(tmp_path / "d", counts={"train": 10, "valid": 15, "test": 1}, size=16)
     calib, ver = select_images(root, 16, 20, 2000)

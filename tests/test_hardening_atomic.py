@@ -26,8 +26,8 @@ from hostile import (
     write_video,
 )
 
-from edge_dfd.errors import EdgeDFDError
-from edge_dfd.fsutil import atomic_path, atomic_write_json
+from edge_dfd.core.errors import EdgeDFDError
+from edge_dfd.core.fsutil import atomic_path, atomic_write_json
 
 OLD = b"old complete content\n"
 

@@ -14,8 +14,8 @@ from hostile import (
     write_dataset,
 )
 
-from edge_dfd import data
-from edge_dfd.errors import DataError
+from edge_dfd.core.errors import DataError
+from edge_dfd.images import data
 
 LINE_CASES = {"blank_lines": "line 3", "bad_label": "line 2", "word_label": "line 2", "label_disagrees": "line 2",
               "duplicate_rows": "line 10", "absolute_path": "line 2", "dotdot_path": "line 2",

@@ -1,4 +1,4 @@
-"""Guarantee: a bad image is never fatal. Every command decodes through edge_dfd.preprocess, which turns
+"""Guarantee: a bad image is never fatal. Every command decodes through edge_dfd.images.preprocess, which turns
 anything unreadable into a one-line ImageError naming the file; batch commands (predict, evaluate, bench,
 train) skip it, list it and count it, and still process every good image. Exotic but valid images
 (alpha, 16-bit, grayscale, CMYK, palette, 1x1, GIF/WebP/BMP, wrong suffix) decode to 8-bit RGB.
@@ -26,8 +26,8 @@ from hostile import (
 )
 from synth import synth_face
 
-from edge_dfd.errors import ImageError
-from edge_dfd.preprocess import MAX_PIXELS, decode_image, load_image
+from edge_dfd.core.errors import ImageError
+from edge_dfd.images.preprocess import MAX_PIXELS, decode_image, load_image
 
 CORPUS = image_corpus()
 BAD = [c for c in CORPUS if not c.ok]
@@ -59,8 +59,8 @@ def test_pixel_limit_holds_when_cv2_decoded_first(tmp_path):
     code = (
         "import cv2, numpy as np, sys\n"
         "cv2.imdecode(cv2.imencode('.png', np.zeros((4, 4, 3), np.uint8))[1], 1)\n"
-        "from edge_dfd.preprocess import decode_image\n"
-        "from edge_dfd.errors import ImageError\n"
+        "from edge_dfd.images.preprocess import decode_image\n"
+        "from edge_dfd.core.errors import ImageError\n"
         "try:\n    decode_image(sys.argv[1])\nexcept ImageError as e:\n    print(e.reason)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "OPENCV_IO_MAX_IMAGE_PIXELS"}  # set by our import
@@ -74,7 +74,7 @@ def test_webp_canvas_read_from_each_header_kind(kind):
 
     from PIL import Image
 
-    from edge_dfd.preprocess import _webp_canvas
+    from edge_dfd.images.preprocess import _webp_canvas
 
     im = Image.fromarray(np.zeros((37, 53, 3 if kind != "extended" else 4), np.uint8))
     buf = io.BytesIO()

@@ -18,9 +18,9 @@ from hostile import HEADER, IMAGES_SUBDIR, good_jpeg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge_dfd import data
-from edge_dfd.errors import DataError, ImageError
-from edge_dfd.preprocess import decode_image
+from edge_dfd.core.errors import DataError, ImageError
+from edge_dfd.images import data
+from edge_dfd.images.preprocess import decode_image
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

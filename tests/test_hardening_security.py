@@ -31,9 +31,9 @@ from hostile import (
     write_good,
 )
 
-from edge_dfd import data
-from edge_dfd.errors import DataError
-from edge_dfd.meta import MAX_META_BYTES
+from edge_dfd.core.errors import DataError
+from edge_dfd.core.meta import MAX_META_BYTES
+from edge_dfd.images import data
 
 PKG = Path(__file__).resolve().parents[1] / "edge_dfd"
 
@@ -204,7 +204,7 @@ def test_malformed_onnx_metadata(case, tmp_path, imgs, cli_run):
 
 @pytest.mark.parametrize("case", ["oversized", "not_json", "deeply_nested", "not_utf8", "format_is_a_list"])
 def test_malformed_tflite_and_keras_metadata(case, tf_models, tmp_path, imgs, cli_run):
-    from edge_dfd.meta import KERAS_MEMBER, tflite_with_meta
+    from edge_dfd.core.meta import KERAS_MEMBER, tflite_with_meta
 
     raw, phrase = BAD_META[case]
     raw = raw if isinstance(raw, bytes) else raw.encode()

@@ -35,7 +35,7 @@ def model(tmp_path):
 
 def _hook_first_decode(monkeypatch, action):
     """Run ``action()`` once, when the first image is decoded (the inputs are listed by then)."""
-    import edge_dfd.predict as pred
+    import edge_dfd.runtime.predict as pred
 
     real, done, lock = pred._load, [], threading.Lock()
 
@@ -110,7 +110,7 @@ def test_predict_while_another_process_deletes_files(model, tmp_path, cli_run, m
                 return
             v.unlink(missing_ok=True)
 
-    import edge_dfd.predict as pred
+    import edge_dfd.runtime.predict as pred
 
     real_collect = pred.collect_inputs
 

@@ -1,10 +1,10 @@
-"""edge_dfd.kerasio: safe loading with one-line errors, and the input size of a model."""
+"""edge_dfd.modelling.kerasio: safe loading with one-line errors, and the input size of a model."""
 
 from __future__ import annotations
 
 import pytest
 
-from edge_dfd.errors import ModelError
+from edge_dfd.core.errors import ModelError
 
 
 def _model(tmp_path, lambda_layer=False, size=16):
@@ -23,14 +23,14 @@ def _model(tmp_path, lambda_layer=False, size=16):
 
 
 def test_loads_a_plain_model_and_reads_its_size(tmp_path):
-    from edge_dfd.kerasio import load_keras, model_input_size
+    from edge_dfd.modelling.kerasio import load_keras, model_input_size
 
     m = load_keras(_model(tmp_path))
     assert model_input_size(m) == 16 and m.output_shape == (None, 1)
 
 
 def test_lambda_needs_unsafe(tmp_path):
-    from edge_dfd.kerasio import load_keras
+    from edge_dfd.modelling.kerasio import load_keras
 
     p = _model(tmp_path, lambda_layer=True)
     with pytest.raises(ModelError, match=r"needs arbitrary code to load \(Lambda layer 'scale'\); pass --unsafe"):
@@ -41,7 +41,7 @@ def test_lambda_needs_unsafe(tmp_path):
 def test_unknown_custom_layer_is_named(tmp_path):
     import keras
 
-    from edge_dfd.kerasio import load_keras
+    from edge_dfd.modelling.kerasio import load_keras
 
     @keras.saving.register_keras_serializable(package="testpkg")
     class Doubler(keras.layers.Layer):
@@ -64,7 +64,7 @@ def test_unknown_custom_layer_is_named(tmp_path):
     ("model.h5", b"\x89HDF\r\n", "expected a Keras 3 .keras file, got '.h5'"),
 ])
 def test_bad_files(tmp_path, name, content, expect):
-    from edge_dfd.kerasio import load_keras
+    from edge_dfd.modelling.kerasio import load_keras
 
     p = tmp_path / name
     if content is not None:
@@ -76,7 +76,7 @@ def test_bad_files(tmp_path, name, content, expect):
 def test_truncated_and_corrupted_archives(tmp_path):
     import zipfile
 
-    from edge_dfd.kerasio import load_keras
+    from edge_dfd.modelling.kerasio import load_keras
 
     good = _model(tmp_path).read_bytes()
     cut = tmp_path / "cut.keras"
@@ -101,7 +101,7 @@ def test_truncated_and_corrupted_archives(tmp_path):
 def test_input_size_rejects_non_square_or_multi_output(tmp_path):
     import keras
 
-    from edge_dfd.kerasio import model_input_size
+    from edge_dfd.modelling.kerasio import model_input_size
 
     i = keras.Input((16, 24, 3))
     with pytest.raises(ModelError, match=r"input shape \(None, 16, 24, 3\)"):

@@ -145,8 +145,8 @@ def test_max_frames_none_detector_stdout_events(cli_run, model, video):
 
 
 def test_detect_every_carries_boxes_and_one_predict_per_frame(video):
-    from edge_dfd.faces import make_detector
-    from edge_dfd.live import LivePipeline
+    from edge_dfd.images.faces import make_detector
+    from edge_dfd.video import LivePipeline
 
     class Counting:
         name = "counting"
@@ -245,8 +245,8 @@ class FakeCapture:
 
 
 def test_stream_drop_reconnects_then_gives_up(tmp_path):
-    from edge_dfd.faces import make_detector
-    from edge_dfd.live import LiveConfig, SourceError, run_live
+    from edge_dfd.images.faces import make_detector
+    from edge_dfd.video import LiveConfig, SourceError, run_live
 
     caps = iter([FakeCapture(5), FakeCapture(3, bad=[1]), FakeCapture(0, opened=False), FakeCapture(0, opened=False)])
     opened = []
@@ -271,8 +271,8 @@ def test_stream_drop_reconnects_then_gives_up(tmp_path):
 
 
 def test_stream_reconnect_stats_and_skipped():
-    from edge_dfd.faces import make_detector
-    from edge_dfd.live import FrameGrabber, VideoSource
+    from edge_dfd.images.faces import make_detector
+    from edge_dfd.video import FrameGrabber, VideoSource
 
     caps = iter([FakeCapture(4, bad=[0, 2]), FakeCapture(3)])
     src = VideoSource("http://cam.invalid/mjpg", opener=lambda arg: next(caps, FakeCapture(0, opened=False)))
@@ -290,7 +290,7 @@ def test_stream_reconnect_stats_and_skipped():
 
 
 def test_file_frames_read_in_order_without_drops(video):
-    from edge_dfd.live import FrameGrabber, open_source
+    from edge_dfd.video import FrameGrabber, open_source
 
     g = FrameGrabber(open_source(str(video[0])))
     g.start()
@@ -301,7 +301,7 @@ def test_file_frames_read_in_order_without_drops(video):
 
 
 def test_show_without_gui_is_a_clear_error(cli_run, model, video):
-    from edge_dfd.live import check_gui
+    from edge_dfd.video import check_gui
 
     try:
         check_gui()
@@ -336,7 +336,7 @@ def test_help_lists_options(cli_run):
 
 
 def test_tracker_ids_and_smoothing():
-    from edge_dfd.tracking import Tracker
+    from edge_dfd.video.tracking import Tracker
 
     t = Tracker(smooth=3, max_missed=1)
     a, b = [10, 10, 60, 60], [200, 200, 260, 260]
@@ -357,8 +357,8 @@ def test_tracker_ids_and_smoothing():
 
 def test_ctrl_c_closes_the_saved_video(video, tmp_path):
     """KeyboardInterrupt mid-run: stats say interrupted, the video is complete and renamed, events closed."""
-    from edge_dfd.faces import CentreSquare
-    from edge_dfd.live import LiveConfig, run_live
+    from edge_dfd.images.faces import CentreSquare
+    from edge_dfd.video import LiveConfig, run_live
 
     class InterruptAt(CentreSquare):
         def __init__(self, n):

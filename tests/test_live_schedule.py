@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_live import StubBackend, background
 
-from edge_dfd.live.pipeline import LivePipeline, Scheduler
+from edge_dfd.video.pipeline import LivePipeline, Scheduler
 
 
 class Boxes:
@@ -122,7 +122,7 @@ def test_bad_live_options_are_usage_errors(cli_run, args, name):
 def test_tracker_motion_gate_starts_a_new_track_at_a_cut():
     """A face that moves or grows a little keeps its track (and smoothed verdict); a box that changes size by
     more than 1.25x or jumps by more than 0.4 of its side between two detections is another face."""
-    from edge_dfd.tracking import Tracker
+    from edge_dfd.video.tracking import Tracker
 
     t = Tracker()
     (a,) = t.update([[100, 100, 200, 200]])
@@ -141,7 +141,7 @@ def test_tracker_motion_gate_starts_a_new_track_at_a_cut():
 def test_frame_wait_outlasts_the_reconnect_attempts():
     """A stream that drops for good: the frame loop waits for every reconnect attempt (here 3 attempts, 2.1 s of
     backoff, longer than the 0.5-s frame timeout) and then ends with the stream-lost error, not a timeout."""
-    from edge_dfd.live.sources import FrameGrabber
+    from edge_dfd.video.sources import FrameGrabber
 
     class Dead:
         live, kind, name, fps = True, "stream", "stream http://dead", 30.0
@@ -172,7 +172,7 @@ def test_frame_wait_outlasts_the_reconnect_attempts():
 
 
 def test_auto_align_picks_the_models_training_framing():
-    from edge_dfd.live.pipeline import resolve_align
+    from edge_dfd.video.pipeline import resolve_align
 
     class M:
         def __init__(self, arch):

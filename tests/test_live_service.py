@@ -38,7 +38,7 @@ def model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def frames():
-    from edge_dfd.faces import make_detector
+    from edge_dfd.images.faces import make_detector
 
     return scene_frames(8, detector=make_detector(DETECTOR, threads=1))[0]
 
@@ -268,7 +268,7 @@ def test_events_rotation_by_size_keeps_newest(cli_run, model, clip, tmp_path):
     code, _, err = cli_run("live", "--model", model, "--source", clip, "--faces", "none", "--events", ev,
                            "--events-rotate", "2KB", "--events-keep", 2)
     assert code == 0, err
-    from edge_dfd.outputs import rotated_files
+    from edge_dfd.video.outputs import rotated_files
 
     rotated = rotated_files(ev)  # oldest first
     assert sorted(rotated) == sorted(tmp_path.glob("ev.*.jsonl"))
@@ -361,7 +361,7 @@ def test_nearly_full_disk_stops_before_outputs_break(cli_run, model, clip, tmp_p
     import shutil
     from collections import namedtuple
 
-    import edge_dfd.outputs as outputs
+    import edge_dfd.video.outputs as outputs
 
     usage, calls = namedtuple("usage", "total used free"), []
 
@@ -397,7 +397,7 @@ def test_leftovers_of_a_killed_run_are_recovered_or_removed(cli_run, model, clip
 
 
 def test_stage_times_constant_memory():
-    from edge_dfd.live import StageTimes
+    from edge_dfd.video import StageTimes
 
     st = StageTimes(size=1000)
     for i in range(20000):

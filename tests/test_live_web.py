@@ -1,4 +1,4 @@
-"""The web view of ``edge-dfd live --serve`` (edge_dfd.live.web): parsing --serve, the routes, the MJPEG stream,
+"""The web view of ``edge-dfd live --serve`` (edge_dfd.video.web): parsing --serve, the routes, the MJPEG stream,
 Server-Sent Events, the client limit, a stalled client and a busy port. Servers bind 127.0.0.1 port 0."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_dfd.errors import EdgeDFDError
-from edge_dfd.live import web, web_guard
-from edge_dfd.live.web import LiveServer, parse_serve
+from edge_dfd.core.errors import EdgeDFDError
+from edge_dfd.video import web, web_guard
+from edge_dfd.video.web import LiveServer, parse_serve
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -404,7 +404,7 @@ def test_wrong_tokens_slow_down(monkeypatch):
 
 
 def test_read_token_file(tmp_path):
-    from edge_dfd.live.web import read_token_file
+    from edge_dfd.video.web import read_token_file
 
     good = tmp_path / "token"
     good.write_text("  0123456789abcdef0123456789abcdef\n")
@@ -441,7 +441,7 @@ def openssl_cert(folder, name="pi", days=30):
 def test_https(tmp_path):
     import ssl
 
-    from edge_dfd.live.web import tls_context
+    from edge_dfd.video.web import tls_context
 
     cert, key = openssl_cert(tmp_path)
     other_cert, other_key = openssl_cert(tmp_path, "other")

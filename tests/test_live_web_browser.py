@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_dfd.live.web import LiveServer
+from edge_dfd.video.web import LiveServer
 
 CHROMIUM = shutil.which("chromium")
 needs_chromium = pytest.mark.skipif(

@@ -1,4 +1,4 @@
-"""edge_dfd.metrics in numpy: ROC AUC, AP, EER, ROC curve, per-class report, balanced accuracy and the threshold
+"""edge_dfd.core.metrics in numpy: ROC AUC, AP, EER, ROC curve, per-class report, balanced accuracy and the threshold
 choice against reference values (hand-computed, or computed once with scikit-learn 1.9.1 and hard-coded here:
 scikit-learn is not a dependency)."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_dfd.metrics import (
+from edge_dfd.core.metrics import (
     average_precision,
     binary_report,
     choose_threshold,

@@ -1,4 +1,4 @@
-"""edge_dfd.models: the study's CNN exactly, scaling per arch, every arch builds, weights handling."""
+"""edge_dfd.modelling.models: the study's CNN exactly, scaling per arch, every arch builds, weights handling."""
 
 import numpy as np
 import pytest
@@ -6,8 +6,8 @@ import pytest
 pytest.importorskip("keras")
 import keras  # noqa: E402
 
-from edge_dfd.errors import EdgeDFDError, ModelError  # noqa: E402
-from edge_dfd.models import ARCHS, SCALING, build_model  # noqa: E402
+from edge_dfd.core.errors import EdgeDFDError, ModelError  # noqa: E402
+from edge_dfd.modelling.models import ARCHS, SCALING, build_model  # noqa: E402
 
 OWN_ARCHS = ("cnn", "xception", "inception_resnet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0")
 

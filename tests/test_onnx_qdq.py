@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from runtime_models import build_tiny_models, train_images
 
-from edge_dfd import machine
-from edge_dfd.errors import ModelError
+from edge_dfd.core import machine
+from edge_dfd.core.errors import ModelError
 from edge_dfd.runtime import load_model
 
 

@@ -1,4 +1,4 @@
-"""edge_dfd.perturb (bench --robustness rows) and edge_dfd.train.augment (the training views): real pixel
+"""edge_dfd.images.perturb (bench --robustness rows) and edge_dfd.train.augment (the training views): real pixel
 checks on synthetic images - sizes, where the face ends up, what the border and compression do."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_dfd import perturb as P
+from edge_dfd.images import perturb as P
 from edge_dfd.train import augment as A
 
 

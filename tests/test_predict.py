@@ -10,7 +10,7 @@ import pytest
 from runtime_models import build_tiny_models
 from synth import synth_face, write_jpeg
 
-from edge_dfd.predict import collect_inputs
+from edge_dfd.runtime.predict import collect_inputs
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +60,8 @@ def test_predict_json_glob_missing_and_jsonl(models, folder, tmp_path, cli_run):
 
 
 def test_predict_csv_matches_runtime(models, tiny140k, cli_run):
-    from edge_dfd.data import load_split
-    from edge_dfd.preprocess import load_image
+    from edge_dfd.images.data import load_split
+    from edge_dfd.images.preprocess import load_image
     from edge_dfd.runtime import load_model
 
     code, stdout, stderr = cli_run("predict", "-m", models["tflite-fp32"], tiny140k / "test.csv", "--json")
@@ -78,8 +78,8 @@ def test_predict_csv_matches_runtime(models, tiny140k, cli_run):
 
 
 def test_vanishing_file_is_skipped(models, folder, monkeypatch):
-    from edge_dfd import predict as pred
     from edge_dfd.runtime import load_model
+    from edge_dfd.runtime import predict as pred
 
     items, _ = collect_inputs([folder])
     victim = next(i.path for i in items if i.path.endswith("real0.jpg"))

@@ -1,4 +1,4 @@
-"""Progress on stderr (edge_dfd.progress) and accuracy on a sample (--sample, Wilson interval).
+"""Progress on stderr (edge_dfd.core.progress) and accuracy on a sample (--sample, Wilson interval).
 
 - A bar with rate and ETA when stderr is a terminal (a real pseudo-terminal here), nothing but log lines when
   stderr is a pipe, at most one plain line every PLAIN_INTERVAL s in plain mode, nothing with --quiet.
@@ -27,11 +27,11 @@ from runtime_models import build_tiny_models
 from synth import synth_face, write_jpeg
 from test_runtime import no_tf_env
 
-from edge_dfd import progress
-from edge_dfd.data import load_split
-from edge_dfd.errors import UsageError
-from edge_dfd.evaluate import sample_records
-from edge_dfd.metrics import wilson_interval
+from edge_dfd.bench.evaluate import sample_records
+from edge_dfd.core import progress
+from edge_dfd.core.errors import UsageError
+from edge_dfd.core.metrics import wilson_interval
+from edge_dfd.images.data import load_split
 
 BAR = re.compile(r"\d+%\|")  # tqdm's "  40%|████" (never in a plain line or a log line)
 FAST = ("--runs", "20", "--warmup", "2")
@@ -356,7 +356,7 @@ def test_convert_shows_calibration_and_verification(tmp_path, clock, monkeypatch
     from synth import make_140k
     from test_convert import SIZE, tiny_model
 
-    from edge_dfd.convert import convert_model
+    from edge_dfd.export.convert import convert_model
 
     root = make_140k(tmp_path / "data", counts={"train": 1, "valid": 10, "test": 1}, size=SIZE)
     path = tmp_path / "tiny.keras"

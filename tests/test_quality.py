@@ -75,7 +75,7 @@ def test_run_approach_chooses_on_valid_and_reports_every_split(monkeypatch):
 
 def test_ci_and_markdown():
     assert q._ci(0.8, 150) == "±6.4"
-    from edge_dfd.backbones import TAPS
+    from edge_dfd.modelling.backbones import TAPS
 
     r = {"approach": "a", "crops": ["whole", "q_tl", "q_tr", "q_bl", "q_br"], "valid_objective": 0.9, "C": 0.1,
          "balance_sets": True, "threshold": 0.5, "archs": {"mobilenet_v2": list(TAPS["mobilenet_v2"])},

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_dfd.meta import ModelMeta
+from edge_dfd.core.meta import ModelMeta
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +62,7 @@ def test_card_numbers_come_from_the_json():
 
 def test_card_cli_writes_from_files(tmp_path):
     pytest.importorskip("keras")
-    from edge_dfd.meta import write_meta
+    from edge_dfd.core.meta import write_meta
     from tools.model_card import main
 
     model = tmp_path / "m.keras"

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from runtime_models import SIZE, build_tiny_models, train_images
 
-from edge_dfd.errors import ModelError
-from edge_dfd.formats import FORMATS
+from edge_dfd.core.errors import ModelError
+from edge_dfd.core.formats import FORMATS
 from edge_dfd.runtime import load_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,7 +138,7 @@ def test_unknown_suffix_and_missing_file(tmp_path):
 
 
 def test_default_model_missing_is_clear(tmp_path, monkeypatch):
-    from edge_dfd import zoo
+    from edge_dfd.runtime import zoo
 
     monkeypatch.setattr(zoo, "DEFAULT_DIR", tmp_path)
     monkeypatch.delenv("EDGE_DFD_DEFAULT_MODEL_DIR", raising=False)
@@ -147,7 +147,7 @@ def test_default_model_missing_is_clear(tmp_path, monkeypatch):
 
 
 def test_default_model_loads_from_zoo(tmp_path, monkeypatch, models):
-    from edge_dfd import zoo
+    from edge_dfd.runtime import zoo
 
     (tmp_path / "detector_fp32.tflite").write_bytes(models["tflite-fp32"].read_bytes())
     monkeypatch.setattr(zoo, "DEFAULT_DIR", tmp_path)

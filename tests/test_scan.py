@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from test_live import StubBackend, background, cartoon_face, make_video, tiny_onnx
 
-from edge_dfd.scan import collect_videos, iter_frames, logit_mean, sample_plan, scan_video
+from edge_dfd.video.scan import collect_videos, iter_frames, logit_mean, sample_plan, scan_video
 
 FACE = 160
 
@@ -262,7 +262,7 @@ def test_inputs_matching_nothing(cli_run, model, videos, tmp_path):
 
 @pytest.mark.parametrize("existing", [False, True])
 def test_interrupted_run_leaves_no_partial_output(cli_run, model, videos, tmp_path, monkeypatch, existing):
-    from edge_dfd.live.pipeline import LivePipeline
+    from edge_dfd.video.pipeline import LivePipeline
 
     out = tmp_path / "res" / "scan.csv"
     out.parent.mkdir()
@@ -307,6 +307,6 @@ def test_scan_onnx_never_imports_tensorflow(model, videos):
 
 
 def _haar():
-    from edge_dfd.faces import make_detector
+    from edge_dfd.images.faces import make_detector
 
     return make_detector("haar")

@@ -64,10 +64,10 @@ def test_modules_import_without_the_removed_packages(tmp_path):
                 print("BLOCKER FAILED", name); sys.exit(1)
             except ImportError:
                 pass
-        import edge_dfd.metrics, edge_dfd.report, edge_dfd.evaluate, edge_dfd.bench, edge_dfd.predict
-        import edge_dfd.live, edge_dfd.machine, edge_dfd.zoo, edge_dfd.cli.evaluate, edge_dfd.cli.bench
-        from edge_dfd.machine import machine_facts
-        from edge_dfd.metrics import binary_report
+        import edge_dfd.core.metrics, edge_dfd.core.report, edge_dfd.bench.evaluate, edge_dfd.bench, edge_dfd.runtime.predict
+        import edge_dfd.video, edge_dfd.core.machine, edge_dfd.runtime.zoo, edge_dfd.cli.evaluate, edge_dfd.cli.bench
+        from edge_dfd.core.machine import machine_facts
+        from edge_dfd.core.metrics import binary_report
         rep = binary_report([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], 0.5)
         m = machine_facts()
         print(json.dumps({"auc": rep["auc"], "ap": rep["ap"], "eer": rep["eer"], "mem": m["memory_gb"],
@@ -96,7 +96,7 @@ def _video(path: Path, frames: int = 4) -> Path:
 
 @pytest.mark.parametrize("fmt", ["tflite-int8", "onnx"])
 def test_predict_evaluate_bench_live_without_the_removed_packages(models, tiny140k, tmp_path, fmt):
-    from edge_dfd.evaluate import evaluate
+    from edge_dfd.bench.evaluate import evaluate
     from edge_dfd.runtime import load_model
 
     env = slim_env(tmp_path)
@@ -120,7 +120,7 @@ def test_predict_evaluate_bench_live_without_the_removed_packages(models, tiny14
     proc = run_cli(env, "predict", *imgs, "--model", model, "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = json.loads(proc.stdout)["results"]
-    from edge_dfd.preprocess import load_image
+    from edge_dfd.images.preprocess import load_image
 
     det = load_model(model)
     want = det.predict(np.stack([load_image(p, det.input_size) for p in imgs]))
@@ -144,8 +144,8 @@ def test_predict_evaluate_bench_live_without_the_removed_packages(models, tiny14
 
 
 def test_plot_functions_note_once_without_matplotlib(tmp_path, monkeypatch, capsys):
-    from edge_dfd import report
     from edge_dfd.bench import BenchResult, plot_pareto
+    from edge_dfd.core import report
 
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.delitem(sys.modules, name)
@@ -167,12 +167,12 @@ def test_plot_functions_note_once_without_matplotlib(tmp_path, monkeypatch, caps
 
 
 def test_pyproject_leaves_out_exactly_the_training_only_and_source_only_files():
-    """pyproject's exclude-package-data, edge_dfd.zoo.SOURCE_ONLY and the shipped manifest's "in_wheel" marks
+    """pyproject's exclude-package-data, edge_dfd.runtime.zoo.SOURCE_ONLY and the shipped manifest's "in_wheel" marks
     name the same files."""
     import tomllib
 
-    from edge_dfd import zoo
-    from edge_dfd.formats import FORMATS
+    from edge_dfd.core.formats import FORMATS
+    from edge_dfd.runtime import zoo
 
     excluded = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["exclude-package-data"]
     want = {"assets/weights/*"} | {f"assets/default/{FORMATS[n].filename(zoo.STEM)}" for n in zoo.SOURCE_ONLY}
@@ -215,8 +215,8 @@ def wheel(tmp_path_factory):
 def test_the_wheel_ships_the_runtime_models_only_and_stays_under_80_mb(wheel):
     import zipfile
 
-    from edge_dfd import zoo
-    from edge_dfd.formats import FORMATS
+    from edge_dfd.core.formats import FORMATS
+    from edge_dfd.runtime import zoo
 
     assert wheel.stat().st_size < 80e6, wheel.stat().st_size
     with zipfile.ZipFile(wheel) as z:
@@ -248,7 +248,7 @@ def test_the_wheel_ships_the_runtime_models_only_and_stays_under_80_mb(wheel):
 @pytest.fixture
 def wheel_like_bundle(tmp_path, monkeypatch):
     """The default bundle as a wheel install has it: a manifest listing every file, the SOURCE_ONLY ones absent."""
-    from edge_dfd import zoo
+    from edge_dfd.runtime import zoo
 
     d = tmp_path / "installed_default"
     d.mkdir()
@@ -263,8 +263,8 @@ def wheel_like_bundle(tmp_path, monkeypatch):
 
 
 def test_left_out_files_are_a_one_line_pointer_to_a_source_checkout(wheel_like_bundle, cli_run):
-    from edge_dfd import zoo
-    from edge_dfd.errors import ModelError
+    from edge_dfd.core.errors import ModelError
+    from edge_dfd.runtime import zoo
 
     man = zoo.read_manifest(wheel_like_bundle)
     assert man["files"]["keras"]["in_wheel"] is False and "in_wheel" not in man["files"]["tflite-fp32"]
@@ -284,7 +284,7 @@ def test_left_out_files_are_a_one_line_pointer_to_a_source_checkout(wheel_like_b
 
 
 def test_zoo_check_skips_left_out_files_but_not_missing_ones(wheel_like_bundle):
-    cmd = [sys.executable, "-m", "edge_dfd.zoo", "--check", str(wheel_like_bundle)]
+    cmd = [sys.executable, "-m", "edge_dfd.runtime.zoo", "--check", str(wheel_like_bundle)]
     ok = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
     assert ok.returncode == 0, ok.stderr
     assert "2 file(s) match manifest.json" in ok.stdout
@@ -308,8 +308,8 @@ def test_hostile_and_exotic_images_without_pillow_match_with_pillow(monkeypatch)
     ImageError with the expected reason (bombs refused from the header, before decoding)."""
     from hostile import image_corpus
 
-    from edge_dfd.errors import ImageError
-    from edge_dfd.preprocess import decode_image
+    from edge_dfd.core.errors import ImageError
+    from edge_dfd.images.preprocess import decode_image
 
     corpus = image_corpus()  # Pillow writes some of the items
 
@@ -347,7 +347,7 @@ def _encoded(fmt: str, w: int, h: int, **kw) -> bytes:
                                      ("JPEG", {"exif": b"Exif\x00\x00" + bytes(64), "icc_profile": bytes(300)}),
                                      ("BMP", {}), ("GIF", {}), ("WEBP", {}), ("WEBP", {"lossless": True})])
 def test_header_size_agrees_with_pillow_and_never_raises(fmt, kw):
-    from edge_dfd.preprocess import _header_size
+    from edge_dfd.images.preprocess import _header_size
 
     for w, h in ((37, 53), (300, 7), (1, 1)):
         data = _encoded(fmt, w, h, **kw)
@@ -365,8 +365,8 @@ def test_header_size_agrees_with_pillow_and_never_raises(fmt, kw):
 def test_pixel_limit_without_pillow_is_read_from_the_header(monkeypatch):
     from hostile import png_header_only
 
-    from edge_dfd.errors import ImageError
-    from edge_dfd.preprocess import MAX_PIXELS, decode_image
+    from edge_dfd.core.errors import ImageError
+    from edge_dfd.images.preprocess import MAX_PIXELS, decode_image
 
     jpeg = bytearray(_encoded("JPEG", 16, 16))
     sof = jpeg.index(b"\xff\xc0")
@@ -382,7 +382,7 @@ def test_header_size_never_raises_on_damaged_headers():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from edge_dfd.preprocess import _header_size
+    from edge_dfd.images.preprocess import _header_size
 
     @settings(max_examples=400, deadline=None, derandomize=True)
     @given(st.sampled_from([b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR", b"GIF89a", b"BM", b"\xff\xd8", b"\xff\xd8\xff",
@@ -395,8 +395,8 @@ def test_header_size_never_raises_on_damaged_headers():
 
 
 def test_missing_imagenet_weights_say_where_they_are(tmp_path, monkeypatch):
-    from edge_dfd import backbones
-    from edge_dfd.errors import ModelError
+    from edge_dfd.core.errors import ModelError
+    from edge_dfd.modelling import backbones
 
     monkeypatch.setattr(backbones, "WEIGHTS_DIR", tmp_path)  # a wheel install: assets/weights/ left out
     with pytest.raises(ModelError, match=r"not in this install .*source checkout.*tools\.port_weights --arch mobilenet_v2"):

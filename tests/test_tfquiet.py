@@ -1,4 +1,4 @@
-"""TensorFlow's (and LiteRT's) start-up log lines are off by default (edge_dfd.tfquiet); EDGE_DFD_DEBUG=1 brings
+"""TensorFlow's (and LiteRT's) start-up log lines are off by default (edge_dfd.core.tfquiet); EDGE_DFD_DEBUG=1 brings
 them back. Each case runs in a fresh interpreter: the lines are printed once, while the libraries load."""
 
 import os
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from edge_dfd.tfquiet import TF_NOISE, filtered_stderr
+from edge_dfd.core.tfquiet import TF_NOISE, filtered_stderr
 
 
 def _python(code: str, **env) -> str:

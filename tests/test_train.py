@@ -16,8 +16,8 @@ from synth import IMAGES_SUBDIR, make_140k
 
 pytest.importorskip("tensorflow")
 
-from edge_dfd import data  # noqa: E402
-from edge_dfd.meta import read_meta  # noqa: E402
+from edge_dfd.core.meta import read_meta  # noqa: E402
+from edge_dfd.images import data  # noqa: E402
 from edge_dfd.train import SkipLog, TrainConfig, make_dataset, read_history  # noqa: E402
 
 RUN_FILES = ("model.keras", "history.csv", "curves.png", "confusion_matrix.png", "report.json", "report.txt",
@@ -74,8 +74,8 @@ def test_report_reproduced_from_saved_model(trained):
     """The saved model + preprocess + metadata threshold reproduce the test report exactly."""
     import keras
 
-    from edge_dfd.metrics import binary_report
-    from edge_dfd.preprocess import load_image
+    from edge_dfd.core.metrics import binary_report
+    from edge_dfd.images.preprocess import load_image
 
     run, ds = trained["run"], trained["ds"]
     meta = read_meta(run / "model.keras")
@@ -122,7 +122,7 @@ def test_unreadable_image_skipped_and_reported(trained):
 
 
 def test_pipeline_matches_preprocess_and_augments(tiny140k):
-    from edge_dfd.preprocess import load_image
+    from edge_dfd.images.preprocess import load_image
 
     recs = data.load_split(tiny140k, "valid")[:6]
     cfg = TrainConfig(data=str(tiny140k), out="unused", img_size=32, batch_size=3, seed=1)

@@ -16,8 +16,8 @@ from synth import IMAGES_SUBDIR, make_140k
 
 pytest.importorskip("tensorflow")
 
-from edge_dfd import data  # noqa: E402
-from edge_dfd.meta import read_meta  # noqa: E402
+from edge_dfd.core.meta import read_meta  # noqa: E402
+from edge_dfd.images import data  # noqa: E402
 from edge_dfd.train import SkipLog, read_history  # noqa: E402
 
 SIZE = 32  # efficientnet_lite0's smallest input: tiny and fast
@@ -72,9 +72,9 @@ def test_deploy_run_folder_metadata_and_skips(deploy_run):
 
 def test_deploy_model_reproduces_its_test_report(deploy_run):
     """The saved model + load_image + the metadata threshold give the run's test report (the crop is live's)."""
-    from edge_dfd.kerasio import load_keras
-    from edge_dfd.metrics import binary_report
-    from edge_dfd.preprocess import load_image
+    from edge_dfd.core.metrics import binary_report
+    from edge_dfd.images.preprocess import load_image
+    from edge_dfd.modelling.kerasio import load_keras
 
     run = deploy_run["run"]
     meta = read_meta(run / "model.keras")
@@ -118,8 +118,8 @@ def test_draws_are_deterministic_and_sets_alternate(tiny140k, tmp_path):
 
 
 def test_eval_dataset_is_clean_then_perturbed(tiny140k):
-    from edge_dfd.perturb import PERTURBATIONS, perturb
-    from edge_dfd.preprocess import decode_image, load_image, resize_square
+    from edge_dfd.images.perturb import PERTURBATIONS, perturb
+    from edge_dfd.images.preprocess import decode_image, load_image, resize_square
     from edge_dfd.train.deploy import eval_dataset
 
     recs = data.load_split(tiny140k, "valid")[:5]
@@ -135,7 +135,7 @@ def test_eval_dataset_is_clean_then_perturbed(tiny140k):
 
 
 def test_box_cache_reused_and_full_disk_leaves_only_whole_parts(tiny140k, tmp_path, monkeypatch):
-    from edge_dfd.errors import EdgeDFDError
+    from edge_dfd.core.errors import EdgeDFDError
     from edge_dfd.train import boxes as B
 
     monkeypatch.setattr(B, "PART", 8)
@@ -174,7 +174,7 @@ def test_box_cache_reused_and_full_disk_leaves_only_whole_parts(tiny140k, tmp_pa
 
 
 def _tiny_model(path: Path, size: int, crops=("whole",)):
-    from edge_dfd.backbones import multicrop_model
+    from edge_dfd.modelling.backbones import multicrop_model
 
     m = multicrop_model("efficientnet_lite0", input_size=size, view_size=size, crops=crops, weights=None)
     m.save(path)
@@ -198,8 +198,8 @@ def test_init_path_mismatch_is_one_line(cli_run, tiny140k, tmp_path):
 
 
 def test_init_default_is_the_bundled_detector():
-    from edge_dfd import zoo
-    from edge_dfd.kerasio import load_keras
+    from edge_dfd.modelling.kerasio import load_keras
+    from edge_dfd.runtime import zoo
     from edge_dfd.train.deploy import build_model
 
     model = build_model("efficientnet_lite0", 224, "default")

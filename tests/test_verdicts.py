@@ -1,12 +1,12 @@
-"""edge_dfd.verdicts (the one verdict rule, agreement, threshold selection, proportion interval) and edge_dfd.util."""
+"""edge_dfd.core.verdicts (the one verdict rule, agreement, threshold selection, proportion interval) and edge_dfd.core.util."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from edge_dfd import verdicts
-from edge_dfd.util import did_you_mean, first_line
+from edge_dfd.core import verdicts
+from edge_dfd.core.util import did_you_mean, first_line
 
 
 def test_the_rule_is_p_at_or_above_the_threshold():
@@ -22,8 +22,8 @@ def test_agreement_each_score_at_its_own_threshold():
 
 
 def test_one_interval_function_behind_both_old_names():
-    from edge_dfd.convert import binomial_ci
-    from edge_dfd.metrics import wilson_interval
+    from edge_dfd.core.metrics import wilson_interval
+    from edge_dfd.export.convert import binomial_ci
 
     assert verdicts.proportion_ci(90, 100) == wilson_interval(90, 100)
     assert verdicts.proportion_ci(90, 100, method="exact") == binomial_ci(90, 100)
@@ -36,7 +36,8 @@ def test_one_interval_function_behind_both_old_names():
 
 
 def test_threshold_selection_reexported_from_the_old_modules():
-    from edge_dfd import convert, metrics
+    from edge_dfd.core import metrics
+    from edge_dfd.export import convert
 
     assert metrics.choose_threshold is verdicts.choose_threshold
     assert convert.matched_threshold is verdicts.matched_threshold and convert.sign_test_p is verdicts.sign_test_p
@@ -50,8 +51,8 @@ def test_util_first_line_and_did_you_mean():
 
 
 def test_unknown_model_suffix_is_one_line_naming_the_accepted_suffixes(tmp_path):
-    from edge_dfd.errors import ModelError
-    from edge_dfd.formats import runtime_of_file
+    from edge_dfd.core.errors import ModelError
+    from edge_dfd.core.formats import runtime_of_file
 
     assert runtime_of_file("a/b_int8.tflite") == "tflite" and runtime_of_file("m.ONNX") == "onnx"
     with pytest.raises(ModelError, match=r"m\.pt: unknown model type '\.pt' \(expected \.keras, \.tflite, \.onnx\)"):
@@ -61,7 +62,7 @@ def test_unknown_model_suffix_is_one_line_naming_the_accepted_suffixes(tmp_path)
 def test_paired_accuracy_diff_newcombe_interval_counts_and_coverage():
     import numpy as np
 
-    from edge_dfd.verdicts import paired_accuracy_diff
+    from edge_dfd.core.verdicts import paired_accuracy_diff
 
     r = paired_accuracy_diff([1] * 17 + [0] * 3, [1] * 12 + [0] * 5 + [1] * 2 + [0])
     assert (r["n"], r["a_only"], r["b_only"]) == (20, 5, 2)
@@ -86,8 +87,8 @@ def test_paired_auc_diff_matches_delong_p_and_needs_both_classes():
 
     import numpy as np
 
-    from edge_dfd.gate import delong_p
-    from edge_dfd.verdicts import paired_auc_diff
+    from edge_dfd.core.verdicts import paired_auc_diff
+    from edge_dfd.export.gate import delong_p
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 300)

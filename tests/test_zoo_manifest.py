@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from edge_dfd import zoo
-from edge_dfd.errors import ModelError
+from edge_dfd.core.errors import ModelError
+from edge_dfd.runtime import zoo
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_manifest_lists_every_file_with_hash_and_size(bundle):
 
 
 def test_intact_files_pass_and_are_hashed_once(bundle, monkeypatch):
-    from edge_dfd import fsutil
+    from edge_dfd.core import fsutil
 
     calls = []
     real = fsutil.sha256_file
@@ -96,7 +96,7 @@ def test_damaged_manifest_is_an_error_and_regenerates(bundle):
 
 def test_write_manifest_command_and_check(bundle):
     (bundle / "detector_int8.tflite").write_bytes(b"replaced model")
-    cmd = [sys.executable, "-m", "edge_dfd.zoo"]
+    cmd = [sys.executable, "-m", "edge_dfd.runtime.zoo"]
     bad = subprocess.run(cmd + [str(bundle)], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "detector_int8.tflite" in bad.stderr and "Traceback" not in bad.stderr
     ok = subprocess.run(cmd + ["--write-manifest", "--version", "v2", str(bundle)], capture_output=True, text=True,
@@ -108,7 +108,7 @@ def test_write_manifest_command_and_check(bundle):
 
 
 def test_the_shipped_bundle_matches_its_manifest():
-    """Fails when the bundled files were replaced without `python -m edge_dfd.zoo --write-manifest`."""
+    """Fails when the bundled files were replaced without `python -m edge_dfd.runtime.zoo --write-manifest`."""
     man = zoo.read_manifest(zoo.DEFAULT_DIR)
     assert man is not None, "edge_dfd/assets/default/manifest.json is missing"
     present = {n for n, f in zoo.FORMATS.items() if (zoo.DEFAULT_DIR / f.filename(zoo.STEM)).is_file()}

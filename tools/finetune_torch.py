@@ -5,7 +5,7 @@ already mirrors edge-dfd's Keras backbones layer for layer (verified to 1e-5), s
 ports back weight-for-weight with ``tools/port_weights.keras_weights`` (see ``benchmarks/quality.py
 finetuned``). TensorFlow is not needed here, which lets the run go to any CUDA machine with torch.
 
-The detector is exactly ``edge_dfd.backbones.multicrop_model``: raw 256 px pixels -> whole face + four
+The detector is exactly ``edge_dfd.modelling.backbones.multicrop_model``: raw 256 px pixels -> whole face + four
 quadrants, each resized to 224 (bilinear, half-pixel, no antialias = Keras ``Resizing``) -> shared
 backbone(s) -> global-average-pooled taps -> fixed per-feature standardisation (computed once on the
 training set with the ImageNet weights) -> one shared linear layer -> mean logit over views -> sigmoid.
@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import common
-from edge_dfd.backbones import CROPS, DEFAULT_CROPS, TAPS, normalization
-from edge_dfd.preprocess import load_image
-from edge_dfd.util import read_csv_rows
+from edge_dfd.core.util import read_csv_rows
+from edge_dfd.images.preprocess import load_image
+from edge_dfd.modelling.backbones import CROPS, DEFAULT_CROPS, TAPS, normalization
 
 SETS = {name: folder.name for name, folder in common.SETS.items()}  # under --data
 PTH = {"mobilenet_v2": "mobilenet_v2-b0353104.pth", "efficientnet_lite0": "efficientnet-lite0-57934424.pth"}
@@ -95,7 +95,7 @@ def build(torch, archs, pth_dir: Path | None):
 
         @staticmethod
         def _channels(a):
-            from edge_dfd.backbones import TAP_CHANNELS
+            from edge_dfd.modelling.backbones import TAP_CHANNELS
 
             return TAP_CHANNELS[a]
 
@@ -134,7 +134,7 @@ def build(torch, archs, pth_dir: Path | None):
 
 
 def scores(y, p, t):
-    from edge_dfd.metrics import binary_report
+    from edge_dfd.core.metrics import binary_report
 
     r = binary_report(y, p, t)
     return {k: float(r[k]) for k in ("accuracy", "auc", "ap", "eer")}
@@ -154,7 +154,7 @@ def evaluate(torch, model, data, device, bs=64):
             out[key] = (np.concatenate(ps), y)
     yv = np.concatenate([out[(s, "valid")][1] for s in SETS])
     pv = np.concatenate([out[(s, "valid")][0] for s in SETS])
-    from edge_dfd.metrics import choose_threshold
+    from edge_dfd.core.metrics import choose_threshold
 
     t = float(choose_threshold(yv, pv))
     res = {"threshold": t}

@@ -125,8 +125,8 @@ def main(argv=None) -> int:
     ap.add_argument("--evaluate", action="append", default=[], metavar="NAME=REPORT.json")
     ap.add_argument("--out", type=Path, default=None, help="MODEL_CARD.md to write (default: stdout)")
     args = ap.parse_args(argv)
-    from edge_dfd.fsutil import atomic_write_text
-    from edge_dfd.meta import read_meta
+    from edge_dfd.core.fsutil import atomic_write_text
+    from edge_dfd.core.meta import read_meta
 
     if not args.model.is_file():
         raise SystemExit(f"error: {args.model}: model file not found")

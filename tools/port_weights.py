@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_dfd import tfquiet
-from edge_dfd.backbones import LITE0_SETTINGS, MBV2_SETTINGS, WEIGHTS_DIR, full_backbone
-from edge_dfd.util import read_csv_rows
+from edge_dfd.core import tfquiet
+from edge_dfd.core.util import read_csv_rows
+from edge_dfd.modelling.backbones import LITE0_SETTINGS, MBV2_SETTINGS, WEIGHTS_DIR, full_backbone
 
 tfquiet.install()  # before TensorFlow's import (backbones imports it lazily); EDGE_DFD_DEBUG=1 keeps its log
 
@@ -116,8 +116,8 @@ def verify(arch: str, pth: bytes, data_dir: Path, n: int = 32) -> dict:
 
     import torch
 
-    from edge_dfd.backbones import TAPS, build_backbone, normalization
-    from edge_dfd.preprocess import load_image
+    from edge_dfd.images.preprocess import load_image
+    from edge_dfd.modelling.backbones import TAPS, build_backbone, normalization
     from tools.torch_reference import load_reference
 
     rows = read_csv_rows(data_dir / "test.csv", limit=n)

@@ -22,9 +22,9 @@ PI4_XNNPACK_MS = {"fp32": 46.0, "int8": 17.0}
 
 def calib_mix_dir(data: list[str]) -> Path:
     """A temporary 140k-layout folder whose valid split is every data set's valid images (copies, not links:
-    edge_dfd.data refuses paths that leave the data set), so int8 calibration and verification see every
+    edge_dfd.images.data refuses paths that leave the data set), so int8 calibration and verification see every
     resolution."""
-    from edge_dfd.data import load_split
+    from edge_dfd.images.data import load_split
 
     root = Path(tempfile.gettempdir()) / ("edge_dfd_calib_" + "_".join(Path(d).name for d in data))
     if (root / "valid.csv").is_file():
@@ -62,8 +62,8 @@ def backbone_ms(threads: int = 2, arch: str = "mobilenet_v2") -> dict:
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
 
-    from edge_dfd.backbones import build_backbone
     from edge_dfd.bench import latency_ms
+    from edge_dfd.modelling.backbones import build_backbone
 
     rng = np.random.default_rng(0)
     rep = [rng.integers(0, 256, (1, 224, 224, 3)).astype(np.float32) for _ in range(8)]

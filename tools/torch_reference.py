@@ -6,7 +6,7 @@
   TF-style 'same' padding, ReLU6, no squeeze-excite.
 
 Both return the head feature map (N, 1280, H, W) from ``features(x)`` for NCHW input normalised like the
-original training (see ``edge_dfd.backbones.normalization``).
+original training (see ``edge_dfd.modelling.backbones.normalization``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edge_dfd.backbones import LITE0_SETTINGS, MBV2_SETTINGS
+from edge_dfd.modelling.backbones import LITE0_SETTINGS, MBV2_SETTINGS
 
 
 def _cbr(cin, cout, k, s, groups=1, eps=1e-5):

@@ -15,11 +15,11 @@ Timings (``time.perf_counter``):
   load_ms             building the backend (file read, interpreter / session creation)
   first_inference_ms  the first predict() on one image after loading
   latency_ms_p50/90/99  batch-1 predict() (model only: quantise, invoke, dequantise), after ``warmup`` runs
-  preprocess_ms       decode + centre-crop + resize of one image (edge_dfd.preprocess), sequential
+  preprocess_ms       decode + centre-crop + resize of one image (edge_dfd.images.preprocess), sequential
   images_per_s        end to end over the split: threaded decode overlapped with batched inference
   (the accuracy pass, after the latency loop: accuracy never runs while latency is timed)
-Accuracy comes from ``edge_dfd.evaluate.score_records``, the function ``edge-dfd evaluate`` uses, on ``--data``
-or the bundled evaluation sample (``edge_dfd.zoo.eval_sample``); the worker returns P(fake) per image and the
+Accuracy comes from ``edge_dfd.bench.evaluate.score_records``, the function ``edge-dfd evaluate`` uses, on ``--data``
+or the bundled evaluation sample (``edge_dfd.runtime.zoo.eval_sample``); the worker returns P(fake) per image and the
 parent computes the metrics, their 95 % intervals and the paired differences (``accuracy``).
 """
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_dfd.metrics import binary_report
-from edge_dfd.verdicts import (
+from edge_dfd.core.metrics import binary_report
+from edge_dfd.core.verdicts import (
     auc_ci,
     balanced_accuracy_ci,
     is_fake,
@@ -57,7 +57,7 @@ def paired_fields(y: np.ndarray, p_ref: np.ndarray, t_ref: float, p: np.ndarray,
 
 def by_set(y: np.ndarray, p: np.ndarray, threshold: float, sets: list[str]) -> dict:
     """{set: {"n", "accuracy", "auc"}} over the images of each set (the bundled sample's two sets)."""
-    from edge_dfd.metrics import roc_auc
+    from edge_dfd.core.metrics import roc_auc
 
     out = {}
     s = np.asarray(sets)

@@ -1,6 +1,6 @@
 """``edge-dfd bench --escalate MODEL``: the cascade's speed / accuracy curve as an extra pass after the
 per-format pass. The first model is one file of the bench's first MODEL (``pick_first``), the second the
-``--escalate`` model; ``edge_dfd.cascade.cascade_curve`` then MEASURES, on the same labelled images as the
+``--escalate`` model; ``edge_dfd.bench.curve.cascade_curve`` then MEASURES, on the same labelled images as the
 accuracy pass, the first model alone, the second alone and the cascade at each fraction (one face per call,
 interleaved face by face), in this process.
 
@@ -10,7 +10,7 @@ before anything is measured."""
 
 from __future__ import annotations
 
-from edge_dfd.errors import EdgeDFDError, ModelError
+from edge_dfd.core.errors import EdgeDFDError, ModelError
 
 __all__ = ["FIRST_FORMAT", "check_second", "curve_fractions", "curve_lines", "measure_curve", "pick_first",
            "prepare"]
@@ -62,7 +62,7 @@ def prepare(target, escalate: str, fraction: float, calib_data, threads: int, pr
 def measure_curve(cascade, target, escalate: str, records, sets, fractions, log) -> dict:
     """The measured curve (``cascade_curve``) as bench.json's ``cascade`` block; an error while measuring it
     becomes ``{"error": ...}`` (the per-format rows are kept and written)."""
-    from edge_dfd.cascade import cascade_curve
+    from edge_dfd.bench.curve import cascade_curve
 
     try:
         res = cascade_curve(cascade, records, fractions=fractions, batch_size=1, log=log, groups=sets)

@@ -22,17 +22,17 @@ from edge_dfd.bench.result import (
     BenchRow,
 )
 from edge_dfd.bench.targets import Target, group_targets, have_tensorflow
-from edge_dfd.errors import EdgeDFDError
-from edge_dfd.formats import parse_formats
-from edge_dfd.fsutil import ensure_writable_dir
-from edge_dfd.verdicts import agreement
+from edge_dfd.core.errors import EdgeDFDError
+from edge_dfd.core.formats import parse_formats
+from edge_dfd.core.fsutil import ensure_writable_dir
+from edge_dfd.core.verdicts import agreement
 
 __all__ = ["default_probe_inputs", "have_tensorflow", "run_bench"]
 
 
 def default_probe_inputs(size: int, n: int = PROBE_N) -> np.ndarray:
     """Deterministic generated inputs shared with the converter's verification (no TensorFlow needed)."""
-    from edge_dfd.convert import probe_inputs
+    from edge_dfd.export.convert import probe_inputs
 
     return probe_inputs(n, size, seed=0)
 
@@ -40,14 +40,14 @@ def default_probe_inputs(size: int, n: int = PROBE_N) -> np.ndarray:
 def _eval_records(data, split: str, sample: int | None, seed: int, notes: list[str]):
     """(records, sets, population, where) measured for accuracy: ``--data``'s split, else the bundled sample
     (its damaged or missing images reported in ``notes`` and left out); ``sample`` draws a stratified subset."""
-    from edge_dfd.evaluate import sample_records
+    from edge_dfd.bench.evaluate import sample_records
 
     if data:
-        from edge_dfd.data import load_split
+        from edge_dfd.images.data import load_split
 
         recs, sets, where = load_split(data, split), None, f"{data} [{split}]"
     else:
-        from edge_dfd import zoo
+        from edge_dfd.runtime import zoo
 
         smp = zoo.eval_sample()
         notes.extend(f"bundled sample: {line}" for line in smp.problems)
@@ -72,15 +72,15 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
     folder, the formats to measure ("all" = every one it has).
     ``runs`` / ``probes`` default to 100 / 64, or to ``DEFAULT_MODEL_RUNS`` / ``DEFAULT_MODEL_PROBES`` when no
     model is given (the bundled detector in 7 formats must finish within 3 minutes on 2 cores).
-    ``convert_kwargs`` go to ``edge_dfd.convert.convert_model`` (e.g. calib_size, verify_size).
+    ``convert_kwargs`` go to ``edge_dfd.export.convert.convert_model`` (e.g. calib_size, verify_size).
     Accuracy is measured on ``data``/``split``, or without ``data`` on the bundled evaluation sample
-    (``edge_dfd.zoo.eval_sample``). ``sample``: a class-stratified sample of that many of those images (drawn
+    (``edge_dfd.runtime.zoo.eval_sample``). ``sample``: a class-stratified sample of that many of those images (drawn
     with ``seed``; the same images for every format), recorded in ``settings["sample"]``.
     """
-    from edge_dfd import progress
     from edge_dfd.bench import accuracy as acc
-    from edge_dfd.evaluate import sample_info
-    from edge_dfd.machine import machine_facts
+    from edge_dfd.bench.evaluate import sample_info
+    from edge_dfd.core import progress
+    from edge_dfd.core.machine import machine_facts
 
     log = log or progress.echo
     if runs is None:
@@ -171,7 +171,7 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
     if data:
         notes.append(f"accuracy on {drawn} of {data} [{split}]")
     else:
-        from edge_dfd import zoo
+        from edge_dfd.runtime import zoo
 
         counts = {}
         for r, st in zip(recs, sets):
@@ -244,13 +244,13 @@ def _replace(row: BenchRow, **kw) -> BenchRow:
 
 def _input_size(path: Path) -> int:
     """The model's input size from its metadata (no runtime needed when present)."""
-    from edge_dfd.meta import read_meta
+    from edge_dfd.core.meta import read_meta
 
     meta = read_meta(path)
     if meta is not None:
         return int(meta.input_size)
     if path.suffix.lower() == ".keras":  # read config.json instead of loading TensorFlow in this process
-        from edge_dfd.kerasio import config_input_size
+        from edge_dfd.modelling.kerasio import config_input_size
 
         return config_input_size(path)
     from edge_dfd.runtime import load_model
@@ -276,7 +276,7 @@ def _write_probes(tmp: Path, size: int, n: int = PROBE_N) -> tuple[str, list[str
 
 def _release(tgt: Target) -> dict | None:
     """Release-time figures of a bundled file (its manifest's ``release`` table), None for any other file."""
-    from edge_dfd import zoo
+    from edge_dfd.runtime import zoo
 
     if not zoo.is_bundled_name(tgt.group):
         return None

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_dfd.bench.result import BATCH, NOT_MEASURED, BenchResult, fmt_cell, row_fields
-from edge_dfd.fsutil import atomic_write_json, atomic_write_text, ensure_writable_dir
-from edge_dfd.perturb import PERTURBATIONS
+from edge_dfd.core.fsutil import atomic_write_json, atomic_write_text, ensure_writable_dir
+from edge_dfd.images.perturb import PERTURBATIONS
 
 __all__ = ["ACC_COLS", "TABLE_COLS", "accuracy_rows", "format_csv", "format_markdown", "format_table", "plot_pareto", "release_rows", "table_rows", "write_results"]
 
@@ -74,7 +74,7 @@ def accuracy_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:
 
 def release_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:
     """Release-time figures of the bundled files beside the ones measured here, per set."""
-    from edge_dfd import zoo
+    from edge_dfd.runtime import zoo
 
     rows = [r for r in result.rows if r.release]
     sets = list(dict.fromkeys(k for r in rows for k, v in r.release.items() if isinstance(v, dict)))
@@ -220,7 +220,7 @@ def write_results(result: BenchResult, out_dir, stem: str = "bench", plot=None) 
     if p is not None:
         paths.append(p)
     if result.cascade and "points" in result.cascade:  # --escalate: the curve's own plot beside the Pareto plot
-        from edge_dfd.cascade import plot_curve
+        from edge_dfd.bench.curve import plot_curve
 
         c = plot_curve(result.cascade, plot_path.with_name("cascade.png"))
         if c is not None:
@@ -231,8 +231,8 @@ def write_results(result: BenchResult, out_dir, stem: str = "bench", plot=None) 
 def plot_pareto(result: BenchResult, path) -> Path | None:
     """Latency p50 (x; p90 as the right whisker) vs accuracy (y, with its 95 % Wilson interval; agreement with
     Keras when accuracy is not measured); marker area = file size; each model's Pareto front dashed.
-    Without matplotlib: one printed note, no file (``edge_dfd.report.pyplot``)."""
-    from edge_dfd.report import pyplot, save_figure
+    Without matplotlib: one printed note, no file (``edge_dfd.core.report.pyplot``)."""
+    from edge_dfd.core.report import pyplot, save_figure
 
     rows = [r for r in result.rows if r.latency_ms_p50 is not None]
     ykey = "accuracy" if any(r.accuracy is not None for r in rows) else "agreement"

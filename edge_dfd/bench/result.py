@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-from edge_dfd.errors import EdgeDFDError, QualityGateError
+from edge_dfd.core.errors import EdgeDFDError, QualityGateError
 
 __all__ = ["BATCH", "DEFAULT_MODEL_PROBES", "DEFAULT_MODEL_RUNS", "DEFAULT_OUT", "DEFAULT_RUNS", "DEFAULT_THREADS",
            "DEFAULT_WARMUP", "NOT_MEASURED", "PREPROCESS_SAMPLE", "PROBE_N", "BenchResult", "BenchRow", "check_floor",
@@ -82,7 +82,7 @@ class BenchRow:
 
     def flat(self) -> dict:
         """to_dict with robustness spread into ``rob_<name>_acc`` / ``rob_<name>_auc`` columns (CSV)."""
-        from edge_dfd.perturb import PERTURBATIONS
+        from edge_dfd.images.perturb import PERTURBATIONS
 
         d = self.to_dict()
         for name, r in (d.pop("by_set") or {}).items():

@@ -8,9 +8,9 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_dfd.errors import EdgeDFDError, ModelError
-from edge_dfd.formats import FORMATS, format_of_file, parse_formats, runtime_of_file
-from edge_dfd.fsutil import ensure_writable_dir, sha256_file
+from edge_dfd.core.errors import EdgeDFDError, ModelError
+from edge_dfd.core.formats import FORMATS, format_of_file, parse_formats, runtime_of_file
+from edge_dfd.core.fsutil import ensure_writable_dir, sha256_file
 
 __all__ = ["Target", "group_targets", "have_tensorflow"]
 
@@ -33,7 +33,7 @@ class Target:
 
 def _file_format(p: Path) -> str:
     """A model file's format: its edge-dfd metadata's when present (authoritative), else from its name."""
-    from edge_dfd.meta import read_meta
+    from edge_dfd.core.meta import read_meta
 
     try:
         meta = read_meta(p)
@@ -54,7 +54,7 @@ def _wanted(formats) -> list[str] | None:
 def _bundled_group(name: str, formats, notes: list[str]) -> list[Target]:
     """The bundled model ``name`` ("default", "ten-pass") in every bundled format, or in those asked for: one
     that it does not have is a note, and when it has none of them a ModelError naming what it has."""
-    from edge_dfd import zoo
+    from edge_dfd.runtime import zoo
 
     folder = zoo.default_dir() if name == "default" else zoo.NAMED[name]
     have = zoo.available_formats(folder)
@@ -75,9 +75,9 @@ def _folder_group(folder: Path, formats, notes: list[str]) -> list[Target]:
     """Every model file of a folder (an ``edge-dfd convert`` output), in FORMATS order, each file's format from
     its metadata. Its source .keras is the paired reference: one in the folder, else the bundled detector.keras
     when the files' metadata names it (``convert default``); without it, the fp32 file is."""
-    from edge_dfd import zoo
-    from edge_dfd.formats import RUNTIME_OF_SUFFIX
-    from edge_dfd.meta import read_meta
+    from edge_dfd.core.formats import RUNTIME_OF_SUFFIX
+    from edge_dfd.core.meta import read_meta
+    from edge_dfd.runtime import zoo
 
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in RUNTIME_OF_SUFFIX)
     if not files:
@@ -116,7 +116,7 @@ def _folder_group(folder: Path, formats, notes: list[str]) -> list[Target]:
 def group_targets(models, formats, cache_root: Path, data, log, convert_kwargs=None,
                    notes: list[str] | None = None) -> list[list[Target]]:
     """Model arguments -> groups of (format, file) to measure; a .keras source is converted (cached)."""
-    from edge_dfd import zoo
+    from edge_dfd.runtime import zoo
 
     notes = notes if notes is not None else []
     if not models:
@@ -156,7 +156,7 @@ def _convert_cached(src: Path, wanted: list[str], cache_root: Path, data, log, c
     missing = [n for n in exports if not (cache / FORMATS[n].filename(stem)).is_file()]
     failed: dict[str, str] = {}
     if missing:
-        from edge_dfd.convert import convert_model
+        from edge_dfd.export.convert import convert_model
 
         log(f"converting {src.name} to {', '.join(missing)} (cached in {cache})")
         calib = str(data) if data else None

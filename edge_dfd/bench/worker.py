@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_dfd import tfquiet
 from edge_dfd.bench.result import BATCH, PREPROCESS_SAMPLE
-from edge_dfd.errors import EdgeDFDError, ModelError
-from edge_dfd.perturb import PERTURBATIONS, perturb
+from edge_dfd.core import tfquiet
+from edge_dfd.core.errors import EdgeDFDError, ModelError
+from edge_dfd.images.perturb import PERTURBATIONS, perturb
 
 __all__ = ["latency_ms", "main", "measure", "measure_isolated"]
 
@@ -61,12 +61,12 @@ def measure(job: dict, make_bar=None) -> dict:
     """Measure one model file as described by ``job`` (in this process); returns a JSON-able dict.
 
     ``make_bar(total, desc, unit)`` makes the progress bar of each phase (latency, accuracy or throughput,
-    robustness); default ``edge_dfd.progress.bar``, in the bench worker a relay to the parent process."""
-    from edge_dfd import progress
-    from edge_dfd.data import Record
-    from edge_dfd.evaluate import score_records
-    from edge_dfd.metrics import binary_report
-    from edge_dfd.preprocess import decode_image, load_image, prepare_batch
+    robustness); default ``edge_dfd.core.progress.bar``, in the bench worker a relay to the parent process."""
+    from edge_dfd.bench.evaluate import score_records
+    from edge_dfd.core import progress
+    from edge_dfd.core.metrics import binary_report
+    from edge_dfd.images.data import Record
+    from edge_dfd.images.preprocess import decode_image, load_image, prepare_batch
     from edge_dfd.runtime import load_model
 
     make_bar = make_bar or progress.bar
@@ -127,7 +127,7 @@ def measure(job: dict, make_bar=None) -> dict:
             it = iter(p.tolist())
             res["p_records"] = [next(it) if k else None for k in kept]
     elif probe_files:
-        from edge_dfd.predict import Item, predict_items
+        from edge_dfd.runtime.predict import Item, predict_items
 
         t = time.perf_counter()
         with make_bar(len(probe_files), "throughput", unit="img") as bar:
@@ -170,7 +170,7 @@ def _robustness(backend, records, decode_image, prepare_batch, binary_report, ba
 
 def main(argv) -> int:
     """``python -m edge_dfd.bench JOB RESULT``: ``measure`` the job file's model, write the result file."""
-    from edge_dfd import progress
+    from edge_dfd.core import progress
 
     job_path, out_path = argv
     job = json.loads(Path(job_path).read_text())
@@ -184,8 +184,8 @@ def main(argv) -> int:
 
 def measure_isolated(job: dict, workdir: Path, label: str = "") -> dict:
     """``measure(job)`` in a fresh Python process (honest per-format peak RSS). Its progress is drawn here,
-    each phase's bar described as ``label`` + phase (``edge_dfd.progress.Mirror``)."""
-    from edge_dfd import progress
+    each phase's bar described as ``label`` + phase (``edge_dfd.core.progress.Mirror``)."""
+    from edge_dfd.core import progress
 
     fd, job_path = tempfile.mkstemp(prefix="job.", suffix=".json", dir=workdir)
     os.close(fd)

@@ -60,8 +60,8 @@ def cli():
 def main(argv=None, group=None, prog_name: str = "edge-dfd") -> int:
     """Entry point: user errors become one line on stderr and an exit code, never a traceback.
     ``group``: another click command run under the same rules (e.g. a tool built on the CLI)."""
-    from edge_dfd import tfquiet
-    from edge_dfd.errors import EdgeDFDError
+    from edge_dfd.core import tfquiet
+    from edge_dfd.core.errors import EdgeDFDError
 
     tfquiet.install()  # before any command imports TensorFlow; EDGE_DFD_DEBUG=1 keeps its log
     debug = tfquiet.debug()
@@ -92,7 +92,7 @@ def main(argv=None, group=None, prog_name: str = "edge-dfd") -> int:
     except Exception as e:  # last line of defence: one line, no traceback
         if debug:
             raise
-        from edge_dfd.util import first_line
+        from edge_dfd.core.util import first_line
 
         msg = first_line(e, 300, empty="")
         click.echo(f"error: unexpected {type(e).__name__}: {msg} (set EDGE_DFD_DEBUG=1 for a traceback)", err=True)

@@ -6,7 +6,7 @@ import click
 
 from edge_dfd.bench.result import DEFAULT_MODEL_RUNS, DEFAULT_OUT, DEFAULT_RUNS, DEFAULT_THREADS, DEFAULT_WARMUP
 from edge_dfd.cli.escalate import escalate_options
-from edge_dfd.perturb import PERTURBATIONS
+from edge_dfd.images.perturb import PERTURBATIONS
 
 
 @click.command("bench")
@@ -31,7 +31,7 @@ from edge_dfd.perturb import PERTURBATIONS
 @click.option("--floor", type=click.FloatRange(0, 1), default=None,
               help="Exit with code 3 if any format's accuracy is below this (a CI gate).")
 @click.option("--robustness", is_flag=True,
-              help="Also accuracy/AUC under each perturbation of edge_dfd.perturb: " + ", ".join(PERTURBATIONS)
+              help="Also accuracy/AUC under each perturbation of edge_dfd.images.perturb: " + ", ".join(PERTURBATIONS)
                    + ".")
 @click.option("--provider", default=None, help="ONNX execution provider (default CPUExecutionProvider).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=DEFAULT_OUT, show_default=True,
@@ -66,7 +66,7 @@ def cmd(models, data_dir, split, sample, seed, formats, threads, warmup, runs, f
     fraction, calib = resolve(escalate, escalate_fraction, calib_data)
     import json
 
-    from edge_dfd import progress
+    from edge_dfd.core import progress
 
     progress.set_quiet(quiet)
     from edge_dfd.bench import (
@@ -90,7 +90,7 @@ def cmd(models, data_dir, split, sample, seed, formats, threads, warmup, runs, f
     click.echo("wrote " + ", ".join(str(p) for p in paths), err=True)
     check_measured(result)
     if result.cascade and "error" in result.cascade:
-        from edge_dfd.errors import EdgeDFDError
+        from edge_dfd.core.errors import EdgeDFDError
 
         raise EdgeDFDError(f"--escalate {escalate}: cascade curve not measured: {result.cascade['error']}")
     check_floor(result, floor)

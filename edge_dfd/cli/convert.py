@@ -1,4 +1,4 @@
-"""`edge-dfd convert`: a thin layer over ``edge_dfd.convert.convert_model``."""
+"""`edge-dfd convert`: a thin layer over ``edge_dfd.export.convert.convert_model``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 
 import click
 
-from edge_dfd.formats import CALIB_N, DEFAULT_OPSET, EXPORT_FORMATS, NONINFERIORITY_MARGIN, ONNX_OPSETS, VERIFY_N
+from edge_dfd.core.formats import CALIB_N, DEFAULT_OPSET, EXPORT_FORMATS, NONINFERIORITY_MARGIN, ONNX_OPSETS, VERIFY_N
 
 
 @click.command("convert")
@@ -50,9 +50,9 @@ def cmd(model, formats, calib_data, calib_size, verify_size, out_dir, opset, no_
     images that would prove it. Exit codes: 0 every file ok, 3 a file failed (files kept), 4 a file unproven and
     none failed (files written). Progress (rate, ETA) goes to stderr.
     """
-    from edge_dfd import progress
-    from edge_dfd.convert import convert_model, raise_for_failures
-    from edge_dfd.formats import parse_formats
+    from edge_dfd.core import progress
+    from edge_dfd.core.formats import parse_formats
+    from edge_dfd.export.convert import convert_model, raise_for_failures
 
     progress.set_quiet(quiet)
     parse_formats(formats)  # unknown names fail before TensorFlow is imported
@@ -62,7 +62,7 @@ def cmd(model, formats, calib_data, calib_size, verify_size, out_dir, opset, no_
                             progress=progress.echo)
     click.echo(summary_table(results), err=True)
     for r in results:
-        if r.status == "unproven":  # its error ends with edge_dfd.gate.needed_text: the images it would need
+        if r.status == "unproven":  # its error ends with edge_dfd.export.gate.needed_text: the images it would need
             click.echo(f"{r.format}: unproven - accuracy loss <= {_pts(r.accuracy_loss_upper95)}, ROC AUC loss <= "
                        f"{_pts(r.auc_loss_upper95)} (one-sided 95 %; margin {_pts(NONINFERIORITY_MARGIN)}); "
                        + (r.error or "").rpartition("; ")[2], err=True)

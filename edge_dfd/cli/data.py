@@ -16,7 +16,7 @@ def cmd(data_dir, as_json):
     The first problem found (bad CSV header, labels, missing or escaping image paths, ...) is reported in
     one line naming the file and rows, and the exit code is then 1; fix it and run again to find the next.
     """
-    from edge_dfd import data
+    from edge_dfd.images import data
 
     ds = data.load_dataset(data_dir)
     if as_json:

@@ -37,7 +37,7 @@ def wrap(backend, escalate, escalate_fraction, calib_data, threads=None):
     fraction, calib = resolve(escalate, escalate_fraction, calib_data)
     if escalate is None:
         return backend
-    from edge_dfd import progress
+    from edge_dfd.core import progress
     from edge_dfd.runtime.cascade import load_cascade
 
     return load_cascade(backend, escalate, fraction, calib_data=calib, threads=threads, log=progress.echo)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from edge_dfd.cli.escalate import escalate_options
-from edge_dfd.formats import FORMATS
+from edge_dfd.core.formats import FORMATS
 
 
 @click.command("evaluate")
@@ -43,10 +43,10 @@ def cmd(model, data_dir, fmt, split, out_dir, threads, batch_size, provider, sam
     import json
     import os
 
-    from edge_dfd import progress
+    from edge_dfd.bench.evaluate import evaluate
     from edge_dfd.cli.escalate import resolve
-    from edge_dfd.evaluate import evaluate
-    from edge_dfd.metrics import report_text
+    from edge_dfd.core import progress
+    from edge_dfd.core.metrics import report_text
 
     fraction, calib = resolve(escalate, escalate_fraction, calib_data)
     progress.set_quiet(quiet)

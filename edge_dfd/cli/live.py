@@ -5,14 +5,14 @@ from __future__ import annotations
 import click
 
 from edge_dfd.cli.escalate import escalate_options
-from edge_dfd.formats import FORMATS
-from edge_dfd.live.pipeline import ALIGN_MODES, DEFAULT_ALIGN, DEFAULT_CLASSIFY_HZ, DEFAULT_MARGIN
+from edge_dfd.core.formats import FORMATS
+from edge_dfd.video.pipeline import ALIGN_MODES, DEFAULT_ALIGN, DEFAULT_CLASSIFY_HZ, DEFAULT_MARGIN
 
 
 def _check_serve(ctx, param, value):
     if value is None:
         return None
-    from edge_dfd.live.web import parse_serve
+    from edge_dfd.video.web import parse_serve
 
     try:
         parse_serve(value)
@@ -38,7 +38,7 @@ def _check_source(ctx, param, value):
 
 
 def _check_rotate(ctx, param, value):
-    from edge_dfd.outputs import parse_rotate
+    from edge_dfd.video.outputs import parse_rotate
 
     try:
         parse_rotate(value)
@@ -146,7 +146,7 @@ def cmd(model, fmt, source, faces, detect_every, threshold, smooth, margin, alig
     edge-dfd live --source rtsp://cam/s --events ev.jsonl --events-rotate 1d --save v.avi --save-segment 300
     """
     from edge_dfd.cli.escalate import resolve
-    from edge_dfd.live import LiveConfig, run_live
+    from edge_dfd.video import LiveConfig, run_live
 
     given = [n for n, v in (("--serve-token-file", serve_token_file), ("--serve-cert", serve_cert),
                             ("--serve-key", serve_key)) if v] + (["--serve-auth"] if serve_auth != "auto" else [])

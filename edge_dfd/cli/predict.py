@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from edge_dfd.cli.escalate import escalate_options
-from edge_dfd.formats import FORMATS
+from edge_dfd.core.formats import FORMATS
 
 
 @click.command("predict")
@@ -34,8 +34,8 @@ def cmd(inputs, model, fmt, threads, batch_size, provider, out, as_json, quiet, 
     """
     import os
 
-    from edge_dfd import progress
-    from edge_dfd.predict import run_predict
+    from edge_dfd.core import progress
+    from edge_dfd.runtime.predict import run_predict
 
     progress.set_quiet(quiet)
     from edge_dfd.runtime import load_model

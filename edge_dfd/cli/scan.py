@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from edge_dfd.cli.escalate import escalate_options
-from edge_dfd.formats import FORMATS
-from edge_dfd.live.pipeline import ALIGN_MODES, DEFAULT_ALIGN, DEFAULT_MARGIN
+from edge_dfd.core.formats import FORMATS
+from edge_dfd.video.pipeline import ALIGN_MODES, DEFAULT_ALIGN, DEFAULT_MARGIN
 
 
 def _check_out(ctx, param, value):
@@ -81,9 +81,9 @@ def cmd(inputs, model, fmt, faces, every, frames, recursive, align, margin, thre
     import sys
     import time
 
-    from edge_dfd import progress
-    from edge_dfd.errors import DataError
-    from edge_dfd.scan import check_out, collect_videos, scan_videos, write_results
+    from edge_dfd.core import progress
+    from edge_dfd.core.errors import DataError
+    from edge_dfd.video.scan import check_out, collect_videos, scan_videos, write_results
 
     if every is not None and frames is not None:
         raise click.UsageError("--every and --frames are mutually exclusive: give one of them")

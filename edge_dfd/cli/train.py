@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import click
 
-from edge_dfd.models import (  # light: no TensorFlow import (keras is imported lazily)
-    ARCHS,
-    DEFAULT_INPUT_SIZE,
-    MAX_INPUT_SIZE,
-    MIN_INPUT_SIZE,
-)
+from edge_dfd.core.meta import MAX_INPUT_SIZE, MIN_INPUT_SIZE
+from edge_dfd.modelling.models import ARCHS, DEFAULT_INPUT_SIZE  # light: no TensorFlow import (keras is lazy)
 
 
 @click.command("train")
@@ -80,7 +76,7 @@ def cmd(ctx, data_dirs, recipe, arch, epochs, batch_size, img_size, weights, ini
 
     from click.core import ParameterSource
 
-    from edge_dfd import progress
+    from edge_dfd.core import progress
     from edge_dfd.train import TrainConfig, train
 
     given = {p for p in ("weights", "freeze_base", "augment", "jpeg_aug", "blur_aug", "init", "steps_per_epoch")

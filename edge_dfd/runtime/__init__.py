@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_dfd.errors import ModelError
-from edge_dfd.formats import FORMATS, RUNTIME_OF_SUFFIX, SUFFIXES, get_format, runtime_of_file
+from edge_dfd.core.errors import ModelError
+from edge_dfd.core.formats import FORMATS, RUNTIME_OF_SUFFIX, SUFFIXES, get_format, runtime_of_file
 from edge_dfd.runtime.base import Backend
 
 __all__ = ["BACKENDS", "RUNTIME_OF_SUFFIX", "Backend", "load_model", "resolve_model"]
@@ -25,7 +25,7 @@ BACKENDS = {"keras": ("edge_dfd.runtime.keras", "KerasBackend"), "tflite": ("edg
 def resolve_model(spec, format: str | None = None) -> Path:
     """A model spec (path, "default" or another bundled name such as "ten-pass") -> an existing model file
     path; ModelError otherwise."""
-    from edge_dfd import zoo
+    from edge_dfd.runtime import zoo
 
     if zoo.is_bundled_name(spec):
         return zoo.bundled_path(str(spec), format)
@@ -49,7 +49,7 @@ def load_model(spec="default", format: str | None = None, threads: int | None = 
                provider: str | None = None, meta=None) -> Backend:
     """Load a model file (``.keras``, ``.tflite``, ``.onnx``) or the bundled ``"default"`` model.
 
-    ``format`` picks the bundled model's format (default ``edge_dfd.zoo.DEFAULT_FORMAT``) and, for a
+    ``format`` picks the bundled model's format (default ``edge_dfd.runtime.zoo.DEFAULT_FORMAT``) and, for a
     path, must agree with the file's suffix. ``threads`` sets the runtime's intra-op threads.
     ``provider`` is an onnxruntime execution provider (ONNX only; a missing one is a ModelError).
     ``meta`` (a ``ModelMeta``) is used instead of the file's own metadata (``edge-dfd convert`` verifies an

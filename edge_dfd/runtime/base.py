@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_dfd.errors import ModelError
-from edge_dfd.formats import FORMATS, Format
-from edge_dfd.meta import ModelMeta
+from edge_dfd.core.errors import ModelError
+from edge_dfd.core.formats import FORMATS, Format
+from edge_dfd.core.meta import ModelMeta
 
 _warned: set[str] = set()
 
@@ -24,7 +24,7 @@ class Backend:
 
     Attributes:
         path: the model file.
-        fmt: the ``edge_dfd.formats.Format`` row of the file.
+        fmt: the ``edge_dfd.core.formats.Format`` row of the file.
         meta: ``ModelMeta`` read from the file (or inferred from the model when the file carries none).
         meta_inferred: True when ``meta`` was inferred (threshold 0.5).
         threads: intra-op threads requested (None = runtime default).
@@ -65,7 +65,7 @@ class Backend:
         if x.ndim != 4 or x.shape[1:] != (s, s, 3):
             raise ModelError(
                 f"{self.path.name}: input batch has shape {x.shape}, expected (N, {s}, {s}, 3) RGB "
-                "(resize with edge_dfd.preprocess.prepare_batch)"
+                "(resize with edge_dfd.images.preprocess.prepare_batch)"
             )
         if x.dtype != np.uint8:
             raise ModelError(f"{self.path.name}: input batch dtype is {x.dtype}, expected uint8 pixels 0..255")
@@ -80,7 +80,7 @@ class Backend:
 
     def verdicts(self, p_fake) -> list[str]:
         """'fake' / 'real' for each probability at the model's threshold."""
-        from edge_dfd.verdicts import verdict
+        from edge_dfd.core.verdicts import verdict
 
         return [verdict(v, self.threshold) for v in np.asarray(p_fake).ravel()]
 

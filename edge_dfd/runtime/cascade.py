@@ -11,7 +11,7 @@ Uncertainty: the first model's margin ``z1 = logit(p1) - logit(t1)`` (t1 its thr
 second model when ``|z1| < band(F)``, where ``band(F)`` is the F-quantile of |z1| over the VALID images of a
 calibration table, so that a share F of faces like those is escalated. Tables are never guessed at run time:
 the bundled pair's ships in ``edge_dfd/assets/cascade_default_ten_pass.json`` (one per bundled format of the
-default), a user pair's is computed once from ``--calib-data DIR`` (its valid split, ``edge_dfd.cascade``) and
+default), a user pair's is computed once from ``--calib-data DIR`` (its valid split, ``edge_dfd.runtime.calibrate``) and
 cached in ``cache_dir()`` under both files' sha256.
 
 Combination (the table's ``rule``, chosen on valid): ``replace`` (the second model's margin ``z2``) or
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_dfd.errors import ModelError, UsageError
+from edge_dfd.core.errors import ModelError, UsageError
 
 RULES = ("replace", "average")
 TABLE_VERSION = 1
@@ -87,7 +87,7 @@ def band_for(table: dict, fraction: float) -> float:
 
 
 def file_id(path) -> dict:
-    from edge_dfd.fsutil import sha256_file
+    from edge_dfd.core.fsutil import sha256_file
 
     return {"file": Path(path).name, "sha256": sha256_file(path)}
 
@@ -159,7 +159,7 @@ def _balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
 
 
 def save_cached(table: dict) -> Path:
-    from edge_dfd.fsutil import atomic_write_json
+    from edge_dfd.core.fsutil import atomic_write_json
 
     p = cache_path(table["first"]["sha256"], table["second"]["sha256"])
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -234,7 +234,7 @@ class Cascade:
         """``batch`` at ``input_size`` (resized inside for the smaller model), or, with ``second_batch``, each
         model's own input: ``batch`` at the first model's size and ``second_batch`` (same faces, same order) at
         the second's, so that nothing is resized here and only the escalated rows of ``second_batch`` are used."""
-        from edge_dfd.preprocess import prepare_batch
+        from edge_dfd.images.preprocess import prepare_batch
 
         def sized(imgs, size):
             return imgs if imgs.shape[1] == size else prepare_batch(list(imgs), size)
@@ -266,7 +266,7 @@ class Cascade:
 
     def _second(self, x2: np.ndarray, idx: np.ndarray, errors: dict) -> np.ndarray:
         """The second model's P(fake) for the escalated faces; NaN (and a reason) where it fails."""
-        from edge_dfd.util import first_line
+        from edge_dfd.core.util import first_line
 
         try:
             return np.asarray(self.second.predict(x2), np.float64).reshape(-1)
@@ -280,7 +280,7 @@ class Cascade:
             return out
 
     def verdicts(self, p_fake) -> list[str]:
-        from edge_dfd.verdicts import verdict
+        from edge_dfd.core.verdicts import verdict
 
         return [verdict(v, self.threshold) for v in np.asarray(p_fake).ravel()]
 
@@ -306,9 +306,9 @@ class Cascade:
 def load_second(spec, threads: int | None = None):
     """Load the escalation model and run it once on a grey face: a file that is not a detector or cannot run
     in this install is a one-line ModelError before any work starts."""
-    from edge_dfd.errors import EdgeDFDError
+    from edge_dfd.core.errors import EdgeDFDError
+    from edge_dfd.core.util import first_line
     from edge_dfd.runtime import load_model
-    from edge_dfd.util import first_line
 
     try:
         second = load_model(spec, threads=threads)
@@ -329,18 +329,18 @@ def load_cascade(first, escalate, fraction: float, calib_data=None, threads: int
     """``first`` (a loaded backend) + the escalation model ``escalate`` (a spec such as "ten-pass" or a file)
     -> a Cascade sending a share ``fraction`` of faces on. The calibration table is the bundled / cached one
     of the pair; with ``calib_data`` (dataset folder(s) with a valid split) one calibrated on that data
-    (computed once by ``edge_dfd.cascade.calibrate`` and cached). ModelError when the pair has none."""
+    (computed once by ``edge_dfd.runtime.calibrate.calibrate`` and cached). ModelError when the pair has none."""
     fraction = check_fraction(fraction)
     second = load_second(escalate, threads)
     a, b = file_id(first.path), file_id(second.path)
     source = None
     if calib_data:
-        from edge_dfd.cascade import calib_source
+        from edge_dfd.runtime.calibrate import calib_source
 
         source = calib_source(calib_data)
     table = find_table(a["sha256"], b["sha256"], source)
     if table is None and calib_data:
-        from edge_dfd.cascade import calibrate
+        from edge_dfd.runtime.calibrate import calibrate
 
         table = calibrate(first, second, calib_data, log=log)
         save_cached(table)

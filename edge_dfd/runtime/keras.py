@@ -1,6 +1,6 @@
 """Keras backend on TensorFlow (the source model; needs the ``train`` extra).
 
-The model is loaded once through ``edge_dfd.kerasio.load_keras`` (safe mode: no arbitrary code from
+The model is loaded once through ``edge_dfd.modelling.kerasio.load_keras`` (safe mode: no arbitrary code from
 the file). Inference calls the model through one ``tf.function`` traced for (None, S, S, 3), which is much faster
 than eager calls or ``model.predict`` for small batches; large batches run in chunks to bound memory.
 """
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_dfd import tfquiet
-from edge_dfd.errors import ModelError, require
-from edge_dfd.formats import FORMATS
-from edge_dfd.meta import read_meta
+from edge_dfd.core import tfquiet
+from edge_dfd.core.errors import ModelError, require
+from edge_dfd.core.formats import FORMATS
+from edge_dfd.core.meta import read_meta
 from edge_dfd.runtime.base import Backend, check_input_shape, check_output_shape
 
 CHUNK = 64
@@ -39,7 +39,7 @@ class KerasBackend(Backend):
         self._tf = tf
         where = str(self.path)
         meta = read_meta(self.path)
-        from edge_dfd.kerasio import load_keras
+        from edge_dfd.modelling.kerasio import load_keras
 
         self.model = load_keras(self.path)
         shape = tuple(self.model.input_shape) if not isinstance(self.model.input_shape, list) else None

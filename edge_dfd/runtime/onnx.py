@@ -19,11 +19,11 @@ import sys
 
 import numpy as np
 
-from edge_dfd.errors import ModelError, require
-from edge_dfd.formats import FORMATS, format_of_file
-from edge_dfd.meta import onnx_meta_from_session
+from edge_dfd.core.errors import ModelError, require
+from edge_dfd.core.formats import FORMATS, format_of_file
+from edge_dfd.core.meta import onnx_meta_from_session
+from edge_dfd.core.util import first_line
 from edge_dfd.runtime.base import Backend, check_input_shape, check_output_shape
-from edge_dfd.util import first_line
 
 DEFAULT_PROVIDER = "CPUExecutionProvider"
 FULL_RANGE_FORMATS = ("onnx-int8-arm",)  # weights at the full int8 range: need 32-bit int8 accumulation
@@ -92,7 +92,7 @@ class ONNXBackend(Backend):
             raise ModelError(f"{self.path}: onnxruntime cannot load this model ({msg})") from None
 
     def _wants_qdq_in_float(self) -> bool:
-        from edge_dfd.machine import int8_saturates
+        from edge_dfd.core.machine import int8_saturates
 
         force = os.environ.get(QDQ_ENV, "").strip().lower()
         if force not in ("", "int8", "float"):

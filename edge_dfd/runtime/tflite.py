@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_dfd.errors import ModelError, require
-from edge_dfd.formats import FORMATS, format_of_file
-from edge_dfd.meta import tflite_meta_from_bytes
+from edge_dfd.core.errors import ModelError, require
+from edge_dfd.core.formats import FORMATS, format_of_file
+from edge_dfd.core.meta import tflite_meta_from_bytes
+from edge_dfd.core.tfquiet import LITERT_NOISE, filtered_stderr
+from edge_dfd.core.util import first_line
 from edge_dfd.runtime.base import Backend, check_input_shape, check_output_shape
-from edge_dfd.tfquiet import LITERT_NOISE, filtered_stderr
-from edge_dfd.util import first_line
 
 _DTYPES = {np.dtype(np.float32): "float32", np.dtype(np.uint8): "uint8", np.dtype(np.int8): "int8"}
 

@@ -9,12 +9,12 @@
     config.json            everything needed to reproduce (absolute data path, CSVs used, versions)
     checkpoints/           best.keras + backup/ (keras BackupAndRestore: the --resume state)
 
-Pipeline: (path, y_fake) -> parallel ``tf.numpy_function(edge_dfd.preprocess.load_image)`` ->
+Pipeline: (path, y_fake) -> parallel ``tf.numpy_function(edge_dfd.images.preprocess.load_image)`` ->
 [JPEG-quality aug] -> float32 -> [blur aug] -> batch -> [the study's random rotation / flip / shear /
 zoom / shift as Keras preprocessing layers] -> prefetch. Augmentation runs only in the input
 pipeline, never inside the saved model. Unreadable images are skipped and reported.
 
-``distribute="mirrored"|"multi-worker"`` trains on tf.distribute (``edge_dfd.distribute``): batch_size is per
+``distribute="mirrored"|"multi-worker"`` trains on tf.distribute (``edge_dfd.train.distribute``): batch_size is per
 replica, each worker reads its shard, and only the chief writes the run folder.
 
 Modules: ``config`` (TrainConfig, RunResult, the augmentation constants), ``pipeline`` (the tf.data input

@@ -4,7 +4,7 @@
 geometry comes first (how the face ends up framed in the crop), then the pixels (resampling, blur,
 sensor noise, colour, compression), each with its own probability; about one view in six is left clean
 so that still-image accuracy on FFHQ-framed crops is kept. The named perturbations of
-``bench --robustness`` (``edge_dfd.perturb``) are special cases of these draws.
+``bench --robustness`` (``edge_dfd.images.perturb``) are special cases of these draws.
 
 Geometry (one of):
 - ``live``: the square ``edge-dfd live`` cuts - the face detector's box plus a margin of 0.15-0.55 of its
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_dfd import perturb as P
+from edge_dfd.images import perturb as P
 
 FILLS = ("reflect", "reflect", "blurred", "replicate", "constant")
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_dfd.errors import EdgeDFDError, ImageError
-from edge_dfd.fsutil import atomic_path
+from edge_dfd.core.errors import EdgeDFDError, ImageError
+from edge_dfd.core.fsutil import atomic_path
 
 PART = 2048  # images per cache file
 UNREADABLE = -1.0
@@ -28,7 +28,7 @@ def face_box(img: np.ndarray, detector) -> np.ndarray:
     """The detector's box nearest the centre on ``img`` padded by half its size of reflection (NaN: none)."""
     import cv2
 
-    from edge_dfd.perturb import pad
+    from edge_dfd.images.perturb import pad
 
     h, w = img.shape[:2]
     ph, pw = h // 2, w // 2
@@ -59,8 +59,8 @@ def _read_part(path: Path, n: int) -> np.ndarray | None:
 
 def cached_boxes(run_dir: Path, name: str, records, detector_factory=None, skips=None) -> np.ndarray:
     """(len(records), 4) float32 boxes of ``records``, from the run folder's cache where present."""
-    from edge_dfd import progress
-    from edge_dfd.preprocess import decode_image
+    from edge_dfd.core import progress
+    from edge_dfd.images.preprocess import decode_image
 
     folder = Path(run_dir) / "boxes" / f"{name}-{cache_key(records)}"
     n = len(records)
@@ -75,7 +75,7 @@ def cached_boxes(run_dir: Path, name: str, records, detector_factory=None, skips
     if not todo:
         return out
     if detector_factory is None:
-        from edge_dfd.faces import make_detector
+        from edge_dfd.images.faces import make_detector
 
         def detector_factory():
             return make_detector("blazeface", threads=1)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edge_dfd.errors import EdgeDFDError
-from edge_dfd.models import DEFAULT_INPUT_SIZE, MAX_INPUT_SIZE, MIN_INPUT_SIZE
+from edge_dfd.core.errors import EdgeDFDError
+from edge_dfd.core.meta import MAX_INPUT_SIZE, MIN_INPUT_SIZE
+from edge_dfd.modelling.models import DEFAULT_INPUT_SIZE
 
 # The study's augmentation (ImageDataGenerator-style ranges), as Keras preprocessing layers.
 AUG_ROTATION = 20 / 360  # +-20 degrees, as a fraction of a full turn
@@ -43,7 +44,7 @@ class TrainConfig:
     blur_aug: bool = False
     lr: float | None = None
     patience: int = 3  # early stopping on val_loss; 0 disables it
-    distribute: str = "none"  # none | mirrored | multi-worker (edge_dfd.distribute); batch_size is per replica
+    distribute: str = "none"  # none | mirrored | multi-worker (edge_dfd.train.distribute); batch_size is per replica
     recipe: str = "study"
     init: str | None = None  # deploy: default | imagenet | a .keras file (None: imagenet)
     steps_per_epoch: int | None = None  # deploy: batches per epoch (None: one pass over the train images)
@@ -115,7 +116,7 @@ class RunResult:
 
 
 def log(msg: str) -> None:
-    from edge_dfd.progress import echo
+    from edge_dfd.core.progress import echo
 
     echo(msg)  # stderr, above a progress bar if one is drawn
 

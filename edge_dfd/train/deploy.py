@@ -1,6 +1,6 @@
 """``edge-dfd train --recipe deploy``: the recipe of the bundled default detector, streaming from disk.
 
-Model: ``edge_dfd.backbones.multicrop_model`` with ONE view (the whole crop): raw pixels -> the backbone
+Model: ``edge_dfd.modelling.backbones.multicrop_model`` with ONE view (the whole crop): raw pixels -> the backbone
 (EfficientNet-Lite0 by default, or MobileNetV2) -> pooled at several depths -> standardised -> one logistic unit ->
 P(fake); fine-tuned end to end with BatchNorm in inference mode (AdamW, cosine schedule with warm-up, label
 smoothing 0.02). ``--init``: ``default`` (the bundled detector.keras), ``imagenet`` (the bundled ported ImageNet
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_dfd.errors import EdgeDFDError, ImageError, ModelError, require
+from edge_dfd.core.errors import EdgeDFDError, ImageError, ModelError, require
 
-ARCHS = ("efficientnet_lite0", "mobilenet_v2")  # edge_dfd.backbones.BACKBONES: bundled ImageNet weights
+ARCHS = ("efficientnet_lite0", "mobilenet_v2")  # edge_dfd.modelling.backbones.BACKBONES: bundled ImageNet weights
 ARCH = "efficientnet_lite0"
 INPUT_SIZE = 224
 LR = 1e-4
@@ -81,13 +81,13 @@ def epoch_callback(state: EpochState):
 
 def build_model(arch: str, size: int, init: str):
     """The single-pass detector from ``init`` (default | imagenet | PATH); one-line ModelError on a mismatch."""
-    from edge_dfd.backbones import TAP_CHANNELS, multicrop_model, set_trainable
+    from edge_dfd.modelling.backbones import TAP_CHANNELS, multicrop_model, set_trainable
 
     if init == "imagenet":
         n = sum(TAP_CHANNELS[arch])
         return multicrop_model(arch, input_size=size, view_size=size, crops=("whole",), weights="imagenet",
                                standardize=(np.zeros(n), np.ones(n)), trainable_from=0, name=MODEL_NAME)
-    from edge_dfd.kerasio import load_keras
+    from edge_dfd.modelling.kerasio import load_keras
 
     path = init_path(init)
     model = load_keras(path)
@@ -98,7 +98,7 @@ def build_model(arch: str, size: int, init: str):
 
 def init_path(init: str) -> Path:
     if init == "default":
-        from edge_dfd import zoo
+        from edge_dfd.runtime import zoo
 
         return zoo.default_path("keras")
     p = Path(init)
@@ -111,7 +111,7 @@ def init_path(init: str) -> Path:
 
 def check_init(model, path, arch: str, size: int) -> None:
     """``model`` must be a single-view ``arch`` detector with the multi-depth head at ``size`` px."""
-    from edge_dfd.backbones import TAP_CHANNELS
+    from edge_dfd.modelling.backbones import TAP_CHANNELS
 
     shape = tuple(model.inputs[0].shape[1:]) if len(model.inputs) == 1 else None
     if shape != (size, size, 3):
@@ -179,7 +179,7 @@ def train_dataset(sets: TrainSets, state: EpochState, *, seed: int, size: int, s
                   batch_size: int, skips, shard=None):
     """tf.data: positions 0..steps*global_batch -> [shard] -> parallel decode + deployment augmentation -> batch."""
     tf = require("tensorflow", "training")
-    from edge_dfd.preprocess import decode_image, resize_square
+    from edge_dfd.images.preprocess import decode_image, resize_square
     from edge_dfd.train.augment import augment
 
     blank = np.zeros((size, size, 3), np.uint8)
@@ -202,8 +202,8 @@ def train_dataset(sets: TrainSets, state: EpochState, *, seed: int, size: int, s
 def eval_dataset(records, *, size: int, batch_size: int, skips, perturbed: bool = True, shard=None):
     """tf.data over ``records`` as they are, then (``perturbed``) each through ``PERTURBATIONS[i % n]``."""
     tf = require("tensorflow", "training")
-    from edge_dfd.perturb import PERTURBATIONS, perturb
-    from edge_dfd.preprocess import decode_image, resize_square
+    from edge_dfd.images.perturb import PERTURBATIONS, perturb
+    from edge_dfd.images.preprocess import decode_image, resize_square
 
     paths = np.array([str(r.path) for r in records])
     ys = np.array([r.is_fake for r in records], np.float32)

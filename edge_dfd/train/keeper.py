@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_dfd.errors import EdgeDFDError, require
-from edge_dfd.fsutil import atomic_path, atomic_write_json, atomic_write_text
+from edge_dfd.core.errors import EdgeDFDError, require
+from edge_dfd.core.fsutil import atomic_path, atomic_write_json, atomic_write_text
+from edge_dfd.core.util import read_csv_rows
 from edge_dfd.train.config import RESUME_KEYS, TrainConfig, log
 from edge_dfd.train.pipeline import SkipLog
-from edge_dfd.util import read_csv_rows
 
 
 def scalar(value) -> float:
@@ -104,11 +104,11 @@ def run_keeper(run_dir: Path, epochs: int, patience: int, monitor: str, skips: S
 
 
 def progress_bars(epochs: int, train_steps: int | None, valid_steps: int | None):
-    """A callback that draws the steps of each epoch (and its validation) with ``edge_dfd.progress``: a bar
+    """A callback that draws the steps of each epoch (and its validation) with ``edge_dfd.core.progress``: a bar
     with rate and ETA on a terminal, a line every ~10 s otherwise (Keras's own output is off: verbose=0).
     The step counts start as estimates (images / global batch); each epoch then uses the count of the last."""
     keras = require("keras", "training")
-    from edge_dfd import progress
+    from edge_dfd.core import progress
 
     class ProgressBars(keras.callbacks.Callback):
         def __init__(self):

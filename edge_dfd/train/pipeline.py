@@ -1,6 +1,6 @@
 """The training input pipeline: (path, y_fake) -> decoded, augmented float32 batches (tf.data).
 
-Pipeline: (path, y_fake) -> parallel ``tf.numpy_function(edge_dfd.preprocess.load_image)`` ->
+Pipeline: (path, y_fake) -> parallel ``tf.numpy_function(edge_dfd.images.preprocess.load_image)`` ->
 [JPEG-quality aug] -> float32 -> [blur aug] -> batch -> [the study's random rotation / flip / shear /
 zoom / shift as Keras preprocessing layers] -> prefetch. Augmentation runs only in the input
 pipeline, never inside the saved model. Unreadable images are skipped and recorded in a ``SkipLog``.
@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from edge_dfd.errors import ImageError, require
+from edge_dfd.core.errors import ImageError, require
 from edge_dfd.train.config import (
     AUG_ROTATION,
     AUG_SHEAR,
@@ -48,7 +48,7 @@ class SkipLog:
 
 
 def _loader(size: int, skips: SkipLog):
-    from edge_dfd.preprocess import load_image
+    from edge_dfd.images.preprocess import load_image
 
     blank = np.zeros((size, size, 3), np.uint8)
 

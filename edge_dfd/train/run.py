@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_dfd import data as dataset
-from edge_dfd.errors import EdgeDFDError, require
-from edge_dfd.fsutil import atomic_path, ensure_writable_dir
+from edge_dfd.core.errors import EdgeDFDError, require
+from edge_dfd.core.fsutil import atomic_path, ensure_writable_dir
+from edge_dfd.images import data as dataset
 from edge_dfd.train.config import (
     AUG_ROTATION,
     AUG_SHEAR,
@@ -40,7 +40,7 @@ def build_and_compile(cfg: TrainConfig):
     """Build and compile the model. Everything that creates variables happens here, so a
     ``tf.distribute`` strategy can wrap this one call (``with strategy.scope(): build_and_compile(cfg)``)."""
     keras = require("keras", "training")
-    from edge_dfd.models import build_model
+    from edge_dfd.modelling.models import build_model
 
     model = build_model(cfg.arch, cfg.img_size, cfg.weights, cfg.freeze_base)
     model.compile(
@@ -84,7 +84,8 @@ def prepare(cfg: TrainConfig) -> Prepared:
     data_root = dirs[0]
     ds_records = {s: [r for recs in per_dir for r in recs.get(s, [])] for s in dataset.SPLITS
                   if any(s in recs for recs in per_dir)}
-    from edge_dfd.models import ARCHS, MAX_INPUT_SIZE, arch_info
+    from edge_dfd.core.meta import MAX_INPUT_SIZE
+    from edge_dfd.modelling.models import ARCHS, arch_info
 
     if cfg.recipe == "deploy":
         from edge_dfd.train.deploy import ARCHS as DEPLOY_ARCHS
@@ -92,18 +93,18 @@ def prepare(cfg: TrainConfig) -> Prepared:
         if cfg.arch not in DEPLOY_ARCHS:
             raise EdgeDFDError(f"--arch {cfg.arch}: the deploy recipe trains {' or '.join(DEPLOY_ARCHS)}")
     if cfg.arch not in ARCHS:
-        from edge_dfd.models import build_model
+        from edge_dfd.modelling.models import build_model
 
         build_model(cfg.arch)  # raises the one-line "unknown arch" error
     if cfg.img_size < ARCHS[cfg.arch].min_size:
         raise EdgeDFDError(f"--img-size {cfg.img_size} is too small for {cfg.arch} "
                            f"(expected {ARCHS[cfg.arch].min_size}..{MAX_INPUT_SIZE})")
     # the tf.distribute strategy (if any) must exist before any other TensorFlow op: create it now
-    from edge_dfd import distribute
+    from edge_dfd.train import distribute
 
     dist = distribute.setup(cfg.distribute)
     if cfg.recipe == "deploy" and cfg.init != "imagenet":  # a mismatched --init fails before any work
-        from edge_dfd.kerasio import load_keras
+        from edge_dfd.modelling.kerasio import load_keras
         from edge_dfd.train.deploy import check_init, init_path
 
         path = init_path(cfg.init)
@@ -163,7 +164,7 @@ def fit(model, train_ds, valid_ds, *, dist, run_dir: Path, out_dir: Path, epochs
     and BackupAndRestore (the --resume state, under ``out_dir``, which every worker restores); returns the rows
     of history.csv. RunKeeper runs first at epoch end: a kill between the two re-runs that epoch instead of
     leaving a gap."""
-    from edge_dfd import distribute
+    from edge_dfd.train import distribute
 
     backup = distribute.backup_and_restore(dist, out_dir / "checkpoints" / "backup",
                                            run_dir / "checkpoints" / "backup", double_checkpoint=True)
@@ -191,7 +192,7 @@ def train(config) -> RunResult:
     dist, records = run.dist, run.records
 
     # pipelines and model
-    from edge_dfd import distribute
+    from edge_dfd.train import distribute
 
     skips = SkipLog()
     per_step = dist.global_batch(cfg.batch_size)
@@ -258,10 +259,10 @@ def _deploy_parts(cfg: TrainConfig, run: Prepared, skips: SkipLog):
 def finish(cfg: TrainConfig, run: Prepared, model, rows: list[dict], valid_ds, skips: SkipLog,
            t_start: float) -> RunResult:
     """Final model = best epoch; threshold chosen on valid; report on test; model.keras + config.json written."""
-    from edge_dfd.kerasio import load_keras
-    from edge_dfd.meta import ModelMeta, write_meta
-    from edge_dfd.metrics import binary_report, choose_threshold
-    from edge_dfd.report import plot_curves, write_report
+    from edge_dfd.core.meta import ModelMeta, write_meta
+    from edge_dfd.core.metrics import binary_report, choose_threshold
+    from edge_dfd.core.report import plot_curves, write_report
+    from edge_dfd.modelling.kerasio import load_keras
 
     run_dir, info, ds_records, monitor = run.run_dir, run.info, run.records, run.info["monitor"]
     best_row = min(rows, key=lambda r: r.get(monitor, np.inf))

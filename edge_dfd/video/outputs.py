@@ -1,0 +1,413 @@
+"""Outputs of a long-running command (``edge-dfd live``) that survive a stop, a crash or a power cut.
+
+- ``EventLog``: JSON lines appended as they happen (``tail -f`` works). Each frame's lines go to the kernel in
+  one write as soon as the frame is done and are fsync'ed at least once per ``SYNC_EVERY`` s, so after SIGKILL
+  or a power cut the file holds everything up to the last sync and ends with a complete line: a torn last line
+  (a write cut short) is removed when the file is opened again; a write that fails (disk full) is rolled back
+  to the last complete line. Optional rotation by size or time, keeping the newest ``keep`` rotated files.
+- ``VideoSegments``: the annotated video, optionally cut into segments of ``segment`` seconds. The segment
+  being written is ``NAME.partial.avi`` (visible, never hidden) and is renamed when it is closed (rotation,
+  end, Ctrl-C, SIGTERM, an error). ``.avi`` is written by OpenCV's own MJPEG/AVI writer, which puts every
+  frame on disk as it comes: a ``.partial.avi`` left by SIGKILL plays (without an index) and is renamed into
+  place at the next start. A leftover ``.partial.mp4`` cannot play (the MP4 index is written last): removed.
+- ``Health`` (in ``edge_dfd.video.health``, importable from here): a status file (JSON, replaced atomically) and an
+  optional heartbeat line on stderr every few seconds, and systemd's ``sd_notify`` (READY / WATCHDOG / STOPPING /
+  STATUS) when ``$NOTIFY_SOCKET`` is set.
+- ``check_output_path`` / ``check_free_space``: one-line errors for a missing or read-only folder; a disk that is
+  nearly full stops the run while there is still room to finalise the outputs.
+
+Nothing here knows about faces or frames: the caller gives lines, images and status fields.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from edge_dfd.core.errors import EdgeDFDError
+
+SYNC_EVERY = 1.0  # s between fsyncs of the event log (each frame is written to the kernel at once)
+MIN_FREE_BYTES = 32 << 20  # stop cleanly below this much free space on an output's file system
+DISK_CHECK_EVERY = 1.0  # s between free-space checks
+VIDEO_CODECS = {".avi": "MJPG", ".mp4": "mp4v"}
+STAMP = "%Y%m%dT%H%M%SZ"  # UTC stamp in rotated / segment names: sortable, no colons
+_STAMP_RE = r"\d{8}T\d{6}Z(?:-\d+)?"
+
+
+class OutputError(EdgeDFDError):
+    """An output that cannot be written mid-run (disk full, I/O error): the run stops and keeps what it wrote."""
+
+
+class OutputClosed(Exception):
+    """The reader of ``--events -`` closed the pipe: stop like at the end of the source."""
+
+
+def warn(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr, flush=True)
+
+
+def stamp(t: float | None = None) -> str:
+    return time.strftime(STAMP, time.gmtime(time.time() if t is None else t))
+
+
+def check_output_path(path, option: str) -> Path:
+    """The output file ``path`` of ``option``, or a one-line error: its folder must exist and be writable."""
+    p = Path(path).expanduser()
+    d = p.parent
+    if not d.exists():
+        raise EdgeDFDError(f"{option} {p}: folder {d} does not exist")
+    if not d.is_dir():
+        raise EdgeDFDError(f"{option} {p}: {d} is not a folder")
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise EdgeDFDError(f"{option} {p}: folder {d} is not writable")
+    if p.is_dir():
+        raise EdgeDFDError(f"{option} {p}: is a folder")
+    return p
+
+
+def check_free_space(folders, minimum: int = MIN_FREE_BYTES) -> None:
+    """OutputError when a folder's file system has less than ``minimum`` bytes free."""
+    for d in folders:
+        try:
+            free = shutil.disk_usage(d).free
+        except OSError:
+            continue
+        if free < minimum:
+            raise OutputError(f"disk nearly full: {free / 2**20:.1f} MB free in {d} (less than "
+                              f"{minimum / 2**20:.0f} MB)")
+
+
+def unique(path: Path) -> Path:
+    """``path``, or ``stem-1.suffix``, ``stem-2.suffix``, ... if it exists."""
+    if not path.exists():
+        return path
+    for i in range(1, 10000):
+        p = path.with_name(f"{path.stem}-{i}{path.suffix}")
+        if not p.exists():
+            return p
+    raise EdgeDFDError(f"{path}: too many files with this name")
+
+
+def stamped(path: Path, t: float | None = None) -> Path:
+    """``dir/name.suffix`` -> ``dir/name.<UTC stamp>.suffix``, or ``...<stamp>-N.suffix`` after the files with
+    the same stamp (several in one second), so that names sort in the order they were made."""
+    st = stamp(t)
+    rx = re.compile(rf"^{re.escape(path.stem)}\.{st}(?:-(\d+))?(?:\.partial)?{re.escape(path.suffix)}$")
+    taken = [int(m.group(1) or 0) for p in path.parent.iterdir() if (m := rx.match(p.name))]
+    return path.with_name(f"{path.stem}.{st}{'-%d' % (max(taken) + 1) if taken else ''}{path.suffix}")
+
+
+def rotated_files(path: Path) -> list[Path]:
+    """Files named ``stem.<stamp>.suffix`` beside ``path``, oldest first."""
+    rx = re.compile(rf"^{re.escape(path.stem)}\.(\d{{8}}T\d{{6}}Z)(?:-(\d+))?{re.escape(path.suffix)}$")
+    found = [(m.group(1), int(m.group(2) or 0), p) for p in path.parent.iterdir()
+             if (m := rx.match(p.name)) and p.is_file()]
+    return [p for *_, p in sorted(found)]
+
+
+def prune(path: Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` rotated files of ``path`` (keep 0: keep all). Returns the deleted."""
+    if keep <= 0:
+        return []
+    old = rotated_files(path)[:-keep]
+    for p in old:
+        with contextlib.suppress(OSError):
+            p.unlink()
+    return old
+
+
+def report_hidden_leftovers(path: Path) -> list[Path]:
+    """Hidden temporary files ``.NAME.*.tmp.SUFFIX`` that edge-dfd < 0.x left beside ``path`` when killed
+    (it wrote events and videos to such files and renamed them at the end): report, never touch."""
+    rx = re.compile(rf"^\.{re.escape(path.name)}\..+\.tmp{re.escape(path.suffix)}$")
+    found = sorted(p for p in path.parent.iterdir() if rx.match(p.name))
+    for p in found:
+        warn(f"{p}: a hidden temporary file left by a killed run of an older edge-dfd ({p.stat().st_size} "
+             "bytes); not touched - rename or delete it")
+    return found
+
+
+# ============================================================================ rotation spec
+
+
+def parse_rotate(spec: str | None) -> tuple[str, float] | None:
+    """``'100MB'`` -> ("size", bytes); ``'1h'`` -> ("time", seconds); None -> None. ValueError otherwise."""
+    if not spec:
+        return None
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*", spec)
+    sizes = {"kb": 2**10, "mb": 2**20, "gb": 2**30}
+    times = {"s": 1, "min": 60, "h": 3600, "d": 86400}
+    if m:
+        n, unit = float(m.group(1)), m.group(2).lower()
+        if unit in sizes and n * sizes[unit] >= 1024:
+            return "size", n * sizes[unit]
+        if unit in times and n * times[unit] >= 1:
+            return "time", n * times[unit]
+    raise ValueError(f"{spec!r}: expected a size (e.g. 100MB, 1GB, 512KB) or an interval (e.g. 30min, 1h, 1d)")
+
+
+# ============================================================================ event log
+
+
+def repair_tail(path: Path) -> int:
+    """Cut a torn last line (no newline at the end, e.g. after a power cut) off ``path``; returns the bytes
+    removed. Only regular, non-empty files are touched."""
+    try:
+        st = path.stat()
+    except OSError:
+        return 0
+    if not path.is_file() or st.st_size == 0:
+        return 0
+    with open(path, "rb") as f:
+        end = pos = st.st_size
+        while pos > 0:
+            step = min(pos, 1 << 16)
+            f.seek(pos - step)
+            block = f.read(step)
+            if pos == end and block.endswith(b"\n"):
+                return 0
+            i = block.rfind(b"\n")
+            if i >= 0:
+                pos = pos - step + i + 1
+                break
+            pos -= step
+    os.truncate(path, pos)
+    return end - pos
+
+
+class EventLog:
+    """Append-only JSON lines: ``path`` or ``"-"`` (stdout). ``write(lines)`` writes one frame's lines.
+
+    ``rotate``: ("size", bytes) or ("time", seconds) from ``parse_rotate``; a rotated file becomes
+    ``stem.<UTC stamp of its last event>.suffix`` beside the log, and only the newest ``keep`` of those are
+    kept (0: all). Time rotation is aligned to UTC (1h: on the hour, 1d: at midnight UTC), also across restarts.
+    """
+
+    def __init__(self, spec, rotate: tuple[str, float] | None = None, keep: int = 10, option: str = "--events"):
+        self.option, self.rotate, self.keep = option, rotate, keep
+        self.lines = 0  # written by this run
+        self.rotations = 0
+        self.fd = None
+        self.stdout = str(spec) == "-"
+        if self.stdout:
+            self.path = None
+            return
+        self.path = check_output_path(spec, option)
+        report_hidden_leftovers(self.path)
+        try:
+            torn = repair_tail(self.path)
+            if torn:
+                warn(f"{option} {self.path}: removed a torn last line ({torn} bytes) left by an unclean stop")
+            if self.rotate and self.rotate[0] == "time" and self.path.is_file() and self.path.stat().st_size:
+                mtime = self.path.stat().st_mtime
+                if self._period(mtime) < self._period(time.time()):
+                    self._rename_current(mtime)
+            self._open()
+        except OSError as exc:
+            raise EdgeDFDError(f"{option} {self.path}: cannot open for appending ({exc.strerror or exc})") from None
+
+    def _period(self, t: float) -> int:
+        return int(t // self.rotate[1])
+
+    def _open(self) -> None:
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o666)
+        self.size = os.fstat(self.fd).st_size
+        self._synced = time.monotonic()
+        self._dirty = False
+        self._opened_period = self._period(time.time()) if self.rotate and self.rotate[0] == "time" else None
+
+    def _rename_current(self, t: float) -> None:
+        os.replace(self.path, stamped(self.path, t))
+        self.rotations += 1
+        prune(self.path, self.keep)
+
+    def write(self, lines: list[str]) -> None:
+        """One frame's lines (JSON strings without newline), written in one go; OutputError when they cannot
+        be (the file is cut back to its last complete line)."""
+        if not lines:
+            return
+        data = "".join(line + "\n" for line in lines)
+        if self.stdout:
+            try:
+                sys.stdout.write(data)
+                sys.stdout.flush()
+            except BrokenPipeError:  # the reader went away (| head): a normal end, not an error
+                raise OutputClosed("--events -: stdout was closed") from None
+            except OSError as exc:  # a terminal that went away, ...
+                raise OutputError(f"--events -: cannot write to stdout ({exc.strerror or exc})") from None
+            self.lines += len(lines)
+            return
+        if self._opened_period is not None and self._period(time.time()) != self._opened_period:
+            self._rotate_now()
+        raw = data.encode("utf-8")
+        buf = memoryview(raw)
+        try:
+            while buf:
+                n = os.write(self.fd, buf)
+                buf = buf[n:]
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, self.size)  # no torn line: back to the last complete one
+            raise OutputError(f"{self.option} {self.path}: cannot write ({exc.strerror or exc})") from None
+        self.size += len(raw)
+        self.lines += len(lines)
+        self._dirty = True
+        self.tick()
+        if self.rotate and self.rotate[0] == "size" and self.size >= self.rotate[1]:
+            self._rotate_now()
+
+    def tick(self, force: bool = False) -> None:
+        """fsync when the last sync is ``SYNC_EVERY`` s old (called per frame and by the caller's timer)."""
+        if self.fd is None or not self._dirty:
+            return
+        now = time.monotonic()
+        if force or now - self._synced >= SYNC_EVERY:
+            try:
+                os.fsync(self.fd)
+            except OSError as exc:
+                raise OutputError(f"{self.option} {self.path}: cannot write ({exc.strerror or exc})") from None
+            self._synced, self._dirty = now, False
+
+    def _rotate_now(self) -> None:
+        self.tick(force=True)
+        os.close(self.fd)
+        self.fd = None
+        try:
+            self._rename_current(time.time())
+            self._open()
+        except OSError as exc:
+            raise OutputError(f"{self.option} {self.path}: cannot rotate ({exc.strerror or exc})") from None
+
+    def close(self) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(OutputError):
+            self.tick(force=True)
+        os.close(self.fd)
+        self.fd = None
+
+
+# ============================================================================ video
+
+
+def _plays(path: Path) -> bool:
+    """True when OpenCV can open ``path`` and read its first frame."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return bool(cap.isOpened() and cap.read()[0])
+    finally:
+        cap.release()
+
+
+class VideoSegments:
+    """The annotated video: one file ``path``, or with ``segment`` seconds, files ``stem.<UTC start>.suffix``
+    of that length (by frame time: file position, or seconds since capture started for live sources).
+    The open file is ``<name>.partial<suffix>`` and is renamed when closed. ``keep``: how many finished
+    segments to keep (0: all)."""
+
+    def __init__(self, path, fps: float, segment: float | None = None, keep: int = 0, option: str = "--save"):
+        self.option, self.fps, self.segment, self.keep = option, float(fps), segment, keep
+        self.path = check_output_path(path, option)
+        self.suffix = self.path.suffix.lower()
+        if self.suffix not in VIDEO_CODECS:
+            raise EdgeDFDError(f"{option} {path}: expected a .avi (MJPG) or .mp4 (mp4v) file name")
+        self.writer = None
+        self.current: Path | None = None  # final name of the open file
+        self.partial: Path | None = None
+        self.finished: list[Path] = []  # files this run closed (pruned ones included)
+        self.frames_in: dict[Path, int] = {}
+        self._t0 = 0.0
+        report_hidden_leftovers(self.path)
+        self.recovered = self._recover_leftovers()
+
+    def _partial_of(self, final: Path) -> Path:
+        return final.with_name(f"{final.stem}.partial{final.suffix}")
+
+    def _recover_leftovers(self) -> list[Path]:
+        """``.partial`` files left by a killed run: .avi ones play, so they are renamed into place (named after
+        their last write time); .mp4 ones cannot, so they are removed. Both are reported."""
+        rx = re.compile(rf"^{re.escape(self.path.stem)}(?:\.{_STAMP_RE})?\.partial{re.escape(self.path.suffix)}$")
+        out = []
+        for p in sorted(q for q in self.path.parent.iterdir() if rx.match(q.name)):
+            st = p.stat()
+            if self.suffix == ".avi" and _plays(p):
+                target = stamped(self.path, st.st_mtime) if self.segment is None else unique(
+                    p.with_name(p.name.replace(".partial", "")))
+                os.replace(p, target)
+                warn(f"{self.option}: {p.name} was left by a run that did not stop cleanly; it plays up to its "
+                     f"last written frame and is kept as {target.name} ({st.st_size / 2**20:.1f} MB)")
+                out.append(target)
+            else:
+                p.unlink()
+                why = ("an unfinished .mp4 cannot be played (use .avi for services)" if self.suffix == ".mp4"
+                       else "killed before its first frame reached the disk")
+                warn(f"{self.option}: removed {p.name}, left by a run that did not stop cleanly ({why})")
+        return out
+
+    def write(self, img, t: float) -> None:
+        if self.writer is not None and self.segment and t - self._t0 >= self.segment:
+            self._finish()
+        if self.writer is None:
+            self._start(img.shape, t)
+        self.writer.write(img)
+        self.frames_in[self.current] += 1
+
+    def _start(self, shape, t: float) -> None:
+        import cv2
+
+        self.current = self.path if self.segment is None else stamped(self.path)
+        self.partial = self._partial_of(self.current)
+        h, w = shape[:2]
+        fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.suffix])
+        if self.suffix == ".avi":  # OpenCV's own AVI writer: frames reach the disk as they come
+            self.writer = cv2.VideoWriter(str(self.partial), cv2.CAP_OPENCV_MJPEG, fourcc, self.fps, (w, h))
+        else:
+            self.writer = cv2.VideoWriter(str(self.partial), fourcc, self.fps, (w, h))
+        if not self.writer.isOpened():
+            self.writer = None
+            raise OutputError(f"{self.option}: OpenCV cannot write {VIDEO_CODECS[self.suffix]} video to {self.partial}")
+        self.frames_in[self.current] = 0
+        self._t0 = t
+
+    def _finish(self) -> None:
+        self.writer.release()
+        self.writer = None
+        try:
+            os.replace(self.partial, self.current)
+        except OSError as exc:
+            raise OutputError(f"{self.option} {self.partial}: cannot rename to {self.current.name} "
+                              f"({exc.strerror or exc})") from None
+        self.finished.append(self.current)
+        if self.segment:
+            prune(self.path, self.keep)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self._finish()
+
+    def describe(self) -> str:
+        if not self.finished:
+            return "no video written"
+        if self.segment is None:
+            return f"video {self.finished[0]} ({self.frames_in[self.finished[0]]} frames)"
+        n = sum(self.frames_in.values())
+        return f"{len(self.finished)} video segments {self.path.stem}.*{self.suffix} ({n} frames)"
+
+
+# the service health part (status file, heartbeat, sd_notify) lives in edge_dfd.video.health; its names stay importable
+_HEALTH_NAMES = ("Health", "SdNotify", "rss_mb")
+
+
+def __getattr__(name: str):
+    if name in _HEALTH_NAMES:
+        from edge_dfd.video import health
+
+        return getattr(health, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
