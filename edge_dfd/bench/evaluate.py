@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_dfd.core.errors import DataError
+from edge_dfd.runtime.options import DEFAULT_FRACTION
 from edge_dfd.runtime.zoo import is_bundled_name
 
 
@@ -73,7 +74,7 @@ def default_out_dir(model, split: str, format: str | None = None) -> Path:
 
 def evaluate(model, data, split: str = "test", out_dir=None, threads=None, provider=None,
              format=None, batch_size: int = 32, write: bool = True, log=None, sample: int | None = None,
-             seed: int = 0, escalate=None, escalate_fraction: float = 0.2, calib_data=None) -> dict:
+             seed: int = 0, escalate=None, escalate_fraction: float = DEFAULT_FRACTION, calib_data=None) -> dict:
     """Run ``model`` on ``data``/``split`` and return the report dict (files written to ``out_dir``).
 
     ``data`` None: the bundled evaluation sample (``edge_dfd.runtime.zoo.eval_sample``: 660 labelled test images;
