@@ -1,5 +1,6 @@
-"""``edge-dfd live``'s settings and summary: ``LiveConfig`` (the one owner of every live option's default, help
-and choices; ``edge_dfd.cli.live`` builds its click options from it), ``LiveStats`` and ``StageTimes``."""
+"""The video commands' settings: ``LiveConfig`` (the one owner of every ``edge-dfd live`` option's default, help
+and choices; ``edge_dfd.cli.live`` builds its click options from it), ``ScanOptions`` (``edge-dfd scan``'s), and
+live's summary: ``LiveStats`` and ``StageTimes``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from edge_dfd.images.faces import DETECTORS
 from edge_dfd.runtime.options import MODEL_HELP
 from edge_dfd.video.escalation import DEFAULT_RATE_HZ
 from edge_dfd.video.pipeline import ALIGN_MODES, DEFAULT_ALIGN, DEFAULT_CLASSIFY_HZ, DEFAULT_MARGIN
+from edge_dfd.video.scan import DEFAULT_FRAMES, DEFAULT_MIN_TRACK_FRAMES
 from edge_dfd.video.web_guard import AUTH_MODES
 
 STAGES = ("capture", "detect", "preprocess", "resize", "infer", "draw")  # resize / infer: the classifier's
@@ -181,3 +183,37 @@ class StageTimes:
 
 def _pct(v, q) -> float:
     return round(float(np.percentile(v, q)), 3)
+
+
+@dataclass
+class ScanOptions:
+    """``edge-dfd scan VIDEO...`` (``edge_dfd.video.scan.scan_videos``): the owner of its options' defaults, help and
+    choices; ``--escalate``'s: ``edge_dfd.runtime.options.EscalateSettings``."""
+
+    model: str = setting("default", short="-m",
+                         help="Model file (.tflite, .onnx, .keras), 'default' (the bundled single-pass detector) or "
+                              "'ten-pass'.")
+    format: str | None = setting(None, choices=FORMATS, help="Format of the bundled model to use with --model default "
+                                                             "(e.g. tflite-int8 on a Pi).")
+    faces: str = setting("blazeface", metavar="DETECTOR", help=FACES_HELP)
+    every: int | None = setting(None, range=(1, None), kind="int", metavar="N", help="Sample every N-th frame.")
+    frames: int | None = setting(None, range=(1, None), kind="int", metavar="K",
+                                 help="Sample K frames evenly spaced over the video [default: "
+                                      f"{DEFAULT_FRAMES}, unless --every is given].")
+    recursive: bool = setting(False, flag=True, short="-r", help="Look for videos in sub-folders of a DIR too.")
+    align: str = setting(DEFAULT_ALIGN, choices=ALIGN_MODES,
+                         help="Crop framing: 'aligned' (eye/nose/mouth keypoints onto the training images' framing), "
+                              "'box' (face box plus --margin) or 'auto' (what the model was trained on, as in live).")
+    margin: float = setting(DEFAULT_MARGIN, range=(0, 2),
+                            help="Square crop margin around the face box, as a fraction of the box side (--align box, "
+                                 "and faces without keypoints).")
+    threshold: float | None = setting(None, range=(0, 1), kind="float",
+                                      help="Verdict threshold on P(fake) [default: the model's, from its metadata].")
+    min_track_frames: int = setting(DEFAULT_MIN_TRACK_FRAMES, range=(1, None), metavar="N",
+                                    help="A video's P(fake) is its most suspicious face track seen in at least N "
+                                         "sampled frames (any track when none is).")
+    out: str | None = setting(None, metavar="FILE.csv|FILE.jsonl",
+                              help="Write a row per video and per face track (written atomically).")
+    threads: int | None = setting(None, range=(1, None), kind="int",
+                                  help="Threads for the model runtime (default: all cores), the face detector and "
+                                       "OpenCV.")
