@@ -293,11 +293,11 @@ def model_paths_problems(commands: list[Command]) -> list[str]:
             if folder != Path(".") and folder in written and Path(m).name not in written[folder]:
                 problems.append(f"{cmd.where}: reads {m}, which no earlier documented command writes "
                                 f"({folder}/ gets {', '.join(sorted(written[folder]))})")
-        if verb == "train" and p.get("out_dir"):
-            written.setdefault(Path(p["out_dir"]), set()).add("model.keras")
+        if verb == "train" and p.get("out"):
+            written.setdefault(Path(p["out"]), set()).add("model.keras")
         if verb == "convert" and p.get("model"):
             src = p["model"]
-            out = Path(p.get("out_dir") or ("exports/default" if src == "default" else Path(src).parent))
+            out = Path(p.get("out") or ("exports/default" if src == "default" else Path(src).parent))
             fmts = EXPORT_FORMATS if p.get("formats", "all") == "all" else p["formats"].split(",")
             stem = "detector" if src == "default" else Path(src).stem
             written.setdefault(out, set()).update(FORMATS[f].filename(stem) for f in fmts if f in FORMATS)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_dfd.core.errors import DataError
+from edge_dfd.runtime.options import DEFAULT_FRACTION
 from edge_dfd.runtime.zoo import is_bundled_name
 
 
@@ -73,14 +74,14 @@ def default_out_dir(model, split: str, format: str | None = None) -> Path:
 
 def evaluate(model, data, split: str = "test", out_dir=None, threads=None, provider=None,
              format=None, batch_size: int = 32, write: bool = True, log=None, sample: int | None = None,
-             seed: int = 0, escalate=None, escalate_fraction: float = 0.2, calib_data=None) -> dict:
+             seed: int = 0, escalate=None, escalate_fraction: float | None = None, calib_data=None) -> dict:
     """Run ``model`` on ``data``/``split`` and return the report dict (files written to ``out_dir``).
 
     ``data`` None: the bundled evaluation sample (``edge_dfd.runtime.zoo.eval_sample``: 660 labelled test images;
     its missing or damaged images are logged and left out), with per-set figures in ``by_set``.
     ``sample``: only that many images, a class-stratified sample drawn with ``seed`` (recorded in the report
     as ``sample``). The report's ``accuracy_ci95`` is the accuracy's 95 % Wilson interval. ``escalate``: a
-    second model for the uncertain share ``escalate_fraction`` of faces (``edge_dfd.runtime.cascade``, calibrated
+    second model for the uncertain share ``escalate_fraction`` of faces (None: ``DEFAULT_FRACTION``) (``edge_dfd.runtime.cascade``, calibrated
     on ``calib_data`` when the pair has no stored table); the report then gains ``cascade``."""
     from edge_dfd.core import progress
     from edge_dfd.core.metrics import accuracy_ci95, binary_report
@@ -111,7 +112,8 @@ def evaluate(model, data, split: str = "test", out_dir=None, threads=None, provi
     if escalate:
         from edge_dfd.runtime.cascade import load_cascade
 
-        backend = load_cascade(backend, escalate, escalate_fraction, calib_data=calib_data, threads=threads, log=log)
+        backend = load_cascade(backend, escalate, DEFAULT_FRACTION if escalate_fraction is None else escalate_fraction,
+                               calib_data=calib_data, threads=threads, log=log)
     if write:  # an unwritable --out fails now, not after the whole evaluation
         from edge_dfd.core.fsutil import ensure_writable_dir
 

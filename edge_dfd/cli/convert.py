@@ -7,37 +7,19 @@ import os
 
 import click
 
-from edge_dfd.core.formats import CALIB_N, DEFAULT_OPSET, EXPORT_FORMATS, NONINFERIORITY_MARGIN, ONNX_OPSETS, VERIFY_N
+from edge_dfd.cli.options import options_from
+from edge_dfd.core.formats import NONINFERIORITY_MARGIN
+from edge_dfd.export.options import ConvertOptions
 
 
 @click.command("convert")
 @click.argument("model", type=click.Path(dir_okay=True, path_type=str))
-@click.option("--formats", "formats", default="all", show_default=True,
-              help=f"'all' or a comma list: {', '.join(EXPORT_FORMATS)}.")
-@click.option("--calib-data", type=click.Path(path_type=str), default=None,
-              help="Dataset folder: its train split calibrates int8 (its valid split when the train split has too few), "
-                   "its valid split verifies every export [default: the data folder recorded in the model by "
-                   "`edge-dfd train`].")
-@click.option("--calib-size", type=click.IntRange(min=1), default=CALIB_N, show_default=True,
-              help="Class-stratified calibration images (int8 formats).")
-@click.option("--verify-n", "--verify-size", "verify_size", type=click.IntRange(min=1), default=VERIFY_N,
-              show_default=True,
-              help="Labelled valid-split images (never calibration images) each export is checked on; all of them "
-                   "when the split has fewer (a note says so).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str), default=None,
-              help="Output folder [default: next to MODEL; exports/default for 'default'].")
-@click.option("--opset", type=click.IntRange(ONNX_OPSETS.start, ONNX_OPSETS.stop - 1), default=DEFAULT_OPSET,
-              show_default=True, help="ONNX opset.")
-@click.option("--no-verify", is_flag=True, help="Skip the parity check against the Keras model.")
-@click.option("--keep-threshold", is_flag=True,
-              help="Give int8 files the Keras threshold as is [default: re-match it on the calibration images "
-                   "(at least 50) so the int8 verdicts reproduce the Keras ones].")
-@click.option("--unsafe", is_flag=True, help="Allow Lambda layers (runs code stored in the file: trusted files only).")
+@options_from(ConvertOptions)
 @click.option("--json", "as_json", is_flag=True, help="Print the result rows as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True,
               help="No progress bars for reading, calibration and verification (drawn on stderr when stderr is a "
                    "terminal; otherwise one line every ~10 s).")
-def cmd(model, formats, calib_data, calib_size, verify_size, out_dir, opset, no_verify, keep_threshold, unsafe,
+def cmd(model, formats, calib_data, calib_size, verify_size, out, opset, no_verify, keep_threshold, unsafe,
         as_json, quiet):
     """Export MODEL.keras ('default': the bundled source model) to verified TFLite and ONNX files that carry
     their own metadata.
@@ -56,7 +38,7 @@ def cmd(model, formats, calib_data, calib_size, verify_size, out_dir, opset, no_
 
     progress.set_quiet(quiet)
     parse_formats(formats)  # unknown names fail before TensorFlow is imported
-    results = convert_model(model, formats, out_dir=out_dir, calib_data=calib_data, calib_size=calib_size,
+    results = convert_model(model, formats, out_dir=out, calib_data=calib_data, calib_size=calib_size,
                             verify_size=verify_size, verify=not no_verify, opset=opset, unsafe=unsafe,
                             match_threshold=not keep_threshold,
                             progress=progress.echo)

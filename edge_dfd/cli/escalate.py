@@ -6,22 +6,12 @@ from __future__ import annotations
 
 import click
 
-DEFAULT_FRACTION = 0.2
+from edge_dfd.cli.options import options_from
+from edge_dfd.runtime.options import DEFAULT_FRACTION, EscalateSettings
 
-
-def escalate_options(fn):
-    """--escalate MODEL, --escalate-fraction F, --calib-data DIR (keyword arguments escalate, escalate_fraction,
-    calib_data)."""
-    fn = click.option("--calib-data", "calib_data", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
-                      help="Dataset folder(s) whose valid split calibrates the --escalate pair (needed once for a "
-                           "pair other than default -> ten-pass; cached, see docs/cascade.md).")(fn)
-    fn = click.option("--escalate-fraction", "escalate_fraction", type=click.FloatRange(0, 1), default=None,
-                      metavar="F", help=f"Expected share of faces sent to the --escalate model, 0..1 "
-                                        f"[default: {DEFAULT_FRACTION}].")(fn)
-    fn = click.option("--escalate", "escalate", default=None, metavar="MODEL",
-                      help="Second, stronger model ('ten-pass' or a model file) for the faces the first model is "
-                           "least sure about (docs/cascade.md); each result says which stage decided.")(fn)
-    return fn
+# --escalate MODEL, --escalate-fraction F, --calib-data DIR (keyword arguments escalate, escalate_fraction,
+# calib_data), owned by edge_dfd.runtime.options.EscalateSettings
+escalate_options = options_from(EscalateSettings)
 
 
 def resolve(escalate, escalate_fraction, calib_data) -> tuple[float, list | None]:

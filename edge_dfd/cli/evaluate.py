@@ -4,33 +4,19 @@ from __future__ import annotations
 
 import click
 
+from edge_dfd.bench.options import EvaluateOptions
 from edge_dfd.cli.escalate import escalate_options
-from edge_dfd.core.formats import FORMATS
+from edge_dfd.cli.options import options_from
 
 
 @click.command("evaluate")
 @click.argument("model", metavar="MODEL")
-@click.option("--data", "data_dir", default=None, type=click.Path(file_okay=False),
-              help="Dataset folder (140k CSV layout or DIR/<split>/{real,fake}/) [default: the bundled evaluation "
-                   "sample, 660 labelled test images of two sets; --split does not apply to it].")
-@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default=None,
-              help="Format of a bundled MODEL ('default', 'ten-pass') to evaluate [default: tflite-fp32, or the "
-                   "only one it ships].")
-@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "valid", "test"]))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for report.json, report.txt, confusion_matrix.png [default: eval/<model>_<split>].")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="Inference threads (default: all cores).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--provider", default=None, help="ONNX execution provider (default CPUExecutionProvider).")
-@click.option("--sample", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Evaluate a class-stratified sample of N images of the split (reproducible with --seed); "
-                   "the accuracy's 95% interval says how far it can be from the whole split's.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --sample draw.")
+@options_from(EvaluateOptions)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True,
               help="No progress bar (it is drawn on stderr when stderr is a terminal; otherwise one line every ~10 s).")
 @escalate_options
-def cmd(model, data_dir, fmt, split, out_dir, threads, batch_size, provider, sample, seed, as_json, quiet, escalate,
+def cmd(model, data, format, split, out, threads, batch_size, provider, sample, seed, as_json, quiet, escalate,
         escalate_fraction, calib_data):
     """Evaluate MODEL (.keras, .tflite, .onnx, 'default' or 'ten-pass') on one split of a dataset, or with
     no --data on the bundled evaluation sample (per-set figures in the JSON's by_set).
@@ -38,7 +24,7 @@ def cmd(model, data_dir, fmt, split, out_dir, threads, batch_size, provider, sam
     The positive class is 'fake'; precision / recall / F1 at the top level are the fake class's.
     The accuracy comes with its 95% Wilson interval (accuracy_ci95). Progress goes to stderr.
     """
-    if data_dir is None and split != "test":  # the bundled evaluation sample is a test split only
+    if data is None and split != "test":  # the bundled evaluation sample is a test split only
         raise click.UsageError(f"--split {split} applies to --data; the bundled evaluation sample is a test split")
     import json
     import os
@@ -50,7 +36,7 @@ def cmd(model, data_dir, fmt, split, out_dir, threads, batch_size, provider, sam
 
     fraction, calib = resolve(escalate, escalate_fraction, calib_data)
     progress.set_quiet(quiet)
-    rep = evaluate(model, data_dir, split, out_dir=out_dir, threads=threads or os.cpu_count(), format=fmt,
+    rep = evaluate(model, data, split, out_dir=out, threads=threads or os.cpu_count(), format=format,
                    provider=provider, batch_size=batch_size, sample=sample, seed=seed,
                    escalate=escalate, escalate_fraction=fraction, calib_data=calib)
     if as_json:

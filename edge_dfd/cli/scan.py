@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from edge_dfd.cli.escalate import escalate_options
-from edge_dfd.core.formats import FORMATS
-from edge_dfd.video.pipeline import ALIGN_MODES, DEFAULT_ALIGN, DEFAULT_MARGIN
+from edge_dfd.cli.options import options_from
+from edge_dfd.video.config import ScanOptions
 
 
 def _check_out(ctx, param, value):
@@ -33,37 +33,12 @@ def _summary(results, seconds: float) -> dict:
 
 @click.command("scan")
 @click.argument("inputs", nargs=-1, required=True, metavar="VIDEO|DIR|GLOB...")
-@click.option("--model", "-m", default="default", show_default=True,
-              help="Model file (.tflite, .onnx, .keras), 'default' (the bundled single-pass detector) or 'ten-pass'.")
-@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default=None,
-              help="Format of the bundled model to use with --model default (e.g. tflite-int8 on a Pi).")
-@click.option("--faces", default="blazeface", show_default=True, metavar="DETECTOR",
-              help="Face detector: blazeface | blazeface-full | haar | yunet:MODEL.onnx | none (centre square).")
-@click.option("--every", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Sample every N-th frame.")
-@click.option("--frames", type=click.IntRange(min=1), default=None, metavar="K",
-              help="Sample K frames evenly spaced over the video [default: 32, unless --every is given].")
-@click.option("--recursive", "-r", is_flag=True, help="Look for videos in sub-folders of a DIR too.")
-@click.option("--align", type=click.Choice(ALIGN_MODES), default=DEFAULT_ALIGN, show_default=True,
-              help="Crop framing: 'aligned' (eye/nose/mouth keypoints onto the training images' framing), "
-                   "'box' (face box plus --margin) or 'auto' (what the model was trained on, as in live).")
-@click.option("--margin", type=click.FloatRange(0, 2), default=DEFAULT_MARGIN, show_default=True,
-              help="Square crop margin around the face box, as a fraction of the box side (--align box, and "
-                   "faces without keypoints).")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
-              help="Verdict threshold on P(fake) [default: the model's, from its metadata].")
-@click.option("--min-track-frames", type=click.IntRange(min=1), default=2, show_default=True, metavar="N",
-              help="A video's P(fake) is its most suspicious face track seen in at least N sampled frames "
-                   "(any track when none is).")
-@click.option("--out", default=None, callback=_check_out, metavar="FILE.csv|FILE.jsonl",
-              help="Write a row per video and per face track (written atomically).")
+@options_from(ScanOptions, out={"callback": _check_out})
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of a table.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Threads for the model runtime (default: all cores), the face detector and OpenCV.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar on stderr.")
 @escalate_options
-def cmd(inputs, model, fmt, faces, every, frames, recursive, align, margin, threshold, min_track_frames, out,
-        as_json, threads, quiet, escalate, escalate_fraction, calib_data):
+def cmd(inputs, model, format, faces, every, frames, recursive, align, margin, threshold, min_track_frames, out,
+        threads, as_json, quiet, escalate, escalate_fraction, calib_data):
     """Scan video files for deepfake faces: sample frames, detect, align and track faces, classify each face
     in each sampled frame, then give P(fake) per face track (mean logit over its frames) and per video (its
     most suspicious track). Decodes as fast as it can; frames that are not sampled are skipped undecoded.
@@ -92,7 +67,7 @@ def cmd(inputs, model, fmt, faces, every, frames, recursive, align, margin, thre
     out_path = check_out(out)
     from edge_dfd.runtime import load_model
 
-    backend = load_model(model, format=fmt, threads=threads or os.cpu_count())
+    backend = load_model(model, format=format, threads=threads or os.cpu_count())
     from edge_dfd.cli.escalate import wrap  # --escalate: per-track second opinions, track rows get a stage
 
     cascade = wrap(backend, escalate, escalate_fraction, calib_data, threads or os.cpu_count())

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from edge_dfd.core.errors import EdgeDFDError
 from edge_dfd.core.meta import MAX_INPUT_SIZE, MIN_INPUT_SIZE
-from edge_dfd.modelling.models import DEFAULT_INPUT_SIZE
+from edge_dfd.core.options import setting
+from edge_dfd.modelling.models import ARCHS, DEFAULT_INPUT_SIZE
 
 # The study's augmentation (ImageDataGenerator-style ranges), as Keras preprocessing layers.
 AUG_ROTATION = 20 / 360  # +-20 degrees, as a fraction of a full turn
@@ -21,45 +22,101 @@ MONITOR = "val_loss"
 RESUME_KEYS = ("data", "arch", "img_size", "batch_size", "weights", "freeze_base", "seed", "augment",
                "jpeg_aug", "blur_aug", "lr", "recipe", "init", "steps_per_epoch", "eval_sample")
 RECIPES = ("study", "deploy")  # study: the report's models and augmentation; deploy: the bundled default's recipe
+DISTRIBUTE = ("none", "mirrored", "multi-worker")  # edge_dfd.train.distribute
+# what arch / img_size / lr left None become, per recipe; deploy's lr from a trained detector (--init default /
+# PATH) is FINETUNE_LR: fine-tuned 10x gentler than from imagenet
+RECIPE_DEFAULTS = {"study": {"arch": "cnn", "img_size": DEFAULT_INPUT_SIZE, "lr": 1e-3},
+                   "deploy": {"arch": "efficientnet_lite0", "img_size": 224, "lr": 1e-4}}
+FINETUNE_LR = 1e-5
+
+
+def _per_recipe(key: str) -> str:
+    return ", ".join(f"{v[key]} ({r})" for r, v in RECIPE_DEFAULTS.items())
+
+
+def _lr(v: float) -> str:
+    return f"{v:.0e}".replace("e-0", "e-")  # 1e-3
+
+
+def _weights_help() -> str:
+    from edge_dfd.modelling.models import ARCHS
+
+    def names(kind):
+        return ", ".join(a for a, s in ARCHS.items() if s.pretrained == kind)
+
+    return ("Study recipe: none, imagenet or a local weights file. imagenet is offline for " + names("bundled")
+            + " (the weights ship in the source tree) and a keras.applications download (needs internet) for "
+            + names("imagenet-download") + ".")
 
 
 @dataclass
 class TrainConfig:
     """``data`` is one dataset folder or a list of them (sampled equally by the deploy recipe, concatenated by
-    study). ``arch`` / ``img_size`` / ``lr`` left None take the recipe's defaults (study: cnn, 256, 1e-3;
-    deploy: efficientnet_lite0, 224, 1e-4 from imagenet and 1e-5 from a trained detector)."""
+    study). ``arch`` / ``img_size`` / ``lr`` left None take the recipe's defaults (``RECIPE_DEFAULTS``).
+    Every field is an ``edge-dfd train`` option (``edge_dfd.core.options.setting``: its default, help and choices)."""
 
-    data: str | list
-    out: str
-    arch: str | None = None
-    epochs: int = 7
-    batch_size: int = 32
-    img_size: int | None = None
-    weights: str = "none"
-    freeze_base: bool = False
-    seed: int = 0
-    resume: bool = False
-    augment: bool = True
-    jpeg_aug: bool = False
-    blur_aug: bool = False
-    lr: float | None = None
-    patience: int = 3  # early stopping on val_loss; 0 disables it
-    distribute: str = "none"  # none | mirrored | multi-worker (edge_dfd.train.distribute); batch_size is per replica
-    recipe: str = "study"
-    init: str | None = None  # deploy: default | imagenet | a .keras file (None: imagenet)
-    steps_per_epoch: int | None = None  # deploy: batches per epoch (None: one pass over the train images)
-    eval_sample: int | None = None  # valid and test: a stratified sample of this many images each (None: all)
+    data: str | list = setting(required=True, multiple=True, kind="dir",
+                               help="Dataset folder: 140k layout ({train,valid,test}.csv) or DIR/<split>/{real,fake}/. "
+                                    "Repeatable: --recipe deploy samples the folders equally, study concatenates them.")
+    out: str = setting(required=True, kind="dir", help="Run folder to write.")
+    recipe: str = setting("study", choices=RECIPES,
+                          help="study: the report's models (cnn, xception, inception_resnet_v2, ...) with its "
+                               "augmentation. deploy: the bundled default's recipe (single-pass efficientnet_lite0 or "
+                               "mobilenet_v2, multi-depth head, deployment augmentation with live-style face crops, "
+                               "epoch and threshold chosen on valid as-is and perturbed); see docs/train.md.")
+    arch: str | None = setting(None, choices=ARCHS,
+                               help="Architecture (see the README's train section). Default: " + _per_recipe("arch")
+                                    + ".")
+    epochs: int = setting(7, range=(1, None), help="Maximum epochs.")
+    batch_size: int = setting(32, range=(1, None),
+                              help="Batch per replica; with --distribute the global batch is this x replicas.")
+    img_size: int | None = setting(None, range=(MIN_INPUT_SIZE, MAX_INPUT_SIZE), kind="int",
+                                   help="Square input size in pixels. Default: " + _per_recipe("img_size") + ".")
+    weights: str = setting("none", help=_weights_help())
+    init: str | None = setting(None, help="Deploy recipe: starting weights - default (fine-tune the bundled detector), "
+                                          "imagenet (bundled ported weights; offline) or a .keras file of the same "
+                                          "architecture and input size. Default: imagenet.")
+    steps_per_epoch: int | None = setting(None, range=(1, None), kind="int",
+                                          help="Deploy recipe: batches per epoch (default: one pass over the train "
+                                               "images).")
+    eval_sample: int | None = setting(None, range=(2, None), kind="int", metavar="N",
+                                      help="Valid and test: a stratified, seeded sample of N images of each --data "
+                                           "folder (default: all; a CPU run on the full 140k set spends most of its "
+                                           "time on 20k valid + 20k test images).")
+
+    freeze_base: bool = setting(False, flag="--freeze-base/--no-freeze-base",
+                                help="Freeze the pretrained base (train the head only).")
+    seed: int = setting(0)
+    resume: bool = setting(False, flag=True,
+                           help="Continue an interrupted run in --out from its last complete epoch.")
+    augment: bool = setting(True, flag="--augment/--no-augment",
+                            help="The study's rotation/flip/shear/zoom/shift augmentation (input pipeline only).")
+    jpeg_aug: bool = setting(False, flag="--jpeg-aug/--no-jpeg-aug",
+                             help=f"Random JPEG re-encoding (quality {JPEG_QUALITY[0]}-{JPEG_QUALITY[1]}) of half the "
+                                  "training images.")
+    blur_aug: bool = setting(False, flag="--blur-aug/--no-blur-aug",
+                             help="Random Gaussian blur of half the training images.")
+    lr: float | None = setting(None, range=(0, None), min_open=True, kind="float",
+                               help=f"Peak learning rate. Default: {_lr(RECIPE_DEFAULTS['study']['lr'])} (study, Adam); "
+                                    f"deploy (AdamW with warm-up and cosine decay): "
+                                    f"{_lr(RECIPE_DEFAULTS['deploy']['lr'])} from --init imagenet, {_lr(FINETUNE_LR)} from a "
+                                    "trained detector (--init default / PATH).")
+    patience: int = setting(3, range=(0, None), help="Early-stopping patience on val_loss (0 = off).")
+    distribute: str = setting("none", choices=DISTRIBUTE,
+                              help="tf.distribute: mirrored = all local GPUs; multi-worker = the cluster in $TF_CONFIG "
+                                   "(README: distributed).")  # batch_size is per replica
 
     def __post_init__(self):
         deploy = self.recipe == "deploy"
+        fill = RECIPE_DEFAULTS.get(self.recipe, RECIPE_DEFAULTS["study"])
         if self.arch is None:
-            self.arch = "efficientnet_lite0" if deploy else "cnn"
+            self.arch = fill["arch"]
         if self.img_size is None:
-            self.img_size = 224 if deploy else DEFAULT_INPUT_SIZE
+            self.img_size = fill["img_size"]
         if deploy and self.init is None:
             self.init = "imagenet"
         if self.lr is None:  # deploy: a trained detector (--init default / PATH) is fine-tuned 10x gentler
-            self.lr = (1e-4 if self.init == "imagenet" else 1e-5) if deploy else 1e-3
+            self.lr = fill["lr"] if not deploy or self.init == "imagenet" else FINETUNE_LR
         if isinstance(self.data, (list, tuple)):
             self.data = [str(d) for d in self.data] if len(self.data) != 1 else str(self.data[0])
 
@@ -91,7 +148,7 @@ class TrainConfig:
             bad.append(f"lr={self.lr} (expected > 0)")
         if self.patience < 0:
             bad.append(f"patience={self.patience} (expected >= 0)")
-        if self.distribute not in ("none", "mirrored", "multi-worker"):
+        if self.distribute not in DISTRIBUTE:
             bad.append(f"distribute={self.distribute!r} (expected none, mirrored or multi-worker)")
         if bad:
             raise EdgeDFDError("bad training settings: " + "; ".join(bad))

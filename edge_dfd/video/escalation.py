@@ -154,17 +154,18 @@ class Escalation:
 
 
 def from_config(backend, escalate: dict | None) -> Escalation | None:
-    """``live``'s Escalation from ``LiveConfig.escalate`` = {"model": spec, "fraction": F (0.2), "calib_data":
-    [folders], "hz": escalations per second (DEFAULT_RATE_HZ)}; None without one. The second model loads and runs
+    """``live``'s Escalation from ``LiveConfig.escalate`` = {"model": spec, "fraction": F (DEFAULT_FRACTION), "calib_data":
+    [folders], "hz": escalations per second (DEFAULT_RATE_HZ; ``LiveConfig.escalate_hz``)}; None without one. The second model loads and runs
     once here, before any frame."""
     if not escalate:
         return None
     import sys
 
     from edge_dfd.runtime.cascade import load_cascade
+    from edge_dfd.runtime.options import DEFAULT_FRACTION
 
     # one runtime thread: the second model then runs inside the (lower-priority) escalation thread itself
-    cas = load_cascade(backend, escalate["model"], escalate.get("fraction", 0.2),
+    cas = load_cascade(backend, escalate["model"], escalate.get("fraction", DEFAULT_FRACTION),
                        calib_data=list(escalate.get("calib_data") or ()) or None, threads=1,
                        log=lambda m: print(m, file=sys.stderr))
     return Escalation(cas, rate_hz=escalate.get("hz", DEFAULT_RATE_HZ))

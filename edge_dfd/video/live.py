@@ -7,129 +7,16 @@ import json
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from edge_dfd.core.errors import EdgeDFDError
 from edge_dfd.images.faces import FaceDetector, make_detector
+from edge_dfd.video.config import LiveConfig, LiveStats, StageTimes
 from edge_dfd.video.escalation import from_config as escalation_from
-from edge_dfd.video.pipeline import DEFAULT_ALIGN, DEFAULT_CLASSIFY_HZ, DEFAULT_MARGIN, FaceResult, LivePipeline, draw
+from edge_dfd.video.pipeline import FaceResult, LivePipeline, draw
 from edge_dfd.video.sources import Frame, FrameGrabber, open_source
-
-STAGES = ("capture", "detect", "preprocess", "resize", "infer", "draw")  # resize / infer: the classifier's
-
-
-@dataclass
-class LiveConfig:
-    model: str = "default"
-    format: str | None = None  # which bundled format with model "default" (None: zoo.DEFAULT_FORMAT)
-    source: str = "0"
-    faces: str = "blazeface"
-    detect_every: int = 1
-    threshold: float | None = None
-    smooth: int = 8
-    margin: float = DEFAULT_MARGIN
-    show: bool = False
-    save: str | None = None
-    events: str | None = None  # path or "-" for stdout
-    max_frames: int | None = None
-    threads: int | None = None
-    reconnects: int = 5
-    backoff: float = 0.5
-    save_segment: float | None = None  # seconds per saved video segment (None: one file)
-    save_keep: int = 0  # finished segments to keep (0: all)
-    events_rotate: str | None = None  # "100MB" / "1h" (outputs.parse_rotate)
-    events_keep: int = 10  # rotated event files to keep (0: all)
-    status: str | None = None  # status file (JSON), rewritten every heartbeat interval
-    heartbeat: float = 0.0  # s between heartbeat lines on stderr (0: none; the status file then every 10 s)
-    align: str = DEFAULT_ALIGN  # "auto" (the model's training framing) | "aligned" (keypoints) | "box" (box + margin)
-    classify_hz: float | None = DEFAULT_CLASSIFY_HZ  # classifications per second per track (None: every frame)
-    realtime: bool = False  # play a video file at its own frame rate, like a camera
-    serve: str | None = None  # "[HOST:]PORT": the web view (edge_dfd.video.web)
-    serve_clients: int = 4
-    serve_auth: str = "auto"  # "auto" (a token on non-loopback addresses) | "token" | "none" (edge_dfd.video.web)
-    serve_token_file: str | None = None  # the token (else $EDGE_DFD_SERVE_TOKEN, else a random one)
-    serve_cert: str | None = None  # HTTPS: PEM certificate (and key, unless serve_key)
-    serve_key: str | None = None
-    escalate: dict | None = None  # --escalate: {"model", "fraction", "calib_data", "hz"} (live.escalation.from_config)
-
-
-@dataclass
-class LiveStats:
-    frames: int = 0
-    seconds: float = 0.0
-    faces: int = 0  # face results over all frames
-    classified: int = 0  # classifier runs (faces scored)
-    faceless: int = 0  # frames without a face
-    skipped: int = 0
-    dropped: int = 0
-    reconnects: int = 0
-    interrupted: bool = False  # stopped by Ctrl-C or a signal
-    signal: str | None = None  # "SIGINT" | "SIGTERM" | "SIGHUP" when a signal stopped the run
-    error: str | None = None  # an output failed mid-run (disk full): stopped cleanly, exit 1
-    outputs: str = ""  # where the events and video went
-    stage_ms: dict = field(default_factory=dict)  # stage -> {"p50": ms, "p90": ms}
-    escalation: dict | None = None  # --escalate: tracks escalated, failures, the second model's ms
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def exit_code(self) -> int:
-        """1 after an output error; 128 + signal number after a signal stop (130 Ctrl-C, 143 SIGTERM,
-        129 SIGHUP); 0 otherwise."""
-        if self.error:
-            return 1
-        if self.interrupted:
-            return 128 + int(getattr(signal, self.signal or "SIGINT"))
-        return 0
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "fps": round(self.fps, 2)}
-
-    def summary(self) -> str:
-        stages = " · ".join(f"{k} {v['p50']:.2f}/{v['p90']:.2f}" for k, v in self.stage_ms.items())
-        text = (f"live: {self.frames} frames in {self.seconds:.1f} s = {self.fps:.1f} FPS, {self.faces} faces "
-                f"({self.skipped} unreadable frames skipped, {self.dropped} dropped, {self.reconnects} reconnects), {self.classified} classified"
-                f"\nlive: ms per frame p50/p90: {stages}")
-        if self.interrupted:
-            text += f"\nlive: stopped by {self.signal or 'SIGINT'}; outputs finalised (exit {self.exit_code})"
-        if self.outputs:
-            text += f"\nlive: {self.outputs}"
-        if self.escalation:
-            text += f"\nlive: {self.escalation['line']}"
-        return text
-
-
-class StageTimes:
-    """Per-stage ms for the p50/p90 summary in constant memory: every sample while there are fewer than
-    ``size``, then a uniform reservoir sample of the whole run (exact percentiles for short runs; a run of
-    days does not grow)."""
-
-    def __init__(self, size: int = 4096, seed: int = 0):
-        import random
-
-        self.size, self.rng = size, random.Random(seed)
-        self.samples: dict[str, list[float]] = {s: [] for s in STAGES}
-        self.seen: dict[str, int] = dict.fromkeys(STAGES, 0)
-        self.last: dict[str, float] = {}
-
-    def add(self, stage: str, ms: float) -> None:
-        self.last[stage] = ms
-        self.seen[stage] += 1
-        v = self.samples[stage]
-        if len(v) < self.size:
-            v.append(ms)
-        else:
-            j = self.rng.randrange(self.seen[stage])
-            if j < self.size:
-                v[j] = ms
-
-    def percentiles(self) -> dict:
-        return {s: {"p50": _pct(v, 50), "p90": _pct(v, 90)} for s, v in self.samples.items() if v}
 
 
 def check_gui() -> None:
@@ -200,7 +87,7 @@ def _run(cfg: LiveConfig, backend, detector, opener, rotate, server) -> LiveStat
             from edge_dfd.runtime import load_model
 
             backend = load_model(cfg.model or "default", format=cfg.format, threads=cfg.threads)
-        escalation = escalation_from(backend, cfg.escalate)  # --escalate: loaded and run before the source opens
+        escalation = escalation_from(backend, cfg.escalate and {"hz": cfg.escalate_hz, **cfg.escalate})  # --escalate: loaded and run before the source opens
         source = open_source(cfg.source, opener)
         grabber = FrameGrabber(source, cfg.reconnects, cfg.backoff, pace=cfg.realtime)
         # live sources (and --realtime files) classify in a worker thread on the wall clock: a slow model
@@ -300,10 +187,6 @@ def _run(cfg: LiveConfig, backend, detector, opener, rotate, server) -> LiveStat
         grabber.error.stats = stats  # what was processed before the source was lost
         raise grabber.error
     return stats
-
-
-def _pct(v, q) -> float:
-    return round(float(np.percentile(v, q)), 3)
 
 
 def _rss():
