@@ -6,7 +6,8 @@ import click
 
 from edge_dfd.cli.escalate import escalate_options
 from edge_dfd.core.formats import FORMATS
-from edge_dfd.video.pipeline import ALIGN_MODES, DEFAULT_ALIGN, DEFAULT_CLASSIFY_HZ, DEFAULT_MARGIN
+from edge_dfd.core.meta import DEFAULT_MARGIN
+from edge_dfd.video.pipeline import ALIGN_MODES, DEFAULT_ALIGN, DEFAULT_CLASSIFY_HZ
 
 
 def _check_serve(ctx, param, value):
@@ -62,14 +63,16 @@ def _check_rotate(ctx, param, value):
               help="Verdict threshold on the smoothed P(fake) [default: the model's, from its metadata].")
 @click.option("--smooth", type=click.IntRange(min=1), default=8, show_default=True,
               help="Average each face track's P(fake) over its last N frames.")
-@click.option("--margin", type=click.FloatRange(0, 2), default=DEFAULT_MARGIN, show_default=True,
+@click.option("--margin", type=click.FloatRange(0, 2), default=None,
               help="Square crop margin around the face box, as a fraction of the box side, each side "
-                   "(--align box, and faces without keypoints).")
+                   "(--align box, and faces without keypoints) [default: the model's, from its metadata; "
+                   f"{DEFAULT_MARGIN} for files without one].")
 @click.option("--align", type=click.Choice(ALIGN_MODES), default=DEFAULT_ALIGN, show_default=True,
               help="Crop framing: 'aligned' maps the detector's eye/nose/mouth keypoints onto the 140k training "
-                   "images' framing (rotation, scale, shift); 'box' is the face box plus --margin; 'auto' picks "
-                   "the crop measured best in video for the model: aligned (the bundled default, ten-pass and "
-                   "models trained on 140k images), box for the MobileNetV2 single-pass student.")
+                   "images' framing (rotation, scale, shift); 'box' is the face box plus --margin; 'auto' is the "
+                   "crop the model's metadata states (written at training time; older files: box for the "
+                   "MobileNetV2 single-pass student, aligned for the rest, the bundled default and ten-pass "
+                   "included).")
 @click.option("--classify-hz", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_CLASSIFY_HZ,
               show_default=True, metavar="HZ",
               help="Classify each face track at most HZ times a second (new tracks first, then round robin); "

@@ -6,7 +6,8 @@ import click
 
 from edge_dfd.cli.escalate import escalate_options
 from edge_dfd.core.formats import FORMATS
-from edge_dfd.video.pipeline import ALIGN_MODES, DEFAULT_ALIGN, DEFAULT_MARGIN
+from edge_dfd.core.meta import DEFAULT_MARGIN
+from edge_dfd.video.pipeline import ALIGN_MODES, DEFAULT_ALIGN
 
 
 def _check_out(ctx, param, value):
@@ -46,10 +47,11 @@ def _summary(results, seconds: float) -> dict:
 @click.option("--recursive", "-r", is_flag=True, help="Look for videos in sub-folders of a DIR too.")
 @click.option("--align", type=click.Choice(ALIGN_MODES), default=DEFAULT_ALIGN, show_default=True,
               help="Crop framing: 'aligned' (eye/nose/mouth keypoints onto the training images' framing), "
-                   "'box' (face box plus --margin) or 'auto' (what the model was trained on, as in live).")
-@click.option("--margin", type=click.FloatRange(0, 2), default=DEFAULT_MARGIN, show_default=True,
+                   "'box' (face box plus --margin) or 'auto' (the crop the model's metadata states, as in live).")
+@click.option("--margin", type=click.FloatRange(0, 2), default=None,
               help="Square crop margin around the face box, as a fraction of the box side (--align box, and "
-                   "faces without keypoints).")
+                   "faces without keypoints) [default: the model's, from its metadata; "
+                   f"{DEFAULT_MARGIN} for files without one].")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
               help="Verdict threshold on P(fake) [default: the model's, from its metadata].")
 @click.option("--min-track-frames", type=click.IntRange(min=1), default=2, show_default=True, metavar="N",

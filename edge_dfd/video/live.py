@@ -15,7 +15,7 @@ import numpy as np
 from edge_dfd.core.errors import EdgeDFDError
 from edge_dfd.images.faces import FaceDetector, make_detector
 from edge_dfd.video.escalation import from_config as escalation_from
-from edge_dfd.video.pipeline import DEFAULT_ALIGN, DEFAULT_CLASSIFY_HZ, DEFAULT_MARGIN, FaceResult, LivePipeline, draw
+from edge_dfd.video.pipeline import DEFAULT_ALIGN, DEFAULT_CLASSIFY_HZ, FaceResult, LivePipeline, draw
 from edge_dfd.video.sources import Frame, FrameGrabber, open_source
 
 STAGES = ("capture", "detect", "preprocess", "resize", "infer", "draw")  # resize / infer: the classifier's
@@ -30,7 +30,7 @@ class LiveConfig:
     detect_every: int = 1
     threshold: float | None = None
     smooth: int = 8
-    margin: float = DEFAULT_MARGIN
+    margin: float | None = None  # box crops' margin (None: the model's metadata's)
     show: bool = False
     save: str | None = None
     events: str | None = None  # path or "-" for stdout
@@ -44,7 +44,7 @@ class LiveConfig:
     events_keep: int = 10  # rotated event files to keep (0: all)
     status: str | None = None  # status file (JSON), rewritten every heartbeat interval
     heartbeat: float = 0.0  # s between heartbeat lines on stderr (0: none; the status file then every 10 s)
-    align: str = DEFAULT_ALIGN  # "auto" (the model's training framing) | "aligned" (keypoints) | "box" (box + margin)
+    align: str = DEFAULT_ALIGN  # "auto" (the model's metadata's crop) | "aligned" (keypoints) | "box" (box + margin)
     classify_hz: float | None = DEFAULT_CLASSIFY_HZ  # classifications per second per track (None: every frame)
     realtime: bool = False  # play a video file at its own frame rate, like a camera
     serve: str | None = None  # "[HOST:]PORT": the web view (edge_dfd.video.web)
