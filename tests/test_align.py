@@ -10,16 +10,9 @@ import numpy as np
 import pytest
 from conftest import FACES140K, REPO, needs_faces140k
 
-from edge_dfd.images.align import (
-    ALIGN_MODES,
-    SIDE_RANGE,
-    TEMPLATE,
-    aligned_crop,
-    box_crop,
-    face_crops,
-    quad_iou,
-    similarity_transform,
-)
+from edge_dfd.core.meta import CROP_MODES
+from edge_dfd.images.align import SIDE_RANGE, TEMPLATE, aligned_crop, quad_iou, similarity_transform
+from edge_dfd.images.crop import crop_face, face_crops
 from edge_dfd.images.faces import DEFAULT_MARGIN, BlazeFace, YuNet, make_detector, square_box, ssd_anchors, weighted_nms
 
 
@@ -98,7 +91,7 @@ def test_aligned_crop_side_is_clamped_and_reflects_outside_the_frame():
 def test_box_crop_and_fallbacks():
     frame = cv2.copyMakeBorder(texture(300), 90, 90, 170, 170, cv2.BORDER_REFLECT_101)  # 480 x 640
     box = np.array([250, 150, 350, 270], np.float32)
-    crop, quad = box_crop(frame, box)
+    crop, quad = crop_face(frame, box, None, "box")
     x1, y1, x2, y2 = square_box(box, frame.shape, DEFAULT_MARGIN)
     assert DEFAULT_MARGIN == 0.33 and crop.shape == (y2 - y1, x2 - x1, 3)
     np.testing.assert_array_equal(crop, cv2.cvtColor(frame[y1:y2, x1:x2], cv2.COLOR_BGR2RGB))
@@ -116,7 +109,7 @@ def test_box_crop_and_fallbacks():
         np.testing.assert_array_equal(crop_q[1], quad)
     for _, q in face_crops(frame, boxes, None, "aligned") + face_crops(frame, boxes, marks, "box"):
         np.testing.assert_array_equal(q, quad)
-    assert face_crops(frame, np.zeros((0, 4)), None) == [] and ALIGN_MODES == ("aligned", "box")
+    assert face_crops(frame, np.zeros((0, 4)), None) == [] and CROP_MODES == ("aligned", "box")
     with pytest.raises(ValueError):
         face_crops(frame, boxes, marks, "tight")
 

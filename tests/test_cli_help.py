@@ -18,16 +18,18 @@ def test_bench_robustness_lists_every_perturbation(capsys):
 def test_live_align_auto_says_what_it_resolves_to(capsys):
     from types import SimpleNamespace
 
-    from edge_dfd.core.meta import read_meta
+    from edge_dfd.core.meta import LEGACY_BOX_ARCHS, read_meta
     from edge_dfd.runtime import zoo
-    from edge_dfd.video.pipeline import BOX_ARCHS, resolve_align
+    from edge_dfd.video.pipeline import resolve_align
 
     text = _help(capsys, "live")
     default = SimpleNamespace(meta=read_meta(zoo.default_path()))
     assert resolve_align("auto", default) == "aligned"  # what the help says for the bundled default
-    assert "aligned (the bundled default, ten-pass and models trained on 140k images)" in text
-    assert BOX_ARCHS == ("mobilenet_v2_single_pass",) and "box for the MobileNetV2 single-pass student" in text
+    assert "'auto' is the crop the model's metadata states" in text
+    assert "aligned for the rest, the bundled default and ten-pass included" in text
+    assert LEGACY_BOX_ARCHS == ("mobilenet_v2_single_pass",) and "box for the MobileNetV2 single-pass student" in text
     assert "box for the single-pass default" not in text
+    assert "[default: the model's, from its metadata; 0.33 for files without one]" in text
 
 
 def test_live_status_interval_matches_heartbeat(capsys):

@@ -185,6 +185,13 @@ def test_auto_align_picks_the_models_training_framing():
     assert resolve_align("auto", M("cnn")) == "aligned"
     assert resolve_align("box", M("cnn")) == "box"
     assert LivePipeline(M("mobilenet_v2_single_pass"), Boxes(1)).align == "box"
+    # metadata that states the crop wins over the arch (the fallback above is for files without the field)
+    stated = M("mobilenet_v2_single_pass")
+    stated.meta.crop_mode, stated.meta.crop_margin = "aligned", 0.5
+    pipe = LivePipeline(stated, Boxes(1))
+    assert (pipe.align, pipe.margin) == ("aligned", 0.5)
+    forced = LivePipeline(stated, Boxes(1), align="box", margin=0.2)  # explicit options win over the metadata
+    assert (forced.align, forced.margin) == ("box", 0.2)
 
 
 def test_a_cut_to_another_face_in_the_same_box_starts_its_verdict_afresh():

@@ -58,6 +58,10 @@ def test_card_numbers_come_from_the_json():
     assert "| tflite-int8 | detector_int8.tflite | 4.99 | ok | 0.9733 | 0.8901 | 0.8833 | 300 |" in text
     assert "| onnx-int8 | detector.onnx | 5.10 | unproven | 0.9100 | 0.8901 | 0.8610 | 60 |" in text
     assert "- `bench.json`" in text
+    assert "- face crop: `aligned`, margin 0.33 (not in the metadata; fallback: arch efficientnet_lite0_single_pass;" in text
+    m = _meta()
+    m.crop_mode, m.crop_margin = "box", 0.4
+    assert "- face crop: `box`, margin 0.4 (from the metadata;" in model_card(m)
 
 
 def test_card_cli_writes_from_files(tmp_path):

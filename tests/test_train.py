@@ -95,6 +95,7 @@ def test_threshold_and_training_facts_in_metadata(trained):
     rep = json.loads((run / "report.json").read_text())
     conf = json.loads((run / "config.json").read_text())
     assert meta.arch == "cnn" and meta.input_size == 32 and meta.output == "P(fake)"
+    assert (meta.crop_mode, meta.crop_margin) == ("aligned", 0.33)  # the study recipe: FFHQ-aligned images
     assert 0.0 < meta.threshold < 1.0 and meta.threshold == pytest.approx(rep["threshold"])
     assert meta.threshold == pytest.approx(conf["results"]["threshold"])
     assert meta.threshold_source.startswith("valid split")

@@ -57,6 +57,7 @@ def test_deploy_run_folder_metadata_and_skips(deploy_run):
     assert [r["epoch"] for r in read_history(run / "history.csv")] == [1, 2]
     meta = read_meta(run / "model.keras")
     assert meta.arch == "efficientnet_lite0_single_pass" and meta.input_size == SIZE and meta.output == "P(fake)"
+    assert (meta.crop_mode, meta.crop_margin) == ("aligned", 0.33)  # written at training time: how to feed it
     assert meta.threshold_source.startswith("valid split as-is and perturbed")
     assert meta.training["recipe"] == "deploy" and meta.training["init"] == "imagenet"
     assert meta.training["data"] == [str(deploy_run["a"].resolve()), str(deploy_run["b"].resolve())]
@@ -282,6 +283,20 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4, abs=1e-5)
     assert read_meta(run / "model.keras").threshold == pytest.approx(
         read_meta(tmp_path / "whole" / "model.keras").threshold, abs=1e-4)
+
+
+def test_training_crop_per_recipe_and_arch():
+    """What a run writes as crop_mode / crop_margin: the deploy recipe's per-arch crop, aligned for study; the
+    same choice the fallback for older files makes from the arch name they carry."""
+    from edge_dfd.core.meta import ModelMeta, crop_spec
+    from edge_dfd.train.deploy import ARCHS, CROP_MODES, meta_arch, training_crop
+
+    assert set(CROP_MODES) == set(ARCHS)
+    assert training_crop("deploy", "efficientnet_lite0") == ("aligned", 0.33)
+    assert training_crop("deploy", "mobilenet_v2") == ("box", 0.33)
+    assert training_crop("study", "mobilenet_v2") == ("aligned", 0.33)
+    for arch in ARCHS:
+        assert crop_spec(ModelMeta(arch=meta_arch(arch))).mode == training_crop("deploy", arch)[0]
 
 
 def test_recipe_defaults():

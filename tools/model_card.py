@@ -37,10 +37,16 @@ def _load(path) -> object:
 
 
 def model_section(meta) -> list[str]:
+    from edge_dfd.core.meta import crop_spec
+
     t = meta.training or {}
+    crop = crop_spec(meta)
     lines = ["## Model", "",
              f"- architecture: `{meta.arch}`, input {meta.input_size}x{meta.input_size} RGB 0..255, "
              f"output {meta.output}",
+             f"- face crop: `{crop.mode}`, margin {crop.margin:g} ("
+             + ("from the metadata" if crop.source == "metadata" else f"not in the metadata; {crop.source}")
+             + "; what `live` / `scan --align auto` cut)",
              f"- threshold: {_f(meta.threshold)} ({meta.threshold_source})"]
     if t:
         data = t.get("data")

@@ -8,6 +8,11 @@ One JSON document (``ModelMeta``), embedded the native way for each container:
 * ``.onnx``   - ``metadata_props`` key ``edge_dfd`` (read through onnxruntime's ``custom_metadata_map``)
 
 It is parsed as data with a size limit; malformed metadata is a ModelError, never a crash.
+
+How to feed the model is part of it: ``input_size`` and the face crop the model was trained for
+(``crop_mode``: ``aligned`` | ``box``, ``crop_margin``), written once at training time (``edge_dfd.train.run``)
+and copied by ``convert`` into every converted file. ``crop_spec(meta)`` is the one reader; files written before
+the crop fields existed get the documented fallback there (``LEGACY_BOX_ARCHS``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,14 @@ from edge_dfd.core.util import first_line
 MIN_INPUT_SIZE, MAX_INPUT_SIZE = 8, 4096  # the input sizes a model (and its metadata) may have
 COLOR_ORDER = "RGB"
 INPUT_RANGE = "0-255"  # raw pixel values; the model rescales internally
+CROP_MODES = ("aligned", "box")  # face crops: key points onto the training framing | detector box + margin
+DEFAULT_MARGIN = 0.33  # box crops: this fraction of the detector box's longer side added on every side
+MAX_MARGIN = 2.0
+# Fallback for files without ``crop_mode`` (every file written before it existed, the bundled ones included):
+# these archs get ``box``, every other ``aligned`` - the crops measured best in video for them
+# (benchmarks/results/live_fidelity.md, 150 test faces: the MobileNetV2 single-pass student 0.847 box vs
+# 0.807-0.813 aligned; the EfficientNet-Lite0 default 0.913 aligned vs 0.827 box; ten-pass 0.773-0.780 vs 0.693).
+LEGACY_BOX_ARCHS = ("mobilenet_v2_single_pass",)
 
 META_KEY = "edge_dfd"
 KERAS_MEMBER = "edge_dfd.json"
@@ -50,6 +63,8 @@ class ModelMeta:
     verification: dict | None = None
     training: dict | None = None
     extra: dict = field(default_factory=dict)
+    crop_mode: str | None = None  # "aligned" | "box"; None: not stated (older file, ``crop_spec`` falls back)
+    crop_margin: float | None = None  # box crops' margin; None: DEFAULT_MARGIN
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -86,12 +101,45 @@ class ModelMeta:
         for name in ("format", "arch", "threshold_source", "input_range", "edge_dfd_version"):
             if not isinstance(getattr(self, name), str):
                 problems.append(f"{name}={getattr(self, name)!r} (expected a string)")
+        if self.crop_mode is not None and self.crop_mode not in CROP_MODES:
+            problems.append(f"crop_mode={self.crop_mode!r} (expected one of {', '.join(CROP_MODES)})")
+        if self.crop_margin is not None and (isinstance(self.crop_margin, bool) or not isinstance(
+                self.crop_margin, (int, float)) or not 0.0 <= float(self.crop_margin) <= MAX_MARGIN):
+            problems.append(f"crop_margin={self.crop_margin!r} (expected a number in [0, {MAX_MARGIN:g}])")
         for name in ("calibration", "verification", "training", "extra"):
             if not isinstance(getattr(self, name), dict) and not (name != "extra" and getattr(self, name) is None):
                 problems.append(f"{name}={getattr(self, name)!r} (expected a JSON object)")
         if problems:
             raise ModelError(f"{where}: bad edge-dfd metadata: " + "; ".join(problems))
         self.threshold = float(self.threshold)
+        if self.crop_margin is not None:
+            self.crop_margin = float(self.crop_margin)
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """How to cut a face for a model: ``mode`` (``CROP_MODES``), ``margin`` (box crops, and aligned crops' faces
+    without key points), ``size`` (the model's input side) and where ``mode`` came from (``source``)."""
+
+    mode: str
+    margin: float
+    size: int
+    source: str  # "metadata" | "fallback: arch <name>"
+
+
+def crop_spec(meta) -> CropSpec:
+    """The crop a model's metadata asks for. THE one fallback for files without ``crop_mode`` (written before the
+    field existed): ``box`` for ``LEGACY_BOX_ARCHS``, ``aligned`` for every other arch; ``crop_margin`` missing:
+    ``DEFAULT_MARGIN``. Duck-typed: any object with the metadata's attributes (or None: no metadata at all)."""
+    mode = getattr(meta, "crop_mode", None)
+    margin = getattr(meta, "crop_margin", None)
+    size = int(getattr(meta, "input_size", 0) or 0)
+    if mode is None:
+        arch = str(getattr(meta, "arch", "") or "")
+        mode, source = ("box" if arch in LEGACY_BOX_ARCHS else "aligned"), f"fallback: arch {arch or '(none)'}"
+    else:
+        source = "metadata"
+    return CropSpec(mode, DEFAULT_MARGIN if margin is None else float(margin), size, source)
 
 
 # ---------------------------------------------------------------- read

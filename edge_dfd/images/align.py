@@ -1,14 +1,10 @@
-"""Face crops framed like the training images: warp detector key points onto the 140k / FFHQ framing.
+"""The geometry of ``aligned`` face crops: warp detector key points onto the 140k / FFHQ framing.
 
-    from edge_dfd.images.align import face_crops
-    boxes, scores, marks = detector.detect_landmarks(frame_bgr)
-    for crop_rgb, quad in face_crops(frame_bgr, boxes, marks, mode="aligned"):
-        ...  # crop_rgb: square uint8 RGB at the face's native scale; quad: its corners in frame pixels
-
-``aligned`` maps the 4 key points (``edge_dfd.images.faces.LANDMARKS``) onto ``TEMPLATE`` with a least-squares
-similarity (rotation, uniform scale, shift); ``box`` is the detector box's square plus a margin. Faces without
-usable key points fall back to ``box``. Coordinates are continuous pixels: pixel (i, j) covers
-[j, j + 1) x [i, i + 1), as the detector boxes. Only numpy and OpenCV: no TensorFlow.
+Faces are cut by ``edge_dfd.images.crop.crop_face`` (the one crop function); this module holds what its
+``aligned`` mode needs: ``aligned_crop`` maps the 4 key points (``edge_dfd.images.faces.LANDMARKS``) onto
+``TEMPLATE`` with a least-squares similarity (rotation, uniform scale, shift), at the face's native scale;
+``usable`` says whether key points can be used (else the crop is the ``box`` one). Coordinates are continuous
+pixels: pixel (i, j) covers [j, j + 1) x [i, i + 1), as the detector boxes. Only numpy and OpenCV: no TensorFlow.
 
     python -m edge_dfd.images.align fit DATA_DIR [--split train] [--json OUT]     # measures TEMPLATE
     python -m edge_dfd.images.align check DATA_DIR --split test [--n 200] [--out benchmarks/results]
@@ -20,9 +16,8 @@ import sys
 
 import numpy as np
 
-from edge_dfd.images.faces import DEFAULT_MARGIN, square_box
+from edge_dfd.core.meta import CROP_MODES, DEFAULT_MARGIN
 
-ALIGN_MODES = ("aligned", "box")
 SIDE_RANGE = (32, 512)  # aligned crops keep the face's native scale within these bounds (px)
 METRICS = ("iou", "mae", "side_ratio", "dx", "dy")  # check: per crop mode
 FIT_PAD = 128  # px of reflected border around a 256-px image for fit: the face fills ~half the detector input
@@ -52,17 +47,18 @@ def similarity_transform(src, dst) -> np.ndarray:
     return np.array([[c.real, -c.imag, t.real], [c.imag, c.real, t.imag]], np.float64)
 
 
-def _warp(frame_bgr, m: np.ndarray, side: int) -> np.ndarray:
-    """Warp with a continuous-pixel matrix ``m`` (frame -> crop) into a side x side RGB crop, reflected border."""
+def _warp(frame_bgr, m: np.ndarray, side: int, to_rgb: bool = True) -> np.ndarray:
+    """Warp with a continuous-pixel matrix ``m`` (frame -> crop) into a side x side crop (BGR frame -> RGB crop
+    with ``to_rgb``; channels kept without), reflected border."""
     import cv2
 
     a, t = m[:, :2], m[:, 2]
     w = np.concatenate([a, (t + a.sum(axis=1) * 0.5 - 0.5)[:, None]], axis=1)  # to OpenCV's pixel-centre grid
     crop = cv2.warpAffine(frame_bgr, w, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-    return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB) if to_rgb else crop
 
 
-def aligned_crop(frame_bgr, landmarks, side: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def aligned_crop(frame_bgr, landmarks, side: int | None = None, to_rgb: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The square crop whose ``TEMPLATE`` points land on ``landmarks`` (4, 2) frame pixels, as (uint8 RGB crop,
     (4, 2) float32 crop corners in frame pixels: top-left, top-right, bottom-right, bottom-left).
 
@@ -76,16 +72,7 @@ def aligned_crop(frame_bgr, landmarks, side: int | None = None) -> tuple[np.ndar
     m = unit * side
     inv = np.linalg.inv(np.vstack([m, [0, 0, 1]]))[:2]
     corners = np.array([[0, 0, 1], [side, 0, 1], [side, side, 1], [0, side, 1]], np.float64)
-    return _warp(frame_bgr, m, side), (corners @ inv.T).astype(np.float32)
-
-
-def box_crop(frame_bgr, box, margin: float = DEFAULT_MARGIN) -> tuple[np.ndarray, np.ndarray]:
-    """``square_box`` crop (box + ``margin``, shifted inside the frame) as (uint8 RGB crop, (4, 2) corners)."""
-    import cv2
-
-    x1, y1, x2, y2 = square_box(box, frame_bgr.shape, margin)
-    crop = cv2.cvtColor(np.ascontiguousarray(frame_bgr[y1:y2, x1:x2]), cv2.COLOR_BGR2RGB)
-    return crop, np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32)
+    return _warp(frame_bgr, m, side, to_rgb), (corners @ inv.T).astype(np.float32)
 
 
 def usable(landmarks) -> bool:
@@ -94,17 +81,6 @@ def usable(landmarks) -> bool:
         return False
     p = np.asarray(landmarks, np.float64)
     return p.shape == (4, 2) and bool(np.isfinite(p).all()) and float(np.hypot(*(p[1] - p[0]))) >= 2.0
-
-
-def face_crops(frame_bgr, boxes, landmarks, mode: str = "aligned", margin: float = DEFAULT_MARGIN) -> list:
-    """One (crop_rgb, quad) per face: ``aligned`` (box for faces without usable key points) or ``box``."""
-    if mode not in ALIGN_MODES:
-        raise ValueError(f"unknown crop mode {mode!r} (expected one of {', '.join(ALIGN_MODES)})")
-    out = []
-    for i, box in enumerate(np.asarray(boxes, np.float32).reshape(-1, 4)):
-        p = None if landmarks is None or mode == "box" else landmarks[i]
-        out.append(aligned_crop(frame_bgr, p) if usable(p) else box_crop(frame_bgr, box, margin))
-    return out
 
 
 # --------------------------------------------------------------------------- fit and check (the evidence)
@@ -193,7 +169,9 @@ def check(data_dir, split: str = "test", n: int = 200, detector: str = "blazefac
 
     images = _images(data_dir, split, n)
     det, rng = make_detector(detector, threads=1), np.random.default_rng(seed)
-    rows, missed = {m: [] for m in ("oracle",) + ALIGN_MODES}, 0
+    from edge_dfd.images.crop import crop_face
+
+    rows, missed = {m: [] for m in ("oracle",) + CROP_MODES}, 0
     for img in images:
         frame, (x, y, s) = _scene(img, rng)
         truth = np.array([[x, y], [x + s, y], [x + s, y + s], [x, y + s]], np.float32)
@@ -204,8 +182,8 @@ def check(data_dir, split: str = "test", n: int = 200, detector: str = "blazefac
             missed += 1
             continue
         crops = {"oracle": (cv2.cvtColor(frame[y:y + s, x:x + s], cv2.COLOR_BGR2RGB), truth),
-                 "aligned": face_crops(frame, boxes[i:i + 1], None if marks is None else marks[i:i + 1])[0],
-                 "box": box_crop(frame, boxes[i])}
+                 "aligned": crop_face(frame, boxes[i], None if marks is None else marks[i], "aligned"),
+                 "box": crop_face(frame, boxes[i], None, "box")}
         for m, (crop, quad) in crops.items():
             mae = float(np.abs(resize_square(crop, img.shape[0]).astype(np.float32) - rgb).mean())
             dx, dy = (quad.mean(axis=0) - truth.mean(axis=0)) / s
@@ -255,7 +233,7 @@ def _main(argv=None) -> int:
                  "| crop | IoU with the image square (p10) | MAE (0-255) vs the original at 256 px | crop side / "
                  "image side | centre offset x, y / side |", "|---|---|---|---|---|"]
         lines += [f"| {m} | {r[m]['iou']} ({r[m]['iou_p10']}) | {r[m]['mae']} | {r[m]['side_ratio']} | "
-                  f"{r[m]['dx']:+.3f}, {r[m]['dy']:+.3f} |" for m in ("oracle",) + ALIGN_MODES]
+                  f"{r[m]['dx']:+.3f}, {r[m]['dy']:+.3f} |" for m in ("oracle",) + CROP_MODES]
         print("\n".join(lines))
         if a.out:
             d = ensure_writable_dir(a.out)

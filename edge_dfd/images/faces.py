@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from edge_dfd.core.errors import EdgeDFDError, ModelError, require
+from edge_dfd.core.meta import DEFAULT_MARGIN  # box crops' margin (the input contract, owned by core.meta)
 from edge_dfd.core.util import did_you_mean
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "blazeface"
 DETECTORS = ("blazeface", "blazeface-full", "haar", "yunet:MODEL.onnx", "none")
-DEFAULT_MARGIN = 0.33  # box crops: this fraction of the detector box's longer side added on every side
 LANDMARKS = ("eye_image_left", "eye_image_right", "nose_tip", "mouth_centre")
 
 

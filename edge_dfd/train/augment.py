@@ -41,21 +41,15 @@ def _fill(rng) -> tuple[str, tuple]:
 
 def live_crop(img: np.ndarray, box, rng) -> np.ndarray:
     """The square a face detector's ``box`` (x1, y1, x2, y2) plus a random margin gives, cut from the image
-    extended by its surroundings where the square leaves it. Same size as ``img``."""
-    cv2 = _cv2()
+    extended by its surroundings where the square leaves it (``edge_dfd.images.crop.crop_face``, the crop
+    ``live`` cuts, with a random margin, centre jitter and fill). Same size as ``img``."""
+    from edge_dfd.images.crop import crop_face
+
+    margin = rng.uniform(0.15, 0.55)
+    shift = (float(rng.normal(0, 0.04)), float(rng.normal(0, 0.04)))
     h, w = img.shape[:2]
-    x1, y1, x2, y2 = (float(v) for v in box)
-    side = max(x2 - x1, y2 - y1) * (1.0 + 2.0 * rng.uniform(0.15, 0.55))
-    cx = (x1 + x2) / 2 + rng.normal(0, 0.04) * side
-    cy = (y1 + y2) / 2 + rng.normal(0, 0.04) * side
-    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
-    s = int(round(side))
-    pt, pl = max(0, -top), max(0, -left)
-    pb, pr = max(0, top + s - h), max(0, left + s - w)
-    mode, value = _fill(rng)
-    ext = P.pad(img, pt, pb, pl, pr, mode, value) if (pt or pb or pl or pr) else img
-    sq = ext[top + pt: top + pt + s, left + pl: left + pl + s]
-    return cv2.resize(sq, (w, h), interpolation=cv2.INTER_AREA if s > w else cv2.INTER_LINEAR)
+    crop, _ = crop_face(img, box, None, "box", margin, (w, h), fill=_fill(rng), shift=shift, bgr=False)
+    return crop
 
 
 def random_crop(img: np.ndarray, rng) -> np.ndarray:

@@ -29,6 +29,10 @@ from edge_dfd.core.errors import EdgeDFDError, ImageError, ModelError, require
 
 ARCHS = ("efficientnet_lite0", "mobilenet_v2")  # edge_dfd.modelling.backbones.BACKBONES: bundled ImageNet weights
 ARCH = "efficientnet_lite0"
+# The face crop each arch's model is told to get in video (written into its metadata, ``crop_mode``): the crop
+# measured best in video for models of this recipe (benchmarks/results/live_fidelity.md, 150 test faces:
+# EfficientNet-Lite0 0.913 aligned vs 0.827 box; the MobileNetV2 student 0.847 box vs 0.807-0.813 aligned).
+CROP_MODES = {"efficientnet_lite0": "aligned", "mobilenet_v2": "box"}
 INPUT_SIZE = 224
 LR = 1e-4
 LABEL_SMOOTHING = 0.02
@@ -40,6 +44,14 @@ THRESHOLD_SOURCE = "valid split as-is and perturbed (bench --robustness), max ba
 
 def meta_arch(arch: str) -> str:
     return f"{arch}_single_pass"
+
+
+def training_crop(recipe: str, arch: str) -> tuple[str, float]:
+    """(crop_mode, crop_margin) a run writes into its model's metadata: the deploy recipe's per-arch crop
+    (``CROP_MODES``); the study recipe trains on the FFHQ-aligned 140k images as they are, so ``aligned``."""
+    from edge_dfd.core.meta import DEFAULT_MARGIN
+
+    return (CROP_MODES.get(arch, "aligned") if recipe == "deploy" else "aligned"), DEFAULT_MARGIN
 
 
 class EpochState:

@@ -304,9 +304,14 @@ def finish(cfg: TrainConfig, run: Prepared, model, rows: list[dict], valid_ds, s
         "skipped_count": len(skips.items),
         "skipped_images": dict(skips.items),
     }
+    from edge_dfd.train.deploy import training_crop
+
+    crop_mode, crop_margin = training_crop(cfg.recipe, cfg.arch)  # how to feed the model: written once, here
     meta = ModelMeta(
         arch=f"{cfg.arch}_single_pass" if cfg.recipe == "deploy" else cfg.arch,
         input_size=cfg.img_size,
+        crop_mode=crop_mode,
+        crop_margin=crop_margin,
         threshold=float(threshold),
         threshold_source=source,
         training={

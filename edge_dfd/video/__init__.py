@@ -18,9 +18,10 @@ Outputs that survive a stop, a crash or a power cut (appended events, segmented 
 sd_notify) live in ``edge_dfd.video.outputs``; SIGINT / SIGTERM / SIGHUP stop the loop through ``edge_dfd.core.signals``.
 """
 
+from edge_dfd.core.meta import DEFAULT_MARGIN
 from edge_dfd.video.config import STAGES, LiveConfig, LiveStats, StageTimes
 from edge_dfd.video.live import check_gui, event_record, run_live
-from edge_dfd.video.pipeline import DEFAULT_MARGIN, FaceResult, LivePipeline, draw
+from edge_dfd.video.pipeline import FaceResult, LivePipeline, draw
 from edge_dfd.video.sources import Frame, FrameGrabber, Picamera2Source, SourceError, VideoSource, open_source
 
 __all__ = ["DEFAULT_MARGIN", "STAGES", "FaceResult", "Frame", "FrameGrabber", "LiveConfig", "LivePipeline",

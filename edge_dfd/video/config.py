@@ -14,7 +14,8 @@ from edge_dfd.core.options import listing, setting
 from edge_dfd.images.faces import DETECTORS
 from edge_dfd.runtime.options import MODEL_HELP
 from edge_dfd.video.escalation import DEFAULT_RATE_HZ
-from edge_dfd.video.pipeline import ALIGN_MODES, DEFAULT_ALIGN, DEFAULT_CLASSIFY_HZ, DEFAULT_MARGIN
+from edge_dfd.core.meta import DEFAULT_MARGIN
+from edge_dfd.video.pipeline import ALIGN_MODES, DEFAULT_ALIGN, DEFAULT_CLASSIFY_HZ
 from edge_dfd.video.scan import DEFAULT_FRAMES, DEFAULT_MIN_TRACK_FRAMES
 from edge_dfd.video.web_guard import AUTH_MODES
 
@@ -37,15 +38,16 @@ class LiveConfig:
                                       help="Verdict threshold on the smoothed P(fake) [default: the model's, from its "
                                            "metadata].")
     smooth: int = setting(8, range=(1, None), help="Average each face track's P(fake) over its last N frames.")
-    margin: float = setting(DEFAULT_MARGIN, range=(0, 2),
-                            help="Square crop margin around the face box, as a fraction of the box side, each side "
-                                 "(--align box, and faces without keypoints).")
+    margin: float | None = setting(None, range=(0, 2), kind="float",
+                                   help="Square crop margin around the face box, as a fraction of the box side, each "
+                                        "side (--align box, and faces without keypoints) [default: the model's, from "
+                                        f"its metadata; {DEFAULT_MARGIN} for files without one].")
     align: str = setting(DEFAULT_ALIGN, choices=ALIGN_MODES,
                          help="Crop framing: 'aligned' maps the detector's eye/nose/mouth keypoints onto the 140k "
                               "training images' framing (rotation, scale, shift); 'box' is the face box plus --margin; "
-                              "'auto' picks the crop measured best in video for the model: aligned (the bundled "
-                              "default, ten-pass and models trained on 140k images), box for the MobileNetV2 "
-                              "single-pass student.")  # edge_dfd.video.pipeline.resolve_align
+                              "'auto' is the crop the model's metadata states (written at training time; older "
+                              "files: box for the MobileNetV2 single-pass student, aligned for the rest, the bundled "
+                              "default and ten-pass included).")  # edge_dfd.core.meta.crop_spec
     classify_hz: float | None = setting(DEFAULT_CLASSIFY_HZ, range=(0, None), min_open=True, metavar="HZ",
                                         help="Classify each face track at most HZ times a second (new tracks first, "
                                              "then round robin); cameras and streams do it in a worker thread, so a "
@@ -203,10 +205,12 @@ class ScanOptions:
     recursive: bool = setting(False, flag=True, short="-r", help="Look for videos in sub-folders of a DIR too.")
     align: str = setting(DEFAULT_ALIGN, choices=ALIGN_MODES,
                          help="Crop framing: 'aligned' (eye/nose/mouth keypoints onto the training images' framing), "
-                              "'box' (face box plus --margin) or 'auto' (what the model was trained on, as in live).")
-    margin: float = setting(DEFAULT_MARGIN, range=(0, 2),
-                            help="Square crop margin around the face box, as a fraction of the box side (--align box, "
-                                 "and faces without keypoints).")
+                              "'box' (face box plus --margin) or 'auto' (the crop the model's metadata states, as in "
+                              "live).")
+    margin: float | None = setting(None, range=(0, 2), kind="float",
+                                   help="Square crop margin around the face box, as a fraction of the box side "
+                                        "(--align box, and faces without keypoints) [default: the model's, from its "
+                                        f"metadata; {DEFAULT_MARGIN} for files without one].")
     threshold: float | None = setting(None, range=(0, 1), kind="float",
                                       help="Verdict threshold on P(fake) [default: the model's, from its metadata].")
     min_track_frames: int = setting(DEFAULT_MIN_TRACK_FRAMES, range=(1, None), metavar="N",

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge_dfd.core.errors import EdgeDFDError
+from edge_dfd.core.meta import CROP_MODES, crop_spec
 from edge_dfd.core.verdicts import verdict
-from edge_dfd.images.align import ALIGN_MODES as CROP_MODES
-from edge_dfd.images.faces import DEFAULT_MARGIN, FaceDetector, square_box
+from edge_dfd.images.crop import crop_bounds, crop_face
+from edge_dfd.images.faces import FaceDetector
 from edge_dfd.images.preprocess import prepare_batch
 from edge_dfd.video.tracking import Tracker
 
@@ -84,52 +85,49 @@ class Scheduler:
             del self.last[tid]
 
 
-# Models whose live crops measured best as the detector's box + margin (``auto`` -> ``box``); every other
-# model gets ``aligned``. Measured on 150 unseen test faces in video (benchmarks/results/live_fidelity.md).
-BOX_ARCHS = ("mobilenet_v2_single_pass",)
-
-
 def resolve_align(align: str, backend) -> str:
-    """``auto`` -> the crop measured best for the model in video (benchmarks/results/live_fidelity.md, 150
-    test faces): ``box`` for the MobileNetV2 single-pass student (0.847 box vs 0.807-0.813 aligned, still
-    0.833), ``aligned`` for everything else - the EfficientNet-Lite0 single-pass default (0.913 aligned vs
-    0.827 box, still 0.900), the ten-pass model (0.773-0.780 vs 0.693) and models trained on the FFHQ-framed
-    140k images by ``edge-dfd train``."""
-    if align != "auto":
-        return align
-    arch = str(getattr(getattr(backend, "meta", None), "arch", "") or "")
-    return "box" if arch in BOX_ARCHS else "aligned"
+    """``auto`` -> the crop mode the model's metadata states (``edge_dfd.core.meta.crop_spec``: ``crop_mode``,
+    written at training time; files without it fall back on their arch there, in one place); ``aligned`` /
+    ``box`` -> itself."""
+    return crop_spec(getattr(backend, "meta", None)).mode if align == "auto" else align
 
 
 class LivePipeline:
     """Per-frame work: detect (every ``detect_every`` calls) -> track -> crop -> classify on a schedule.
 
     ``backend`` is anything with ``input_size``, ``predict(uint8 batch) -> P(fake)`` and ``meta.threshold``
-    (``edge_dfd.runtime.load_model``); frames are OpenCV BGR. ``align``: "auto" (the model's own training framing, ``resolve_align``), "aligned" (similarity transform of
-    the detector's eye / nose / mouth keypoints onto the training images' framing, ``edge_dfd.images.align``; box
-    crop for faces without keypoints) or "box" (square box + ``margin``). ``last_ms`` holds this call's stage
+    (``edge_dfd.runtime.load_model``); frames are OpenCV BGR. ``align``: "auto" (what the model's metadata says,
+    ``resolve_align``), "aligned" (the detector's eye / nose / mouth keypoints onto the training images' framing;
+    box crop for faces without keypoints) or "box" (square box + ``margin``); ``margin`` None: the model's
+    metadata's. Every crop is ``edge_dfd.images.crop.crop_face``. ``last_ms`` holds this call's stage
     times; ``worker_ms()`` drains the classifier thread's. Call ``close()`` when done with a worker.
     ``escalation``: an ``edge_dfd.video.escalation.Escalation`` (``--escalate``: per-track second opinions, in
-    their own thread with a worker, inline without).
+    their own thread with a worker, inline without); with ``align="auto"`` and no ``margin`` its model gets the
+    crops its own metadata asks for (cut beside the first model's when they differ).
     """
 
     def __init__(self, backend, detector: FaceDetector, detect_every: int = 1, threshold: float | None = None,
-                 smooth: int = 8, margin: float = DEFAULT_MARGIN, align: str = DEFAULT_ALIGN,
+                 smooth: int = 8, margin: float | None = None, align: str = DEFAULT_ALIGN,
                  classify_hz: float | None = None, worker: bool = False, escalation=None):
         if detect_every < 1 or smooth < 1:
             raise EdgeDFDError(f"detect_every={detect_every}, smooth={smooth}: expected integers >= 1")
         if align not in ALIGN_MODES:
             raise EdgeDFDError(f"align={align!r}: expected one of {', '.join(ALIGN_MODES)}")
-        align = resolve_align(align, backend)
         self.backend, self.detector = backend, detector
-        self.detect_every, self.margin, self.align = detect_every, margin, align
+        self.detect_every, self.align = detect_every, resolve_align(align, backend)
+        self.margin = crop_spec(getattr(backend, "meta", None)).margin if margin is None else float(margin)
+        self._esc_crop = None  # (mode, margin) of the escalation model's own crops, when they differ
+        if escalation is not None:
+            second = crop_spec(getattr(escalation.second, "meta", None))
+            mine = (second.mode if align == "auto" else self.align, second.margin if margin is None else self.margin)
+            self._esc_crop = None if mine == (self.align, self.margin) else mine
         self.threshold = float(backend.meta.threshold if threshold is None else threshold)
         self.tracker = Tracker(smooth=smooth)
         self.sched = Scheduler(classify_hz)
         self.frames = self.classified = 0
         self.last_ms: dict[str, float] = {}
         self._landmarks: dict[int, np.ndarray | None] = {}
-        self._latest: dict[int, tuple[np.ndarray, float]] = {}  # track -> (newest crop, its time)
+        self._latest: dict[int, tuple] = {}  # track -> (newest crop, its time, the escalation's crop or None)
         self._result: dict[int, tuple[float, float]] = {}  # track -> (newest P(fake), time of its crop)
         self._fresh: set[int] = set()
         self._thumbs: dict[int, np.ndarray] = {}
@@ -174,11 +172,13 @@ class LivePipeline:
             if self.escalation is not None:
                 self.escalation.forget(self.tracker.tracks)
         t1 = time.perf_counter()
-        crops = self.crops(frame, boxes, [self._landmarks.get(i) for i in ids])
+        marks = [self._landmarks.get(i) for i in ids]
+        crops = self.crops(frame, boxes, marks)
+        second = self.crops(frame, boxes, marks, *self._esc_crop) if self._esc_crop else [(None,)] * len(crops)
         with self._lock:
             for tid, (crop, _) in zip(ids, crops):
                 self._check_cut(tid, crop)
-            self._latest = {tid: (c[0], now) for tid, c in zip(ids, crops)}
+            self._latest = {tid: (c[0], now, c2[0]) for tid, c, c2 in zip(ids, crops, second)}
             self._lock.notify_all()
         t2 = time.perf_counter()
         self.last_ms = {"detect": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3}
@@ -228,24 +228,15 @@ class LivePipeline:
                 self.escalation.reset(tid)
             self.cuts += 1
 
-    def crops(self, frame: np.ndarray, boxes, landmarks) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
-        """(RGB crop, its bounding box in the frame) per face, framed by ``self.align``."""
-        import cv2
-
-        if self.align == "aligned" and any(m is not None for m in landmarks):
-            from edge_dfd.images.align import face_crops
-
-            out = []
-            for crop, quad in face_crops(frame, boxes, landmarks, mode="aligned", margin=self.margin):
-                q = np.asarray(quad, np.float32).reshape(-1, 2)
-                x1, y1 = np.floor(q.min(axis=0)).astype(int)
-                x2, y2 = np.ceil(q.max(axis=0)).astype(int)
-                out.append((crop, (int(x1), int(y1), int(x2), int(y2))))
-            return out
+    def crops(self, frame: np.ndarray, boxes, landmarks, mode: str | None = None,
+              margin: float | None = None) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
+        """(RGB crop, its bounding box in the frame) per face, framed by ``self.align`` / ``self.margin`` (or the
+        ``mode`` / ``margin`` given)."""
+        mode, margin = mode or self.align, self.margin if margin is None else margin
         out = []
-        for b in boxes:
-            x1, y1, x2, y2 = square_box(b, frame.shape, self.margin)
-            out.append((cv2.cvtColor(frame[y1:y2, x1:x2], cv2.COLOR_BGR2RGB), (x1, y1, x2, y2)))
+        for box, marks in zip(np.asarray(boxes, np.float32).reshape(-1, 4), landmarks):
+            crop, quad = crop_face(frame, box, marks, mode, margin)
+            out.append((crop, crop_bounds(quad)))
         return out
 
     def _results(self, ids, boxes, crops, det_scores, detected, now) -> list[FaceResult]:
@@ -281,7 +272,7 @@ class LivePipeline:
                     if tid in self.tracker.tracks:  # the track may have ended meanwhile
                         self.tracker.add_scores([tid], [pi])
                         if self.escalation is not None:
-                            self.escalation.observe(tid, crops[tid][0])
+                            self.escalation.observe(tid, crops[tid][0] if crops[tid][2] is None else crops[tid][2])
                         self._result[tid] = (float(pi), crops[tid][1])
                         self._fresh.add(tid)
                 self.classified += len(part)

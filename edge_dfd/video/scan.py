@@ -35,7 +35,7 @@ from edge_dfd.core.errors import DataError, UsageError
 from edge_dfd.core.verdicts import verdict
 from edge_dfd.images.preprocess import VIDEO_SUFFIXES
 from edge_dfd.runtime.predict import GLOB_CHARS
-from edge_dfd.video.pipeline import DEFAULT_ALIGN, DEFAULT_MARGIN
+from edge_dfd.video.pipeline import DEFAULT_ALIGN
 
 DEFAULT_FRAMES = 32
 DEFAULT_MIN_TRACK_FRAMES = 2
@@ -152,7 +152,7 @@ def logit_mean(ps) -> float:
 
 
 def scan_video(path, backend, detector, every=None, frames=None, align: str = DEFAULT_ALIGN,
-               margin: float = DEFAULT_MARGIN, threshold: float | None = None,
+               margin: float | None = None, threshold: float | None = None,
                min_track_frames: int = DEFAULT_MIN_TRACK_FRAMES, on_frame=None, cascade=None) -> VideoResult:
     """Scan one video file (see the module doc); ``on_frame(done, planned or None)`` after each sampled frame.
     ``cascade`` (``--escalate``): a track whose running verdict is uncertain after 3 sampled frames gets the
@@ -222,7 +222,7 @@ def scan_video(path, backend, detector, every=None, frames=None, align: str = DE
 
 
 def scan_videos(paths, backend, detector_spec="blazeface", every=None, frames=None, align: str = DEFAULT_ALIGN,
-                margin: float = DEFAULT_MARGIN, threshold: float | None = None, threads: int | None = None,
+                margin: float | None = None, threshold: float | None = None, threads: int | None = None,
                 progress: bool = True, min_track_frames: int = DEFAULT_MIN_TRACK_FRAMES, on_video=None,
                 stream=None, cascade=None) -> list[VideoResult]:
     """Scan each path; ``detector_spec`` is a ``--faces`` value or a detector. A progress bar over videos (with
