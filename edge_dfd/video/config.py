@@ -10,11 +10,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from edge_dfd.core.formats import FORMATS
+from edge_dfd.core.meta import DEFAULT_MARGIN
 from edge_dfd.core.options import listing, setting
 from edge_dfd.images.faces import DETECTORS
 from edge_dfd.runtime.options import MODEL_HELP
 from edge_dfd.video.escalation import DEFAULT_RATE_HZ
-from edge_dfd.core.meta import DEFAULT_MARGIN
 from edge_dfd.video.pipeline import ALIGN_MODES, DEFAULT_ALIGN, DEFAULT_CLASSIFY_HZ
 from edge_dfd.video.scan import DEFAULT_FRAMES, DEFAULT_MIN_TRACK_FRAMES
 from edge_dfd.video.web_guard import AUTH_MODES
