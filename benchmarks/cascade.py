@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.common import RESULTS, have_split, machine_facts, versions
-from edge_dfd.runtime.zoo import EVAL_SAMPLE_DIR
+from edge_dfd.runtime.sample import EVAL_SAMPLE_DIR
 
 # the test splits of the two shared sets, as they ship in the package (edge_dfd/assets/eval_sample): a fresh
 # clone measures the same faces
