@@ -32,7 +32,7 @@ __all__ = ["default_probe_inputs", "have_tensorflow", "run_bench"]
 
 def default_probe_inputs(size: int, n: int = PROBE_N) -> np.ndarray:
     """Deterministic generated inputs shared with the converter's verification (no TensorFlow needed)."""
-    from edge_dfd.export.convert import probe_inputs
+    from edge_dfd.export.imagesets import probe_inputs
 
     return probe_inputs(n, size, seed=0)
 
