@@ -14,7 +14,7 @@ nothing (committed results are never replaced by an empty table).
     python -m benchmarks.cascade --live [--live-seconds 10 --repeats 2]   # -> results/cascade_live.{json,md}
 
 ``--live``: per-track escalation in ``live`` does not disturb the frame loop or the first stage. A 640x480 MJPG
-file of 3 test faces in natural surroundings (``benchmarks.live.fps_video``, the view panning) at 120 fps, played
+file of 3 test faces in natural surroundings (``benchmarks.live_scenes.fps_video``, the view panning) at 120 fps, played
 with --realtime (the camera code path: capture thread, classifier worker, escalation thread), default
 tflite-int8 at --classify-hz 10; runs without --escalate, with --escalate ten-pass at F = 0.2 and at F = 1 (every
 track escalated), interleaved, ``--repeats`` times each. Reported: displayed FPS, first-stage classifications per
@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.common import RESULTS, have_split, machine_facts, versions
-from edge_dfd.runtime.zoo import EVAL_SAMPLE_DIR
+from edge_dfd.runtime.sample import EVAL_SAMPLE_DIR
 
 # the test splits of the two shared sets, as they ship in the package (edge_dfd/assets/eval_sample): a fresh
 # clone measures the same faces
@@ -68,7 +68,8 @@ def _live(a, work: Path) -> int:
     import cv2
     import numpy as np
 
-    from benchmarks.live import fps_video, run_live_events, test_images
+    from benchmarks.live_fidelity import run_live_events
+    from benchmarks.live_scenes import fps_video, test_images
     from edge_dfd.core.fsutil import atomic_write_json, atomic_write_text
 
     imgs = [cv2.imread(im["path"]) for im in test_images(3, 7)]

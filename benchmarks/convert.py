@@ -58,7 +58,8 @@ def bench_arch(arch: str, size: int, calib_data, calib_size: int, verify_size: i
                formats: str | None = None) -> list[dict]:
     import keras
 
-    from edge_dfd.export.convert import convert_model, probe_inputs
+    from edge_dfd.export.convert import convert_model
+    from edge_dfd.export.imagesets import probe_inputs
     from edge_dfd.modelling.models import build_model
 
     keras.utils.set_random_seed(0)

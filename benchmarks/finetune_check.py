@@ -96,9 +96,10 @@ def score(model, format=None) -> dict:
     from edge_dfd.bench.accuracy import by_set
     from edge_dfd.bench.evaluate import score_records
     from edge_dfd.core.metrics import binary_report
-    from edge_dfd.runtime import load_model, zoo
+    from edge_dfd.runtime import load_model
+    from edge_dfd.runtime.sample import eval_sample
 
-    smp = zoo.eval_sample()
+    smp = eval_sample()
     if smp.problems:
         raise SystemExit(f"error: the bundled evaluation sample is damaged: {smp.problems[0]}")
     backend = load_model(str(model), format=format)

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from benchmarks.common import REPO, RESULTS, machine_facts
 from benchmarks.web_attack import Attack, connect, exchange_from, good_client, proc_status
-from edge_dfd.video.web import HEAD_TIMEOUT
+from edge_dfd.video.web_loop import HEAD_TIMEOUT
 
 SCENARIOS = ("no serve", "serve, 0 viewers", "4 viewers", "4 viewers + attack")
 BEFORE = "db36c5a"  # the commit before issue 28: edge_dfd/video/web.py on http.server's ThreadingHTTPServer

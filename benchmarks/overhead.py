@@ -49,7 +49,7 @@ def bare_loop(det, x: np.ndarray, warmup: int, runs: int) -> np.ndarray:
 
 
 def measure(path: Path, threads: int, rounds: int, runs: int, warmup: int) -> dict:
-    from edge_dfd.export.convert import probe_inputs
+    from edge_dfd.export.imagesets import probe_inputs
     from edge_dfd.runtime import load_model
 
     det = load_model(path, threads=threads)

@@ -44,11 +44,11 @@ def test_every_keras_layer_gets_a_torch_tensor():
 
 def test_finetuned_torch_detector_ports_back_to_keras(tmp_path):
     """tools/finetune_torch.py's saved variant (torch state dicts + head + standardisation) rebuilds in Keras
-    (benchmarks/quality.py build_finetuned) with the same output as the torch detector, for the two-backbone
+    (benchmarks/quality_ship.py build_finetuned) with the same output as the torch detector, for the two-backbone
     variant: view order, tap order, feature standardisation and the mean-logit head must all line up."""
     import json
 
-    from benchmarks import quality
+    from benchmarks import quality_ship
     from tools import finetune_torch
 
     variant = "mobilenet_v2+efficientnet_lite0"
@@ -78,7 +78,7 @@ def test_finetuned_torch_detector_ports_back_to_keras(tmp_path):
                                "crops": list(DEFAULT_CROPS), "best_epoch": 1, "probs": {},
                                "final": {"threshold": 0.5, "objective": 0.5,
                                          **{f"{s}/{sp}": {} for s in ("140k", "tpdne") for sp in ("valid", "test")}}}}}))
-    _row, keras_model, _ = quality.build_finetuned(tmp_path, variant)
+    _row, keras_model, _ = quality_ship.build_finetuned(tmp_path, variant)
     with torch.no_grad():
         p_torch = torch.sigmoid(finetune_torch.load_variant(torch, tmp_path, variant)(xt)).numpy()
     p_keras = np.asarray(keras_model(x.astype("float32"))).ravel()

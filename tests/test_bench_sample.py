@@ -16,7 +16,7 @@ from runtime_models import build_tiny_models
 
 from edge_dfd.bench import accuracy as acc
 from edge_dfd.core.verdicts import auc_ci, balanced_accuracy_ci, paired_accuracy_diff, paired_auc_diff
-from edge_dfd.runtime import zoo
+from edge_dfd.runtime import sample, zoo
 
 FAST = ("--runs", "5", "--warmup", "1")
 SAMPLE_COUNTS = {"faces140k": {"real": 75, "fake": 75}, "tpdne128": {"real": 250, "fake": 260}}
@@ -46,21 +46,21 @@ def tiny_bundle(models, tmp_path, monkeypatch):
 
 
 def test_sample_is_found_and_labelled_right():
-    smp = zoo.eval_sample()
+    smp = sample.eval_sample()
     assert smp.problems == [] and smp.counts == SAMPLE_COUNTS and len(smp.records) == 660
     for r, s in zip(smp.records, smp.sets):
         assert r.path.is_file() and r.path.parts[-3] == "test"
         assert r.path.parent.name == ("real" if r.label == 1 else "fake")  # label 1 = real, as in the CSV
-        assert zoo.EVAL_SAMPLE_DIR / s in r.path.parents
+        assert sample.EVAL_SAMPLE_DIR / s in r.path.parents
     # only the test splits ship, and every image is in the sample's manifest
-    images = {p.relative_to(zoo.EVAL_SAMPLE_DIR).as_posix() for p in zoo.EVAL_SAMPLE_DIR.rglob("*.jpg")}
-    listed = json.loads((zoo.EVAL_SAMPLE_DIR / "manifest.json").read_text())["files"]
+    images = {p.relative_to(sample.EVAL_SAMPLE_DIR).as_posix() for p in sample.EVAL_SAMPLE_DIR.rglob("*.jpg")}
+    listed = json.loads((sample.EVAL_SAMPLE_DIR / "manifest.json").read_text())["files"]
     assert images == set(listed) and len(images) == 660
     assert not any("/train/" in p or "/valid/" in p for p in images)
-    assert sorted(p.name for p in zoo.EVAL_SAMPLE_DIR.iterdir()) == ["README.md", "faces140k", "manifest.json",
+    assert sorted(p.name for p in sample.EVAL_SAMPLE_DIR.iterdir()) == ["README.md", "faces140k", "manifest.json",
                                                                       "tpdne128"]
-    readme = (zoo.EVAL_SAMPLE_DIR / "README.md").read_text()
-    notice = (zoo.EVAL_SAMPLE_DIR.parents[2] / "NOTICE").read_text()
+    readme = (sample.EVAL_SAMPLE_DIR / "README.md").read_text()
+    notice = (sample.EVAL_SAMPLE_DIR.parents[2] / "NOTICE").read_text()
     for text in (readme, notice):
         assert "CC BY-NC-SA 4.0" in text and "zoya2244/AI-Lab-Final-Project-FALL25" in text
         assert "bhunakit/HeadshotClassification" in text
@@ -70,7 +70,7 @@ def test_sample_is_found_and_labelled_right():
 @needs_tpdne
 def test_sample_bytes_and_csvs_equal_the_shared_test_splits():
     for name, src in (("faces140k", FACES140K), ("tpdne128", TPDNE128)):
-        dst = zoo.EVAL_SAMPLE_DIR / name
+        dst = sample.EVAL_SAMPLE_DIR / name
         assert (dst / "test.csv").read_bytes() == (src / "test.csv").read_bytes()
         rows = list(csv.DictReader((src / "test.csv").open()))
         for row in rows:
@@ -80,27 +80,27 @@ def test_sample_bytes_and_csvs_equal_the_shared_test_splits():
 
 def test_damaged_install_leaves_out_and_names_the_damaged_images(tmp_path):
     root = tmp_path / "eval_sample"
-    shutil.copytree(zoo.EVAL_SAMPLE_DIR, root)
+    shutil.copytree(sample.EVAL_SAMPLE_DIR, root)
     gone = root / "faces140k/real_vs_fake/real-vs-fake/test/real/00733.jpg"
     gone.unlink()
     bad = sorted((root / "tpdne128/real_vs_fake/real-vs-fake/test/fake").glob("*.jpg"))[0]
     data = bytearray(bad.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size, one byte flipped: still decodes, but it is not the shipped image
     bad.write_bytes(bytes(data))
-    smp = zoo.eval_sample(root)
+    smp = sample.eval_sample(root)
     assert len(smp.records) == 658
     assert smp.counts == {"faces140k": {"real": 74, "fake": 75}, "tpdne128": {"real": 250, "fake": 259}}
     assert len(smp.problems) == 2
     assert str(gone) in smp.problems[0] and "missing" in smp.problems[0]
     assert str(bad) in smp.problems[1] and "damaged" in smp.problems[1]
     shutil.rmtree(root / "faces140k")  # a whole set gone: the other is still measured
-    smp = zoo.eval_sample(root)
+    smp = sample.eval_sample(root)
     assert len(smp.records) == 509 and any("faces140k" in p and "left out" in p for p in smp.problems)
     shutil.rmtree(root / "tpdne128")
     from edge_dfd.core.errors import DataError
 
     with pytest.raises(DataError, match="no usable image"):
-        zoo.eval_sample(root)
+        sample.eval_sample(root)
 
 
 def test_release_figures_come_from_the_release_results():
@@ -188,10 +188,10 @@ def test_no_argument_bench_measures_accuracy_on_the_sample(tiny_bundle, tmp_path
 
 def test_bench_on_a_damaged_install_measures_the_rest(tiny_bundle, tmp_path, cli_run, monkeypatch):
     root = tmp_path / "eval_sample"
-    shutil.copytree(zoo.EVAL_SAMPLE_DIR, root)
+    shutil.copytree(sample.EVAL_SAMPLE_DIR, root)
     gone = root / "tpdne128/real_vs_fake/real-vs-fake/test/real/data__real__r1384.jpg"
     gone.unlink()
-    monkeypatch.setattr(zoo, "EVAL_SAMPLE_DIR", root)
+    monkeypatch.setattr(sample, "EVAL_SAMPLE_DIR", root)
     code, stdout, stderr = cli_run("bench", "--formats", "tflite-int8", "--out", tmp_path / "b", "--json", *FAST)
     assert code == 0, stderr
     doc = json.loads(stdout)
@@ -289,7 +289,7 @@ def test_no_argument_bench_of_the_bundled_model_matches_its_release_figures(tmp_
         assert r["status"] == "ok" and r["n"] == 660 and r["reference"] == ref
         if name == "keras":
             continue
-        for st, rel_name in zoo.EVAL_SAMPLE_RELEASE_SET.items():
+        for st, rel_name in sample.EVAL_SAMPLE_RELEASE_SET.items():
             rel, here = r["release"][rel_name], r["by_set"][st]
             assert here["n"] == rel["n"]
             assert here["accuracy"] == pytest.approx(rel["accuracy"], abs=0.011), (name, st)  # 1-2 images / CPU

@@ -85,7 +85,7 @@ def test_every_format_in_the_table_has_a_test_and_a_converter():
 
 @pytest.mark.parametrize("fmt", EXPORT_FORMATS)
 def test_format_converts_verifies_and_matches_keras(fmt, converted, tiny):
-    from edge_dfd.export.convert import select_images
+    from edge_dfd.export.imagesets import select_images
     from edge_dfd.modelling.kerasio import load_keras
     from edge_dfd.runtime import load_model
 
@@ -165,7 +165,7 @@ def test_int8_gate_ok_on_enough_images_unproven_on_60_and_failed_when_broken(tin
     verification images (the fixture) and "unproven" on 60, with exit 4, the images it needs, its file written and
     its status in the metadata; a broken one (calibrated on flat grey) fails with exit 3."""
     from edge_dfd.core.meta import read_meta
-    from edge_dfd.export import convert
+    from edge_dfd.export import convert, imagesets
 
     assert converted["tflite-int8"].status == "ok" and converted["tflite-int8"].verify_n == 120
     code, out, err = cli_run("convert", tiny[0], "--formats", "tflite-int8", "--calib-size", "16", "--out",
@@ -189,7 +189,7 @@ def test_int8_gate_ok_on_enough_images_unproven_on_60_and_failed_when_broken(tin
 
     real_select = convert.select_images
     monkeypatch.setattr(convert, "select_images", lambda root, size, c, v: (
-        lambda cv: (convert.ImageSet(np.full_like(cv[0].x, 128), cv[0].y_fake, cv[0].source), cv[1]))(
+        lambda cv: (imagesets.ImageSet(np.full_like(cv[0].x, 128), cv[0].y_fake, cv[0].source), cv[1]))(
         real_select(root, size, c, v)))
     code, out, err = cli_run("convert", tiny[0], "--formats", "onnx-int8", "--calib-size", "16", "--out",
                              tmp_path / "b", "--keep-threshold", "--json")
@@ -237,7 +237,7 @@ def test_collapsed_int8_model_fails():
 
 
 def test_probe_inputs_are_deterministic_and_span_the_range():
-    from edge_dfd.export.convert import probe_inputs
+    from edge_dfd.export.imagesets import probe_inputs
 
     a, b = probe_inputs(8, 24, seed=3), probe_inputs(8, 24, seed=3)
     assert a.shape == (8, 24, 24, 3) and a.dtype == np.uint8
@@ -401,13 +401,13 @@ def test_int8_threshold_is_rematched_and_stored(tiny, tmp_path, monkeypatch):
     """With enough calibration images an int8 file gets its own threshold (in its metadata, used by every runtime),
     chosen on the calibration images; verification then judges the export's verdicts at that threshold."""
     from edge_dfd.core.meta import read_meta
-    from edge_dfd.export import convert
+    from edge_dfd.export import convert, imagesets
     from edge_dfd.modelling.kerasio import load_keras
     from edge_dfd.runtime import load_model
 
     path, root = tiny
     monkeypatch.setattr(convert, "MATCH_MIN_IMAGES", 1)
-    p_keras = np.asarray(load_keras(path)(convert.select_images(root, SIZE, 16, 8)[0].x.astype("float32"))).ravel()
+    p_keras = np.asarray(load_keras(path)(imagesets.select_images(root, SIZE, 16, 8)[0].x.astype("float32"))).ravel()
     # a Keras threshold sitting among the calibration scores, so a shifted int8 score could flip verdicts
     t_keras = float(np.sort(p_keras)[8] - 1e-4)
     out = tmp_path / "m"
@@ -420,7 +420,7 @@ def test_int8_threshold_is_rematched_and_stored(tiny, tmp_path, monkeypatch):
     write_meta(out / "tiny.keras", meta)
     (r,) = convert.convert_model(out / "tiny.keras", "tflite-int8", calib_size=16, verify_size=8)
     m = read_meta(r.path)
-    calib = convert.select_images(root, SIZE, 16, 8)[0]
+    calib = imagesets.select_images(root, SIZE, 16, 8)[0]
     p_int8 = load_model(r.path).predict(calib.x)
     want = p_keras >= t_keras
     assert ((p_int8 >= m.threshold) == want).mean() >= ((p_int8 >= t_keras) == want).mean()
@@ -523,13 +523,13 @@ def test_binomial_ci_and_delong_reference_values():
 def test_int8_calibrated_on_constant_images_fails_the_gate(tiny, tmp_path, monkeypatch):
     """A deliberately broken int8 file (calibrated on one flat grey image repeated) must fail - on its verdicts,
     not on max |dp|, which the int8 gate no longer judges."""
-    from edge_dfd.export import convert
+    from edge_dfd.export import convert, imagesets
 
     real_select = convert.select_images
 
     def flat_calibration(root, size, calib_size, verify_size):
         calib, verify = real_select(root, size, calib_size, verify_size)
-        return convert.ImageSet(np.full_like(calib.x, 128), calib.y_fake, calib.source), verify
+        return imagesets.ImageSet(np.full_like(calib.x, 128), calib.y_fake, calib.source), verify
 
     monkeypatch.setattr(convert, "select_images", flat_calibration)
     path, _ = tiny
@@ -556,11 +556,11 @@ def test_int8_calibrated_on_constant_images_fails_the_gate(tiny, tmp_path, monke
 def test_int8_calibrated_on_constant_images_fails_at_any_threshold(tiny, tmp_path, monkeypatch):
     """The same broken LiteRT file with the model threshold at 0.7 (Keras still 100 % right): it collapses."""
     from edge_dfd.core.meta import read_meta, write_meta
-    from edge_dfd.export import convert
+    from edge_dfd.export import convert, imagesets
 
     real_select = convert.select_images
     monkeypatch.setattr(convert, "select_images", lambda root, size, c, v: (
-        lambda cv: (convert.ImageSet(np.full_like(cv[0].x, 128), cv[0].y_fake, cv[0].source), cv[1]))(
+        lambda cv: (imagesets.ImageSet(np.full_like(cv[0].x, 128), cv[0].y_fake, cv[0].source), cv[1]))(
         real_select(root, size, c, v)))
     src = tmp_path / "tiny.keras"
     shutil.copy(tiny[0], src)
@@ -602,13 +602,13 @@ def test_convert_default_uses_the_bundled_source(tiny, tmp_path, monkeypatch, cl
 
 def test_recorded_data_list_takes_the_first_folder_found(tiny, tmp_path):
     from edge_dfd.core.meta import ModelMeta
-    from edge_dfd.export.convert import _data_root
+    from edge_dfd.export.imagesets import data_root
 
     _, root = tiny
     meta = ModelMeta(input_size=SIZE, training={"data": [str(tmp_path / "gone"), str(root)]})
-    assert _data_root(None, meta, tmp_path / "m.keras") == root
+    assert data_root(None, meta, tmp_path / "m.keras") == root
     meta = ModelMeta(input_size=SIZE, training={"data": ["shared/nowhere", "also/nowhere"]})
-    assert _data_root(None, meta, tmp_path / "m.keras") is None
+    assert data_root(None, meta, tmp_path / "m.keras") is None
 
 
 @pytest.mark.slow

@@ -47,7 +47,8 @@ def wake_up(model, x):
 def test_arch_converts_to_tflite_and_onnx(arch, tmp_path):
     import keras
 
-    from edge_dfd.export.convert import convert_model, probe_inputs
+    from edge_dfd.export.convert import convert_model
+    from edge_dfd.export.imagesets import probe_inputs
     from edge_dfd.modelling.models import build_model
     from edge_dfd.runtime import load_model
 

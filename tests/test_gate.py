@@ -160,7 +160,7 @@ def test_exit_codes_unproven_4_failed_3():
 def test_calibration_comes_from_train_and_never_meets_verification(tmp_path, capsys):
     from synth import make_140k
 
-    from edge_dfd.export.convert import select_images
+    from edge_dfd.export.imagesets import select_images
 
     root = make_140k(tmp_path / "d", counts={"train": 10, "valid": 15, "test": 1}, size=16)
     calib, ver = select_images(root, 16, 20, 2000)

@@ -1,6 +1,7 @@
 """The import rules of docs/DESIGN.md, checked on the source (every import statement, also inside functions):
 the runtime side never imports TensorFlow or the converters; benchmarks/ and tools/ are `python -m` modules that
-never edit sys.path and never import from tests/; no module in edge_dfd/ grows past the size one can hold."""
+never edit sys.path and never import from tests/; no module grows past the size one can hold
+(400 lines in edge_dfd/, 500 in benchmarks/)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ HEAVY = ("tensorflow", "keras", "tf2onnx", "edge_dfd.export", "edge_dfd.train", 
          "sklearn", "scipy", "matplotlib")
 # core/report.py draws the optional PNG plots (the [plots] extra): matplotlib inside that one function only
 ALLOWED = {"core/report.py": {"matplotlib", "matplotlib.pyplot"}}
-MAX_LINES = 450  # "no module over ~400 lines"
+MAX_LINES = {"edge_dfd": 400, "benchmarks": 500}  # the most lines a module of each folder may have
 
 
 def imports(path: Path) -> set[str]:
@@ -59,10 +60,12 @@ def test_scripts_do_not_edit_sys_path_or_import_tests():
     assert not bad, bad
 
 
-def test_modules_fit_in_a_head():
-    big = {str(p.relative_to(PKG)): n for p in PKG.rglob("*.py")
-           if (n := len(p.read_text().splitlines())) > MAX_LINES}
-    assert not big, big
+@pytest.mark.parametrize("folder", sorted(MAX_LINES))
+def test_modules_fit_in_a_head(folder):
+    paths = sorted((ROOT / folder).rglob("*.py"))
+    assert paths, folder
+    big = {str(p.relative_to(ROOT)): n for p in paths if (n := len(p.read_text().splitlines())) > MAX_LINES[folder]}
+    assert not big, f"over {MAX_LINES[folder]} lines: {big}"
 
 
 def _edge_imports(path: Path):

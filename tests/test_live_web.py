@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 from edge_dfd.core.errors import EdgeDFDError
-from edge_dfd.video import web, web_guard
-from edge_dfd.video.web import LiveServer, parse_serve
+from edge_dfd.video import web_guard
+from edge_dfd.video.web import LiveServer
+from edge_dfd.video.web_guard import parse_serve
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -404,7 +405,7 @@ def test_wrong_tokens_slow_down(monkeypatch):
 
 
 def test_read_token_file(tmp_path):
-    from edge_dfd.video.web import read_token_file
+    from edge_dfd.video.web_guard import read_token_file
 
     good = tmp_path / "token"
     good.write_text("  0123456789abcdef0123456789abcdef\n")
@@ -441,7 +442,7 @@ def openssl_cert(folder, name="pi", days=30):
 def test_https(tmp_path):
     import ssl
 
-    from edge_dfd.video.web import tls_context
+    from edge_dfd.video.web_guard import tls_context
 
     cert, key = openssl_cert(tmp_path)
     other_cert, other_key = openssl_cert(tmp_path, "other")
@@ -613,6 +614,6 @@ def test_systemd_unit_serves_with_a_token_credential():
     lines = [ln.strip() for ln in unit.replace("\\\n", " ").splitlines() if not ln.lstrip().startswith("#")]
     exec_start = next(ln.split("=", 1)[1] for ln in lines if ln.startswith("ExecStart="))
     p = cmd.make_context("live", shlex.split(exec_start)[2:]).params
-    assert p["serve"] and not web.is_loopback(parse_serve(p["serve"])[0]) and p["serve_auth"] == "auto"
+    assert p["serve"] and not web_guard.is_loopback(parse_serve(p["serve"])[0]) and p["serve_auth"] == "auto"
     m = re.fullmatch(r"\$\{CREDENTIALS_DIRECTORY\}/([\w.-]+)", p["serve_token_file"])
     assert m and f"LoadCredential={m.group(1)}:/etc/edge-dfd/token" in lines, p["serve_token_file"]

@@ -26,7 +26,7 @@ from mjpeg_server import have_photos, scene_frames, write_video
 from test_live import tiny_onnx
 
 from benchmarks.web_attack import Attack, exchange, good_client, proc_status, status_of
-from edge_dfd.video.web import HEAD_TIMEOUT
+from edge_dfd.video.web_loop import HEAD_TIMEOUT
 
 REPO = Path(__file__).resolve().parents[1]
 DETECTOR = "blazeface" if have_photos() else "haar"

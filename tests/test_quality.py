@@ -1,17 +1,20 @@
-"""benchmarks/quality.py helpers: feature slicing, head fitting/folding, selection objective, reports."""
+"""benchmarks.quality's stages (quality_features, quality_heads, quality_card): feature slicing, head fitting/folding, selection objective, reports."""
 
 import numpy as np
 import pytest
 
 pytest.importorskip("sklearn")
 
-from benchmarks import quality as q  # noqa: E402
+from benchmarks import common  # noqa: E402
+from benchmarks import quality_card as card  # noqa: E402
+from benchmarks import quality_features as feat  # noqa: E402
+from benchmarks import quality_heads as heads  # noqa: E402
 
 
 def test_tap_slice_picks_the_right_columns():
-    idx = q.tap_slice("mobilenet_v2", ("head_relu",))
+    idx = heads.tap_slice("mobilenet_v2", ("head_relu",))
     assert idx[0] == 32 + 96 + 160 + 320 and idx[-1] == 1887 and len(idx) == 1280
-    both = q.tap_slice("mobilenet_v2", ("block_5_out", "block_16_out"))
+    both = heads.tap_slice("mobilenet_v2", ("block_5_out", "block_16_out"))
     assert list(both[:32]) == list(range(32)) and len(both) == 32 + 320
 
 
@@ -20,7 +23,7 @@ def _synthetic(seed=0, d=12, k=3):
     rng = np.random.default_rng(seed)
     X, y = {}, {}
     for s, n in (("140k", 60), ("tpdne", 200)):
-        for split in q.SPLITS:
+        for split in feat.SPLITS:
             lab = rng.integers(0, 2, n)
             f = rng.normal(0, 1, (n, k, d)) * 3 + 10
             f[:, :, 0] += 6.0 * lab[:, None]
@@ -32,49 +35,49 @@ def test_fit_head_folds_standardisation_into_raw_kernel():
     from sklearn.linear_model import LogisticRegression
 
     X, y = _synthetic()
-    kernel, bias = q.fit_head(X, y, C=0.1, balance_sets=False)
+    kernel, bias = heads.fit_head(X, y, C=0.1, balance_sets=False)
     # the same model fitted by hand on standardised per-crop rows
-    Xt = np.concatenate([X[(s, "train")].reshape(-1, 12) for s in q.SETS])
-    yt = np.concatenate([np.repeat(y[(s, "train")], 3) for s in q.SETS])
+    Xt = np.concatenate([X[(s, "train")].reshape(-1, 12) for s in common.SETS])
+    yt = np.concatenate([np.repeat(y[(s, "train")], 3) for s in common.SETS])
     mu, sd = Xt.mean(0), Xt.std(0) + 1e-6
-    ref = LogisticRegression(C=0.1, max_iter=300, random_state=q.SEED).fit((Xt - mu) / sd, yt)
+    ref = LogisticRegression(C=0.1, max_iter=300, random_state=feat.SEED).fit((Xt - mu) / sd, yt)
     np.testing.assert_allclose(Xt @ kernel + bias, ref.decision_function((Xt - mu) / sd), atol=1e-6)
     assert kernel[0] > 5 * np.abs(kernel[1:]).max()  # it found the informative column
 
 
 def test_predict_head_is_sigmoid_of_mean_logit_and_separates():
     X, y = _synthetic(1)
-    kernel, bias = q.fit_head(X, y, C=1.0, balance_sets=True)
+    kernel, bias = heads.fit_head(X, y, C=1.0, balance_sets=True)
     f = X[("tpdne", "test")]
-    p = q.predict_head(f, kernel, bias)
+    p = heads.predict_head(f, kernel, bias)
     z = (f.astype(np.float64) @ kernel + bias).mean(axis=1)
     np.testing.assert_allclose(p, 1 / (1 + np.exp(-z)), rtol=1e-12)
-    assert q.score(y[("tpdne", "test")], p, 0.5)["auc"] > 0.85
+    assert heads.score(y[("tpdne", "test")], p, 0.5)["auc"] > 0.85
 
 
 def test_valid_objective_bounds():
     X, y = _synthetic(2)
     perfect = {key: y[key].astype(float) for key in y}
-    assert q.valid_objective(y, perfect) == pytest.approx(1.0)
+    assert common.valid_objective(y, perfect) == pytest.approx(1.0)
     coin = {key: np.full(len(y[key]), 0.5) for key in y}
-    assert q.valid_objective(y, coin) < 0.6
+    assert common.valid_objective(y, coin) < 0.6
 
 
 def test_run_approach_chooses_on_valid_and_reports_every_split(monkeypatch):
     X, y = _synthetic(3)
     feats = {"mobilenet_v2": {key: np.concatenate([f, np.zeros(f.shape[:2] + (1876,), np.float32)], axis=2)
                               for key, f in X.items()}}
-    monkeypatch.setattr(q, "ALL_CROPS", ("whole", "q_tl", "q_tr"))
-    row, (k, b) = q.run_approach("t", feats, y, {"mobilenet_v2": q.TAPS["mobilenet_v2"]}, ("whole", "q_tl"),
-                                 balance_grid=(False,))
-    assert row["C"] in q.C_GRID and 0 <= row["threshold"] <= 1
+    monkeypatch.setattr(heads, "ALL_CROPS", ("whole", "q_tl", "q_tr"))
+    row, (k, b) = heads.run_approach("t", feats, y, {"mobilenet_v2": heads.TAPS["mobilenet_v2"]}, ("whole", "q_tl"),
+                                     balance_grid=(False,))
+    assert row["C"] in heads.C_GRID and 0 <= row["threshold"] <= 1
     assert {"valid_140k", "test_140k", "valid_tpdne", "test_tpdne"} <= set(row)
     assert row["test_tpdne"]["n"] == 200 and row["test_tpdne"]["auc"] > 0.8
     assert k.shape == (1888,)
 
 
 def test_ci_and_markdown():
-    assert q._ci(0.8, 150) == "±6.4"
+    assert card._ci(0.8, 150) == "±6.4"
     from edge_dfd.modelling.backbones import TAPS
 
     r = {"approach": "a", "crops": ["whole", "q_tl", "q_tr", "q_bl", "q_br"], "valid_objective": 0.9, "C": 0.1,
@@ -85,14 +88,14 @@ def test_ci_and_markdown():
     out = {"command": "c", "machine": {"cpu": "x"}, "platform": "p", "approaches": [r], "selected": "a",
            "shipped": {"tflite-int8": e},
            "backbone_ms": {"fp32": 4.0, "int8": 2.0, "mobilenet_v2": {"fp32": 4.0, "int8": 2.0}}}
-    md = q.results_markdown(out)
+    md = card.results_markdown(out)
     assert "| a **(selected)** | 0.800 ±6.4 | 0.900 |" in md and "| tflite-int8 | 2.0 | 10.0 |" in md
-    out["pi4_factor"] = q.pi4_factor({k: out["backbone_ms"][k] for k in ("fp32", "int8")})
+    out["pi4_factor"] = card.pi4_factor({k: out["backbone_ms"][k] for k in ("fp32", "int8")})
     assert out["pi4_factor"] == {"fp32": 11.5, "int8": 8.5}
-    card = q.model_card(out)
+    text = card.model_card(out)
     # 5 views x 2.0 ms int8 here x (17 / 2.0) Pi-4 factor = 85 ms; 5 x 4.0 x 11.5 = 230 ms fp32
-    assert "≈ 85 ms per face int8" in card and "≈ 230 ms fp32" in card and "Goal not fully reached" in card
-    assert "1,888 features per view" in card and "5 backbone passes per face" in card
+    assert "≈ 85 ms per face int8" in text and "≈ 230 ms fp32" in text and "Goal not fully reached" in text
+    assert "1,888 features per view" in text and "5 backbone passes per face" in text
 
 
 @pytest.mark.parametrize("arch, flags, in_float", [("x86_64", ["avx2"], True), ("x86_64", ["avx2", "avx512_vnni"], False),
@@ -101,5 +104,5 @@ def test_full_range_int8_latency_is_labelled_where_it_ran_in_float(arch, flags, 
     """onnx-int8-arm measured on an x86 CPU without VNNI ran its QDQ graph in float: its ms/face is not int8 speed."""
     e = {"bytes": 2e6, "latency_ms": 10.0}
     out = {"machine": {"arch": arch, "cpu_flags": flags}}
-    assert q.qdq_in_float("onnx-int8-arm", out) is in_float and not q.qdq_in_float("onnx-int8", out)
-    assert q.ms_cell("onnx-int8-arm", e, out) == ("10.0 (float QDQ, not int8 speed)" if in_float else "10.0")
+    assert card.qdq_in_float("onnx-int8-arm", out) is in_float and not card.qdq_in_float("onnx-int8", out)
+    assert card.ms_cell("onnx-int8-arm", e, out) == ("10.0 (float QDQ, not int8 speed)" if in_float else "10.0")

@@ -1,9 +1,12 @@
 """Fine-tune the multi-view detector end to end in PyTorch (GPU if present), for porting back into Keras.
 
+Why it stays: it is the fine-tune step of the recipe that rebuilds the bundled ``ten-pass`` teacher
+(``python -m benchmarks.quality ship --finetuned ...``; the command recorded in results/quality.json).
+
 Why PyTorch: the backbones' ImageNet weights come from PyTorch checkpoints and ``tools/torch_reference.py``
 already mirrors edge-dfd's Keras backbones layer for layer (verified to 1e-5), so a model fine-tuned here
-ports back weight-for-weight with ``tools/port_weights.keras_weights`` (see ``benchmarks/quality.py
-finetuned``). TensorFlow is not needed here, which lets the run go to any CUDA machine with torch.
+ports back weight-for-weight with ``tools/port_weights.keras_weights`` (see ``benchmarks/quality_ship.py
+build_finetuned``). TensorFlow is not needed here, which lets the run go to any CUDA machine with torch.
 
 The detector is exactly ``edge_dfd.modelling.backbones.multicrop_model``: raw 256 px pixels -> whole face + four
 quadrants, each resized to 224 (bilinear, half-pixel, no antialias = Keras ``Resizing``) -> shared

@@ -11,7 +11,8 @@ Inputs (all optional except --model; a section whose input is missing is left ou
 - ``--bench``: ``edge-dfd bench FOLDER --out BENCH`` (BENCH/bench.json: per format size, latency p50/p90,
   throughput, accuracy with its 95 % interval, AUC when labelled data was measured);
 - ``--evaluate NAME=report.json`` (repeatable): ``edge-dfd evaluate MODEL --data D --out DIR`` per test set.
-Nothing is typed into the card: re-running the commands and this script rewrites it.
+Nothing is typed into the card: re-running the commands and this script rewrites it. Why it stays: it is the
+last step of the release (docs/release.md).
 """
 
 from __future__ import annotations

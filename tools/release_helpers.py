@@ -1,6 +1,6 @@
-"""What benchmarks/quality.py still needs from the retired release package (edge_dfd/release/, in git history):
-the calibration mix folder, the published Raspberry Pi 4 figures and the bare-backbone LiteRT latency that scales
-them.
+"""What ``python -m benchmarks.quality`` still needs from the retired release package (edge_dfd/release/, in git
+history): the calibration mix folder (``benchmarks.quality_ship``), the published Raspberry Pi 4 figures and the
+bare-backbone LiteRT latency that scales them (``benchmarks.quality_card``). Why it stays: those two stages use it.
 
 The release itself is now ``edge-dfd train --recipe deploy`` -> ``edge-dfd convert`` -> ``edge-dfd bench``
 (+ ``python -m tools.model_card``): docs/release.md.

@@ -1,5 +1,8 @@
 """PyTorch reference implementations used to verify the Keras ports (needs torch; not part of the package).
 
+Why it stays: ``tools/port_weights.py`` checks every ported backbone against it (max |dP| <= 1e-4), and
+``tools/finetune_torch.py`` builds its detector from it.
+
 * ``TorchMobileNetV2`` - torchvision's MobileNetV2 layout (``features.N...`` state-dict keys), written out
   here because the torchvision wheel does not import beside the locally installed torch.
 * ``TorchLite0`` - EfficientNet-Lite0 in the lukemelas/workingcoder layout (``_blocks.N._expand_conv``...),

@@ -19,7 +19,7 @@ Timings (``time.perf_counter``):
   images_per_s        end to end over the split: threaded decode overlapped with batched inference
   (the accuracy pass, after the latency loop: accuracy never runs while latency is timed)
 Accuracy comes from ``edge_dfd.bench.evaluate.score_records``, the function ``edge-dfd evaluate`` uses, on ``--data``
-or the bundled evaluation sample (``edge_dfd.runtime.zoo.eval_sample``); the worker returns P(fake) per image and the
+or the bundled evaluation sample (``edge_dfd.runtime.sample.eval_sample``); the worker returns P(fake) per image and the
 parent computes the metrics, their 95 % intervals and the paired differences (``accuracy``).
 """
 

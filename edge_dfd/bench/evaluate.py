@@ -77,7 +77,7 @@ def evaluate(model, data, split: str = "test", out_dir=None, threads=None, provi
              seed: int = 0, escalate=None, escalate_fraction: float | None = None, calib_data=None) -> dict:
     """Run ``model`` on ``data``/``split`` and return the report dict (files written to ``out_dir``).
 
-    ``data`` None: the bundled evaluation sample (``edge_dfd.runtime.zoo.eval_sample``: 660 labelled test images;
+    ``data`` None: the bundled evaluation sample (``edge_dfd.runtime.sample.eval_sample``: 660 labelled test images;
     its missing or damaged images are logged and left out), with per-set figures in ``by_set``.
     ``sample``: only that many images, a class-stratified sample drawn with ``seed`` (recorded in the report
     as ``sample``). The report's ``accuracy_ci95`` is the accuracy's 95 % Wilson interval. ``escalate``: a
@@ -92,12 +92,12 @@ def evaluate(model, data, split: str = "test", out_dir=None, threads=None, provi
     log = log or progress.echo
     sets = None
     if data is None:  # the bundled evaluation sample (edge_dfd/assets/eval_sample): its test split
-        from edge_dfd.runtime import zoo
+        from edge_dfd.runtime.sample import EVAL_SAMPLE_SPLIT, eval_sample
 
-        smp = zoo.eval_sample()
+        smp = eval_sample()
         for line in smp.problems:
             log(f"bundled sample: {line}")
-        records, split, set_of = smp.records, zoo.EVAL_SAMPLE_SPLIT, dict(zip(smp.records, smp.sets))
+        records, split, set_of = smp.records, EVAL_SAMPLE_SPLIT, dict(zip(smp.records, smp.sets))
         where = "the bundled evaluation sample"
     else:
         records = datamod.load_split(data, split)

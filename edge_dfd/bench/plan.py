@@ -32,7 +32,7 @@ __all__ = ["default_probe_inputs", "have_tensorflow", "run_bench"]
 
 def default_probe_inputs(size: int, n: int = PROBE_N) -> np.ndarray:
     """Deterministic generated inputs shared with the converter's verification (no TensorFlow needed)."""
-    from edge_dfd.export.convert import probe_inputs
+    from edge_dfd.export.imagesets import probe_inputs
 
     return probe_inputs(n, size, seed=0)
 
@@ -47,9 +47,9 @@ def _eval_records(data, split: str, sample: int | None, seed: int, notes: list[s
 
         recs, sets, where = load_split(data, split), None, f"{data} [{split}]"
     else:
-        from edge_dfd.runtime import zoo
+        from edge_dfd.runtime.sample import eval_sample
 
-        smp = zoo.eval_sample()
+        smp = eval_sample()
         notes.extend(f"bundled sample: {line}" for line in smp.problems)
         recs, where = smp.records, "the bundled evaluation sample"
         set_of = {r.path: n for r, n in zip(smp.records, smp.sets)}
@@ -74,7 +74,7 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
     model is given (the bundled detector in 7 formats must finish within 3 minutes on 2 cores).
     ``convert_kwargs`` go to ``edge_dfd.export.convert.convert_model`` (e.g. calib_size, verify_size).
     Accuracy is measured on ``data``/``split``, or without ``data`` on the bundled evaluation sample
-    (``edge_dfd.runtime.zoo.eval_sample``). ``sample``: a class-stratified sample of that many of those images (drawn
+    (``edge_dfd.runtime.sample.eval_sample``). ``sample``: a class-stratified sample of that many of those images (drawn
     with ``seed``; the same images for every format), recorded in ``settings["sample"]``.
     """
     from edge_dfd.bench import accuracy as acc
@@ -171,13 +171,13 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
     if data:
         notes.append(f"accuracy on {drawn} of {data} [{split}]")
     else:
-        from edge_dfd.runtime import zoo
+        from edge_dfd.runtime.sample import EVAL_SAMPLE_SETS
 
         counts = {}
         for r, st in zip(recs, sets):
             c = counts.setdefault(st, [0, 0])
             c[0 if r.label == 1 else 1] += 1
-        parts = "; ".join(f"{st}: {c[0]} real + {c[1]} fake, {zoo.EVAL_SAMPLE_SETS[st]}" for st, c in counts.items())
+        parts = "; ".join(f"{st}: {c[0]} real + {c[1]} fake, {EVAL_SAMPLE_SETS[st]}" for st, c in counts.items())
         notes.append(f"accuracy on {drawn} of the bundled evaluation sample ({parts}; edge_dfd/assets/eval_sample, "
                      "never used in training): --data DIR measures your own images instead")
     notes.append("95% intervals: accuracy = Wilson score; balanced accuracy = MOVER from the two recalls' Wilson "

@@ -74,11 +74,11 @@ def accuracy_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:
 
 def release_rows(result: BenchResult) -> tuple[list[str], list[list[str]]]:
     """Release-time figures of the bundled files beside the ones measured here, per set."""
-    from edge_dfd.runtime import zoo
+    from edge_dfd.runtime.sample import EVAL_SAMPLE_RELEASE_SET
 
     rows = [r for r in result.rows if r.release]
     sets = list(dict.fromkeys(k for r in rows for k, v in r.release.items() if isinstance(v, dict)))
-    here_of = {v: k for k, v in zoo.EVAL_SAMPLE_RELEASE_SET.items()}
+    here_of = {v: k for k, v in EVAL_SAMPLE_RELEASE_SET.items()}
     multi = _multi(result)
     head = (["model"] if multi else []) + ["format"]
     for st in sets:

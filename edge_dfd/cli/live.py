@@ -12,7 +12,7 @@ from edge_dfd.video.config import LiveConfig
 def _check_serve(ctx, param, value):
     if value is None:
         return None
-    from edge_dfd.video.web import parse_serve
+    from edge_dfd.video.web_guard import parse_serve
 
     try:
         parse_serve(value)

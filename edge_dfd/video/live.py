@@ -40,7 +40,8 @@ def run_live(cfg: LiveConfig, backend=None, detector: FaceDetector | None = None
     SIGINT, SIGTERM and SIGHUP stop it gracefully: the current frame is finished, the outputs are finalised and
     the summary is printed (``edge_dfd.core.signals``). An output that fails mid-run (disk full) stops it the same
     way, keeping everything written so far (``stats.error``, exit 1)."""
-    from edge_dfd.video.outputs import VIDEO_CODECS, check_output_path, parse_rotate
+    from edge_dfd.video.outputs import check_output_path, parse_rotate
+    from edge_dfd.video.segments import VIDEO_CODECS
 
     if cfg.show:
         check_gui()
@@ -190,7 +191,7 @@ def _run(cfg: LiveConfig, backend, detector, opener, rotate, server) -> LiveStat
 
 
 def _rss():
-    from edge_dfd.video.outputs import rss_mb
+    from edge_dfd.video.health import rss_mb
 
     v = rss_mb()
     return None if v is None else round(v, 1)
@@ -210,11 +211,13 @@ def event_record(frame: Frame, f: FaceResult, utc: str) -> dict:
 
 
 class _Output:
-    """Window, saved video (``outputs.VideoSegments``), JSONL events (``outputs.EventLog``) and health
+    """Window, saved video (``segments.VideoSegments``), JSONL events (``outputs.EventLog``) and health
     (status file, heartbeat, sd_notify) for each processed frame."""
 
     def __init__(self, cfg: LiveConfig, fps: float, rotate, server=None):
-        from edge_dfd.video.outputs import EventLog, Health, VideoSegments
+        from edge_dfd.video.health import Health
+        from edge_dfd.video.outputs import EventLog
+        from edge_dfd.video.segments import VideoSegments
 
         self.show, self.fps, self.server = cfg.show, fps, server
         self._published = 0.0
