@@ -70,6 +70,7 @@ def cmd(models, data_dir, split, sample, seed, formats, threads, warmup, runs, f
 
     progress.set_quiet(quiet)
     from edge_dfd.bench import (
+        BenchRequest,
         check_floor,
         check_measured,
         format_table,
@@ -77,10 +78,11 @@ def cmd(models, data_dir, split, sample, seed, formats, threads, warmup, runs, f
         write_results,
     )
 
-    result = run_bench(models, data=data_dir, split=split, formats=formats, threads=threads, warmup=warmup,
-                       runs=runs, floor=floor, robustness=robustness, out_dir=out_dir, provider=provider,
-                       sample=sample, seed=seed, escalate=escalate,
-                       escalate_fraction=fraction if escalate else None, calib_data=calib)
+    result = run_bench(BenchRequest(models=tuple(models), data=data_dir, split=split, formats=formats, threads=threads,
+                                    warmup=warmup, runs=runs, floor=floor, robustness=robustness, out_dir=out_dir,
+                                    provider=provider, sample=sample, seed=seed, escalate=escalate,
+                                    escalate_fraction=fraction if escalate else None,
+                                    calib_data=tuple(calib) if calib else None))
     paths = write_results(result, out_dir, plot=plot)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
