@@ -58,6 +58,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import FACES140K, REPO, RESULTS, RUNS, TPDNE128, need, need_data
+from edge_dfd.core.progress import log, set_log_stamp
 
 DATASETS = (FACES140K, TPDNE128)
 WORK = RUNS / "arm64"
@@ -107,10 +108,6 @@ from edge_dfd.core.machine import int8_saturates
 out["int8_saturates"] = int8_saturates()
 print(json.dumps(out))
 """
-
-
-def log(*a):
-    print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
 
 
 def sha256(path: Path) -> str:
@@ -455,6 +452,7 @@ def probe(cmd_prefix: list, cwd: Path, env: dict) -> dict:
 
 
 def main(argv=None) -> int:
+    set_log_stamp(True)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", type=Path, default=None,

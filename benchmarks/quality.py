@@ -28,6 +28,7 @@ import numpy as np
 
 from benchmarks import common
 from benchmarks.common import REPO, RESULTS, SETS, SHARED, valid_objective  # noqa: F401  (SHARED, valid_objective: this module's API)
+from edge_dfd.core.progress import log, set_log_stamp
 from edge_dfd.modelling.backbones import BACKBONES, CROPS, TAP_CHANNELS, TAPS
 
 SPLITS = ("train", "valid", "test")
@@ -35,10 +36,6 @@ CACHE = REPO / "runs" / "cache"
 INPUT_SIZE, VIEW_SIZE = 256, 224
 ALL_CROPS = tuple(CROPS)
 SEED = 0
-
-
-def log(*a):
-    print(time.strftime("%H:%M:%S"), *a, flush=True)
 
 
 def records(set_name: str, split: str):
@@ -755,6 +752,7 @@ test = 510 images. Latency: median of 30 in-process runs, ms per face, batch 1, 
 
 
 def main(argv=None) -> int:
+    set_log_stamp(True)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("stage", choices=["features", "heads", "ship", "card"])
     ap.add_argument("--archs", nargs="+", default=list(BACKBONES), choices=list(BACKBONES))
