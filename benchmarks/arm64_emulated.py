@@ -63,12 +63,12 @@ from benchmarks.arm64_root import (
     build_edge_dfd,
     build_root,
     build_venv,
-    log,
     qemu_cmd,
     sh,
     write_cpuinfo,
 )
 from benchmarks.common import FACES140K, REPO, RESULTS, RUNS, TPDNE128, need, need_data
+from edge_dfd.core.progress import log, set_log_stamp
 
 DATASETS = (FACES140K, TPDNE128)
 WORK = RUNS / "arm64"
@@ -289,6 +289,7 @@ def probe(cmd_prefix: list, cwd: Path, env: dict) -> dict:
 
 
 def main(argv=None) -> int:
+    set_log_stamp(True)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", type=Path, default=None,

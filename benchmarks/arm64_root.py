@@ -11,11 +11,11 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
 from benchmarks.common import REPO
+from edge_dfd.core.progress import log
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
@@ -32,10 +32,6 @@ CPUINFO = {
     "neoverse-n1": ("0xd0c", "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm "
                              "lrcpc dcpop asimddp ssbs"),
 }
-
-
-def log(*a):
-    print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
 
 
 def sh(cmd, log_file: Path | None = None, **kw) -> subprocess.CompletedProcess:

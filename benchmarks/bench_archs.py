@@ -79,7 +79,7 @@ def earlier_rows(path: Path, run: list[str]) -> list:
 
 
 def main(argv=None) -> int:
-    from edge_dfd.bench import BenchResult, format_table, run_bench, write_results
+    from edge_dfd.bench import BenchRequest, BenchResult, format_table, run_bench, write_results
     from edge_dfd.modelling.models import ARCHS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -107,13 +107,14 @@ def main(argv=None) -> int:
         print(f"== {arch}", file=sys.stderr)
         exported = exported_files(args.exports, arch, formats) if args.exports else []
         if exported:
-            res = run_bench(exported, data=args.data, split="test", threads=args.threads, warmup=args.warmup,
-                            runs=args.runs, out_dir=work)
+            res = run_bench(BenchRequest(models=tuple(exported), data=args.data, split="test", threads=args.threads,
+                                         warmup=args.warmup, runs=args.runs, out_dir=work))
         else:
             src = build(arch, args.size, work)
-            res = run_bench([src], data=args.data, split="test", formats=formats, threads=args.threads,
-                            warmup=args.warmup, runs=args.runs, out_dir=work,
-                            convert_kwargs={"calib_size": args.calib_size, "verify_size": args.verify_size})
+            res = run_bench(BenchRequest(models=(src,), data=args.data, split="test", formats=formats,
+                                         threads=args.threads, warmup=args.warmup, runs=args.runs, out_dir=work,
+                                         convert_kwargs={"calib_size": args.calib_size,
+                                                         "verify_size": args.verify_size}))
         rows += res.rows
         machine, notes, settings = res.machine, res.notes, res.settings
         print(format_table(res), file=sys.stderr)

@@ -6,7 +6,9 @@ Every script there runs as a module from the repository root (``python -m benchm
 
 - ``REPO``, ``RESULTS`` (benchmarks/results), ``RUNS`` (runs/, git-ignored work folders).
 - ``SHARED``: the shared data sets, ``$EDGE_DFD_SHARED_DATA`` or ../shared/data beside the repository (never
-  copied into it); ``FACES140K``, ``TPDNE128`` and ``SETS`` (short name -> folder) name the two sets.
+  copied into it); ``FACES140K``, ``TPDNE128`` and ``SETS`` (short name -> folder) name the two sets. The one
+  place that resolves them: tests/conftest.py imports them from here, the package never reads them
+  (tests/test_entry_points.py).
 - ``need`` / ``need_data`` / ``need_module``: the fresh-clone guard (one ``error:`` line naming what is missing and
   how to give it, exit 1); ``write_results``: atomic result files, written only when the run is complete.
 - ``machine_facts`` / ``versions`` (``edge_dfd.core.machine``) and ``latency_ms`` (``edge_dfd.bench``'s batch-1

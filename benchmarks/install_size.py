@@ -36,6 +36,7 @@ import zipfile
 from pathlib import Path
 
 from benchmarks.common import REPO, RESULTS, SHARED
+from edge_dfd.core.progress import log, set_log_stamp
 
 LIMIT_MIB, WHEEL_LIMIT_MB = 450, 80
 # The same measurement before the wheel left out the training-only and SOURCE_ONLY files and Pillow became optional
@@ -44,10 +45,6 @@ BEFORE = ("503M (514380 KiB = 502.3 MiB): edge_dfd 76.3 MiB (assets/default 41.1
           "assets/weights 22.5, assets/ten_pass 10.0, blazeface 1.3), pillow 21.4 MiB (PIL 7.2 + pillow.libs 14.0), "
           "the rest as below")
 ASSETS = "edge_dfd/assets/"
-
-
-def log(*a):
-    print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
 
 
 def run(cmd, **kw) -> subprocess.CompletedProcess:
@@ -171,6 +168,7 @@ def smoke(venv: Path, work: Path, n_images: int) -> list[dict]:
 
 
 def main(argv=None) -> int:
+    set_log_stamp(True)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--python", default="python3", help="the Python that makes the venv [python3]")
     ap.add_argument("--images", type=int, default=6, help="test images per predict [6]")

@@ -29,10 +29,12 @@ from benchmarks.quality_card import stage_card
 from benchmarks.quality_features import SEED, stage_features
 from benchmarks.quality_heads import stage_heads
 from benchmarks.quality_ship import FINETUNE_DIR, stage_ship
+from edge_dfd.core.progress import set_log_stamp
 from edge_dfd.modelling.backbones import BACKBONES
 
 
 def main(argv=None) -> int:
+    set_log_stamp(True)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("stage", choices=["features", "heads", "ship", "card"])
     ap.add_argument("--archs", nargs="+", default=list(BACKBONES), choices=list(BACKBONES))

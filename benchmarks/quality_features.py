@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import REPO, SETS
+from edge_dfd.core.progress import log  # noqa: F401 (the one log helper; the quality stages import it from here)
 from edge_dfd.modelling.backbones import CROPS
 
 SPLITS = ("train", "valid", "test")
@@ -20,10 +21,6 @@ SEED = 0
 # The ten-pass model this script builds was the TEACHER of the bundled single-pass default (docs/release.md);
 # it no longer ships, so its files and card go to runs/teacher, never into edge_dfd/assets/default.
 TEACHER_DIR = REPO / "runs" / "teacher"
-
-
-def log(*a):
-    print(time.strftime("%H:%M:%S"), *a, flush=True)
 
 
 def records(set_name: str, split: str):

@@ -12,10 +12,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 from synth import make_140k  # noqa: E402
 
+from benchmarks.common import FACES140K, TPDNE128  # noqa: E402  (the one resolver of the shared data sets)
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("EDGE_DFD_SHARED_DATA", REPO.parent / "shared" / "data"))
-FACES140K = SHARED_DATA / "faces140k-sample"
-TPDNE128 = SHARED_DATA / "ffhq-tpdne-128"
 
 
 def _have(path: Path) -> bool:

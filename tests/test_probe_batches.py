@@ -20,16 +20,17 @@ class _Recorder:
 
 def test_probe_pass_is_chunked(tmp_path, monkeypatch):
     import edge_dfd.runtime
+    from edge_dfd.bench.job import BenchJob
     from edge_dfd.bench.worker import measure
 
     rec = _Recorder()
     monkeypatch.setattr(edge_dfd.runtime, "load_model", lambda *a, **k: rec)
     probes = np.random.default_rng(0).integers(0, 255, (2 * BATCH + 6, 32, 32, 3), dtype=np.uint8)
     np.save(tmp_path / "p.npy", probes)
-    res = measure({"path": "m.tflite", "threads": 1, "warmup": 0, "runs": 2, "probe_npy": str(tmp_path / "p.npy")},
+    res = measure(BenchJob(path="m.tflite", threads=1, warmup=0, runs=2, probe_npy=str(tmp_path / "p.npy")),
                   make_bar=lambda *a, **k: _NoBar())
-    assert max(rec.batches) == BATCH and len(res["probe_p"]) == len(probes)
-    np.testing.assert_allclose(res["probe_p"][BATCH : BATCH + 3], [0.0, 0.01, 0.02], atol=1e-6)
+    assert max(rec.batches) == BATCH and len(res.probe_p) == len(probes)
+    np.testing.assert_allclose(res.probe_p[BATCH : BATCH + 3], [0.0, 0.01, 0.02], atol=1e-6)
 
 
 class _NoBar:

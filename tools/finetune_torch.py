@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import common
+from edge_dfd.core.progress import log, set_log_stamp
 from edge_dfd.core.util import read_csv_rows
 from edge_dfd.images.preprocess import load_image
 from edge_dfd.modelling.backbones import CROPS, DEFAULT_CROPS, TAPS, normalization
@@ -44,10 +45,6 @@ from edge_dfd.modelling.backbones import CROPS, DEFAULT_CROPS, TAPS, normalizati
 SETS = {name: folder.name for name, folder in common.SETS.items()}  # under --data
 PTH = {"mobilenet_v2": "mobilenet_v2-b0353104.pth", "efficientnet_lite0": "efficientnet-lite0-57934424.pth"}
 INPUT, VIEW = 256, 224
-
-
-def log(*a):
-    print(time.strftime("%H:%M:%S"), *a, flush=True)
 
 
 def read_split(root: Path, split: str):
@@ -317,6 +314,7 @@ def save_variant(model, archs, out: Path, variant: str) -> list[Path]:
 
 
 def main(argv=None) -> int:
+    set_log_stamp(True)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="folder holding faces140k-sample and ffhq-tpdne-128")
     ap.add_argument("--pth", type=Path, required=True, help="folder with the ImageNet .pth checkpoints")

@@ -1,12 +1,14 @@
 """``edge-dfd bench``: size, accuracy, latency, throughput and memory of every format, side by side.
 
-Modules: ``result`` (defaults, BenchRow, BenchResult, the floor checks), ``worker`` (measure one model file,
-the latency loop), ``targets`` (model arguments, folders and bundled names -> files; the conversion cache),
+Modules: ``result`` (defaults, BenchRow, BenchResult, the floor checks), ``job`` (the typed boundaries:
+``BenchRequest`` = one ``run_bench`` call, ``BenchJob`` -> ``Measurement`` = one measuring process, and their
+strict JSON wire format), ``worker`` (measure one model file, the latency loop), ``targets`` (model arguments, folders and bundled names -> files; the conversion cache),
 ``plan`` (``run_bench``), ``accuracy`` (intervals, paired differences, Pareto front), ``report`` (tables,
 json / csv / md, Pareto plot), ``escalation`` (``--escalate``: the cascade curve, an extra pass after the per-format one). Every public name is importable from ``edge_dfd.bench`` (loaded on first use, so that the CLI
 can read the defaults in ``edge_dfd.bench.result`` without importing numpy).
 
-Each model file is measured in a FRESH subprocess (``python -m edge_dfd.bench JOB RESULT``), so that the
+Each model file is measured in a FRESH subprocess (``worker.measure_isolated``: a ``BenchJob`` in, a
+``Measurement`` out, as files; the process runs ``python -c worker.WORKER_CODE JOB RESULT``), so that the
 peak RSS of one format is not inflated by another (or by TensorFlow, which only the keras row loads).
 ``peak_rss_mb`` is that process's high-water mark (Python + numpy + OpenCV + the runtime + the model);
 ``baseline_rss_mb`` is the same process before it loaded the model.
@@ -31,6 +33,7 @@ _EXPORTS = {
     "result": ("BATCH", "DEFAULT_MODEL_PROBES", "DEFAULT_MODEL_RUNS", "DEFAULT_OUT", "DEFAULT_RUNS", "DEFAULT_THREADS",
                "DEFAULT_WARMUP", "NOT_MEASURED", "PREPROCESS_SAMPLE", "PROBE_N", "BenchResult", "BenchRow",
                "check_floor", "check_measured", "fmt_cell"),
+    "job": ("BenchJob", "BenchRequest", "Measurement"),
     "worker": ("PERTURBATIONS", "latency_ms", "measure", "measure_isolated"),
     "plan": ("default_probe_inputs", "run_bench"),
     "targets": ("have_tensorflow",),

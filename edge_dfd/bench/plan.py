@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from edge_dfd.bench import worker
+from edge_dfd.bench.job import BenchJob, BenchRequest, Measurement
 from edge_dfd.bench.result import (
     DEFAULT_MODEL_PROBES,
     DEFAULT_MODEL_RUNS,
     DEFAULT_OUT,
     DEFAULT_RUNS,
-    DEFAULT_THREADS,
-    DEFAULT_WARMUP,
     PROBE_N,
     BenchResult,
     BenchRow,
@@ -60,29 +59,33 @@ def _eval_records(data, split: str, sample: int | None, seed: int, notes: list[s
     return recs, sets, population, where
 
 
-def run_bench(models=(), data=None, split: str = "test", formats: str | None = "all",
-              threads: int = DEFAULT_THREADS, warmup: int = DEFAULT_WARMUP, runs: int | None = None, floor: float | None = None, robustness: bool = False,
-              out_dir=None, provider: str | None = None, log=None, convert_kwargs: dict | None = None,
-              probes: int | None = None, sample: int | None = None, seed: int = 0, escalate: str | None = None,
-              escalate_fraction: float | None = None, calib_data=None) -> BenchResult:
-    """Measure every requested format of every model; returns the rows (does not write files).
+def run_bench(request: BenchRequest | None = None, log=None) -> BenchResult:
+    """Measure every requested format of every model; returns the rows (does not write files). ``log``: where
+    the progress lines go (default ``edge_dfd.core.progress.log``).
 
-    ``models``: model files, ``convert`` output folders, bundled names ("default", "ten-pass"); none = the
-    bundled default model. ``formats``: for a .keras source, the formats to convert to; for a bundle or a
+    ``request`` (default ``BenchRequest()``): ``models``: model files, ``convert`` output folders, bundled names
+    ("default", "ten-pass"); none = the bundled default model. ``formats``: for a .keras source, the formats to convert to; for a bundle or a
     folder, the formats to measure ("all" = every one it has).
     ``runs`` / ``probes`` default to 100 / 64, or to ``DEFAULT_MODEL_RUNS`` / ``DEFAULT_MODEL_PROBES`` when no
     model is given (the bundled detector in 7 formats must finish within 3 minutes on 2 cores).
     ``convert_kwargs`` go to ``edge_dfd.export.convert.convert_model`` (e.g. calib_size, verify_size).
     Accuracy is measured on ``data``/``split``, or without ``data`` on the bundled evaluation sample
     (``edge_dfd.runtime.sample.eval_sample``). ``sample``: a class-stratified sample of that many of those images (drawn
-    with ``seed``; the same images for every format), recorded in ``settings["sample"]``.
+    with ``seed``; the same images for every format), recorded in ``settings["sample"]``. Each model file is
+    measured by ``worker.measure_isolated`` from a ``BenchJob``.
     """
     from edge_dfd.bench import accuracy as acc
     from edge_dfd.bench.evaluate import sample_info
     from edge_dfd.core import progress
     from edge_dfd.core.machine import machine_facts
 
-    log = log or progress.echo
+    request = request or BenchRequest()
+    models, data, split, formats = list(request.models), request.data, request.split, request.formats
+    threads, warmup, runs, floor = request.threads, request.warmup, request.runs, request.floor
+    robustness, provider, probes = request.robustness, request.provider, request.probes
+    sample, seed, escalate, calib_data = request.sample, request.seed, request.escalate, request.calib_data
+    escalate_fraction = request.escalate_fraction
+    log = log or progress.log
     if runs is None:
         runs = DEFAULT_RUNS if models else DEFAULT_MODEL_RUNS
     if probes is None:
@@ -92,14 +95,14 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
     parse_formats(formats, allow_keras=True)  # unknown names fail even when no .keras model needs them
     notes: list[str] = []
     recs, sets, population, where = _eval_records(data, split, sample, seed, notes)
-    records = [[str(r.path), int(r.label)] for r in recs]
+    records = tuple((str(r.path), int(r.label)) for r in recs)
     y_all = np.asarray([1 - lab for _, lab in records], np.int64)
     if escalate is not None:  # a bad escalation model: one line before any work
         from edge_dfd.bench import escalation
 
         escalation.check_second(escalate, threads)
-    out = ensure_writable_dir(out_dir or DEFAULT_OUT)
-    groups = group_targets(list(models), formats, out / "cache", data, log, convert_kwargs, notes)
+    out = ensure_writable_dir(request.out_dir or DEFAULT_OUT)
+    groups = group_targets(models, formats, out / "cache", data, log, request.convert_kwargs, notes)
     cascade = first_tgt = None
     if escalate is not None:  # the pair's calibration table (or --calib-data's) before the per-format pass
         first_tgt = escalation.pick_first(groups)
@@ -117,7 +120,7 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
         for group in groups:
             ref = None  # Keras probabilities on the probe inputs, for agreement
             size = None
-            measured: list[tuple[int, dict]] = []  # (index in rows, worker result) of this group
+            measured: list[tuple[int, Measurement]] = []  # (index in rows, worker result) of this group
             for tgt in group:
                 if tgt.status is None and tgt.fmt == "keras" and not tf_ok:
                     tgt.status = "skipped: TensorFlow not installed"
@@ -128,25 +131,24 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
                 if size not in probe_cache:
                     probe_cache[size] = _write_probes(tmp, size, probes)
                 probe_npy, probe_files = probe_cache[size]
-                job = {"path": str(tgt.path), "threads": threads, "warmup": warmup, "runs": runs,
-                       "records": records, "probe_npy": probe_npy, "probe_files": probe_files,
-                       "robustness": robustness,
-                       "provider": provider if tgt.path.suffix.lower() == ".onnx" else None}
+                job = BenchJob(path=str(tgt.path), threads=threads, warmup=warmup, runs=runs, records=records,
+                               probe_npy=probe_npy, probe_files=probe_files, robustness=robustness,
+                               provider=provider if tgt.path.suffix.lower() == ".onnx" else None)
                 log(f"measuring {tgt.group} {tgt.fmt} ({tgt.path.name}) ...")
                 done += 1
                 res = worker.measure_isolated(job, tmp, label=f"[{done}/{todo}] {tgt.fmt}")
                 overall.update(1)
                 row = _row(tgt, res, threads, floor, y_all, sets)
-                if res.get("qdq_in_float") and tgt.fmt not in in_float:
+                if res.qdq_in_float and tgt.fmt not in in_float:
                     in_float.append(tgt.fmt)
-                if tgt.fmt == "keras" and res.get("ok"):
-                    ref, ref_t = np.asarray(res.get("probe_p")), res["threshold"]
-                if ref is not None and res.get("ok") and res.get("probe_p") is not None:
-                    p = np.asarray(res["probe_p"])
-                    t = res["threshold"]  # each file's verdicts at its own threshold (int8 files carry their own)
+                if tgt.fmt == "keras" and res.ok:
+                    ref, ref_t = np.asarray(res.probe_p), res.threshold
+                if ref is not None and res.ok and res.probe_p is not None:
+                    p = np.asarray(res.probe_p)
+                    t = res.threshold  # each file's verdicts at its own threshold (int8 files carry their own)
                     row = _replace(row, agreement=agreement(p, ref, t, ref_t),
                                    max_abs_diff=float(np.abs(p - ref).max()))
-                if res.get("ok") and res.get("p_records") is not None:
+                if res.ok and res.p_records is not None:
                     measured.append((len(rows), res))
                 rows.append(row)
             _finish_group(rows, measured, y_all, acc)
@@ -212,7 +214,7 @@ def run_bench(models=(), data=None, split: str = "test", formats: str | None = "
     return BenchResult(machine_facts(threads), rows, notes, settings, cascade=block)
 
 
-def _finish_group(rows: list[BenchRow], measured: list[tuple[int, dict]], y: np.ndarray, acc) -> None:
+def _finish_group(rows: list[BenchRow], measured: list[tuple[int, Measurement]], y: np.ndarray, acc) -> None:
     """Paired differences against the group's reference and the group's Pareto flags, in place in ``rows``."""
     if not measured:
         return
@@ -220,16 +222,16 @@ def _finish_group(rows: list[BenchRow], measured: list[tuple[int, dict]], y: np.
     ref_fmt = acc.pick_reference(list(by_fmt))
     if ref_fmt is not None and len(measured) > 1:  # a file measured alone has nothing to be paired with
         _, ref_res = by_fmt[ref_fmt]
-        p_ref = ref_res["p_records"]
+        p_ref = ref_res.p_records
         for i, res in measured:
-            p = res["p_records"]
+            p = res.p_records
             both = np.asarray([a is not None and b is not None for a, b in zip(p_ref, p)], bool)
             if not both.any():
                 continue
             pr = np.asarray([v for v, k in zip(p_ref, both) if k], np.float64)
             pf = np.asarray([v for v, k in zip(p, both) if k], np.float64)
-            rows[i] = _replace(rows[i], **acc.paired_fields(y[both], pr, ref_res["threshold"], pf,
-                                                            res["threshold"], ref_fmt))
+            rows[i] = _replace(rows[i], **acc.paired_fields(y[both], pr, ref_res.threshold, pf,
+                                                            res.threshold, ref_fmt))
     pts = [(i, rows[i]) for i, _ in measured if rows[i].accuracy is not None and rows[i].latency_ms_p50 is not None]
     flags = acc.pareto_flags([(r.latency_ms_p50, r.accuracy) for _, r in pts])
     for (i, r), f in zip(pts, flags):
@@ -258,7 +260,7 @@ def _input_size(path: Path) -> int:
     return load_model(path).input_size
 
 
-def _write_probes(tmp: Path, size: int, n: int = PROBE_N) -> tuple[str, list[str]]:
+def _write_probes(tmp: Path, size: int, n: int = PROBE_N) -> tuple[str, tuple[str, ...]]:
     """Probe inputs as .npy (exact arrays, for agreement) and PNG files (for end-to-end throughput)."""
     import cv2
 
@@ -271,7 +273,7 @@ def _write_probes(tmp: Path, size: int, n: int = PROBE_N) -> tuple[str, list[str
         f = d / f"{i:03d}.png"
         cv2.imwrite(str(f), img[..., ::-1])
         files.append(str(f))
-    return str(npy), files
+    return str(npy), tuple(files)
 
 
 def _release(tgt: Target) -> dict | None:
@@ -287,34 +289,34 @@ def _release(tgt: Target) -> dict | None:
     return {**{k: v for k, v in row.items() if k != "file"}, "time": rel.get("time")}
 
 
-def _row(tgt: Target, res: dict, threads: int, floor: float | None, y: np.ndarray, sets) -> BenchRow:
+def _row(tgt: Target, res: Measurement, threads: int, floor: float | None, y: np.ndarray, sets) -> BenchRow:
     size = tgt.path.stat().st_size if tgt.path and tgt.path.is_file() else None
     base = dict(model=tgt.group, format=tgt.fmt, path=str(tgt.path), bytes=size,
                 size_mb=round(size / 1e6, 3) if size else None, threads=threads, release=_release(tgt))
-    if not res.get("ok"):
-        return BenchRow(status=f"failed: {res.get('error', 'unknown error')}", **base)
+    if not res.ok:
+        return BenchRow(status=f"failed: {res.error or 'unknown error'}", **base)
     from edge_dfd.bench import accuracy as acc
 
-    lat = res["latency"]
+    lat = res.latency
     fields = {}
-    p_rec = res.get("p_records")
+    p_rec = res.p_records
     if p_rec is not None:
         keep = np.asarray([v is not None for v in p_rec], bool)
         if keep.any():
             p = np.asarray([v for v in p_rec if v is not None], np.float64)
-            fields = acc.accuracy_fields(y[keep], p, res["threshold"])
+            fields = acc.accuracy_fields(y[keep], p, res.threshold)
             if sets is not None:
-                fields["by_set"] = acc.by_set(y[keep], p, res["threshold"], [s for s, k in zip(sets, keep) if k])
+                fields["by_set"] = acc.by_set(y[keep], p, res.threshold, [s for s, k in zip(sets, keep) if k])
     status = "ok"
     a = fields.get("accuracy")
     if floor is not None and (a is None or a < floor):
         status = "below floor"
     r2 = lambda v, k=3: None if v is None else round(float(v), k)  # noqa: E731
     return BenchRow(
-        status=status, runtime=res.get("runtime"), provider=res.get("provider"), threshold=res.get("threshold"),
+        status=status, runtime=res.runtime, provider=res.provider, threshold=res.threshold,
         latency_ms_p50=r2(lat["p50"]), latency_ms_p90=r2(lat["p90"]),
-        latency_ms_p99=r2(lat["p99"]), latency_ms_mean=r2(lat["mean"]), preprocess_ms=r2(res.get("preprocess_ms")),
-        images_per_s=r2(res.get("images_per_s"), 1), load_ms=r2(res["load_ms"], 1),
-        first_inference_ms=r2(res["first_inference_ms"]), peak_rss_mb=r2(res["peak_rss_mb"], 1),
-        baseline_rss_mb=r2(res["baseline_rss_mb"], 1), skipped_images=res.get("skipped_images"),
-        robustness=res.get("robustness"), **fields, **base)
+        latency_ms_p99=r2(lat["p99"]), latency_ms_mean=r2(lat["mean"]), preprocess_ms=r2(res.preprocess_ms),
+        images_per_s=r2(res.images_per_s, 1), load_ms=r2(res.load_ms, 1),
+        first_inference_ms=r2(res.first_inference_ms), peak_rss_mb=r2(res.peak_rss_mb, 1),
+        baseline_rss_mb=r2(res.baseline_rss_mb, 1), skipped_images=res.skipped_images,
+        robustness=res.robustness, **fields, **base)

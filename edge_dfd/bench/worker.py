@@ -1,10 +1,10 @@
-"""The bench worker: measures ONE model file in this process (``measure``) or in a fresh one
-(``measure_isolated`` runs ``python -m edge_dfd.bench JOB RESULT``, i.e. ``main``), and the batch-1 latency
-loop every latency measurement uses (``latency_ms``). Definitions: ``edge_dfd.bench``'s docstring."""
+"""The bench worker: measures ONE model file (a ``BenchJob``) in this process (``measure``) or in a fresh one
+(``measure_isolated`` starts ``python -c WORKER_CODE JOB RESULT``, i.e. ``main``), and the batch-1 latency loop
+every latency measurement uses (``latency_ms``). The job and the ``Measurement`` cross the process boundary as
+files in ``edge_dfd.bench.job``'s wire format. Definitions: ``edge_dfd.bench``'s docstring."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,12 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_dfd.bench.job import BenchJob, Measurement, from_wire, to_wire
 from edge_dfd.bench.result import BATCH, PREPROCESS_SAMPLE
 from edge_dfd.core import tfquiet
 from edge_dfd.core.errors import EdgeDFDError, ModelError
 from edge_dfd.images.perturb import PERTURBATIONS, perturb
 
-__all__ = ["latency_ms", "main", "measure", "measure_isolated"]
+__all__ = ["WORKER_CODE", "latency_ms", "main", "measure", "measure_isolated"]
+
+# what the measuring process runs (``python -c``): edge_dfd has no ``python -m`` entry for an internal process
+WORKER_CODE = "import sys; from edge_dfd.bench.worker import main; sys.exit(main(sys.argv[1:]))"
 
 
 def _rss_mb() -> float:
@@ -57,8 +61,8 @@ def latency_ms(backend, inputs: np.ndarray, warmup: int, runs: int, bar=None) ->
     return out
 
 
-def measure(job: dict, make_bar=None) -> dict:
-    """Measure one model file as described by ``job`` (in this process); returns a JSON-able dict.
+def measure(job: BenchJob, make_bar=None) -> Measurement:
+    """Measure the model file of ``job`` in this process.
 
     ``make_bar(total, desc, unit)`` makes the progress bar of each phase (latency, accuracy or throughput,
     robustness); default ``edge_dfd.core.progress.bar``, in the bench worker a relay to the parent process."""
@@ -72,11 +76,11 @@ def measure(job: dict, make_bar=None) -> dict:
     make_bar = make_bar or progress.bar
     baseline = _rss_mb()
     t0 = time.perf_counter()
-    backend = load_model(job["path"], threads=job["threads"], provider=job.get("provider"))
+    backend = load_model(job.path, threads=job.threads, provider=job.provider)
     load_ms = (time.perf_counter() - t0) * 1000.0
     size = backend.input_size
-    records = [Record(Path(p), int(lab)) for p, lab in job.get("records") or []]
-    probe_files = job.get("probe_files") or []
+    records = [Record(Path(p), int(lab)) for p, lab in job.records]
+    probe_files = list(job.probe_files)
     src = [str(r.path) for r in records] or probe_files
     in_float = getattr(backend, "qdq_in_float", False)
     res: dict = {"format": backend.format, "runtime": backend.runtime, "qdq_in_float": in_float,
@@ -98,8 +102,8 @@ def measure(job: dict, make_bar=None) -> dict:
         finally:
             t_pre += time.perf_counter() - t
     res["preprocess_ms"] = t_pre * 1000.0 / max(1, min(len(src), PREPROCESS_SAMPLE)) if src else None
-    if job.get("probe_npy"):
-        probe = prepare_batch(list(np.load(job["probe_npy"])), size)
+    if job.probe_npy:
+        probe = prepare_batch(list(np.load(job.probe_npy)), size)
     else:
         probe = None
     lat_in = np.stack(imgs) if imgs else probe
@@ -108,8 +112,8 @@ def measure(job: dict, make_bar=None) -> dict:
     t = time.perf_counter()
     backend.predict(lat_in[:1])
     res["first_inference_ms"] = (time.perf_counter() - t) * 1000.0
-    with make_bar(job["warmup"] + job["runs"], "latency", unit="run") as bar:
-        lat = latency_ms(backend, lat_in, job["warmup"], job["runs"], bar=bar)
+    with make_bar(job.warmup + job.runs, "latency", unit="run") as bar:
+        lat = latency_ms(backend, lat_in, job.warmup, job.runs, bar=bar)
     res["latency"] = {"p50": float(np.percentile(lat, 50)), "p90": float(np.percentile(lat, 90)),
                       "p99": float(np.percentile(lat, 99)), "mean": float(lat.mean())}
 
@@ -119,13 +123,13 @@ def measure(job: dict, make_bar=None) -> dict:
         with make_bar(len(records), "accuracy", unit="img") as bar:
             y, p, errors, secs = score_records(backend, records, batch_size=BATCH, bar=bar)
         res["skipped_images"] = len(errors)
-        res["skipped"] = [[str(a), str(b)] for a, b in errors]
+        res["skipped"] = tuple((str(a), str(b)) for a, b in errors)
         res["images_per_s"] = y.size / secs if secs > 0 else None
         bad = {str(a) for a, _ in errors}  # P(fake) per record, in the job's order (None: unreadable, skipped)
         kept = [str(r.path) not in bad for r in records]
         if sum(kept) == p.size:
             it = iter(p.tolist())
-            res["p_records"] = [next(it) if k else None for k in kept]
+            res["p_records"] = tuple(next(it) if k else None for k in kept)
     elif probe_files:
         from edge_dfd.runtime.predict import Item, predict_items
 
@@ -138,13 +142,13 @@ def measure(job: dict, make_bar=None) -> dict:
         res["images_per_s"] = k / (time.perf_counter() - t)
     if probe is not None:  # in BATCH chunks like every other pass: one call of N probes would make LiteRT
         # allocate activations for N images, so the peak RSS would depend on the probe count (64: 762 MB, 32: 342)
-        res["probe_p"] = np.concatenate([backend.predict(probe[i : i + BATCH])
-                                         for i in range(0, len(probe), BATCH)]).tolist()
-    if job.get("robustness") and records:
+        res["probe_p"] = tuple(np.concatenate([backend.predict(probe[i : i + BATCH])
+                                               for i in range(0, len(probe), BATCH)]).tolist())
+    if job.robustness and records:
         with make_bar(len(PERTURBATIONS) * len(records), "robustness", unit="img") as bar:
             res["robustness"] = _robustness(backend, records, decode_image, prepare_batch, binary_report, bar=bar)
     res["peak_rss_mb"] = _rss_mb()
-    return res
+    return Measurement(ok=True, **res)
 
 
 def _robustness(backend, records, decode_image, prepare_batch, binary_report, bar=None) -> dict:
@@ -169,33 +173,43 @@ def _robustness(backend, records, decode_image, prepare_batch, binary_report, ba
 
 
 def main(argv) -> int:
-    """``python -m edge_dfd.bench JOB RESULT``: ``measure`` the job file's model, write the result file."""
+    """The measuring process (``python -c WORKER_CODE JOB RESULT``): ``measure`` the job file's model and write
+    the result file. A malformed job file: one ``error:`` line on stderr, exit 2 (the parent reports it)."""
     from edge_dfd.core import progress
 
+    if len(argv) != 2:
+        print(f"error: the bench worker takes JOB RESULT (two file paths), got {len(argv)} argument(s)",
+              file=sys.stderr)
+        return 2
     job_path, out_path = argv
-    job = json.loads(Path(job_path).read_text())
+    try:
+        job = from_wire(BenchJob, Path(job_path).read_text(encoding="utf-8"), where=f"bench job {job_path}")
+    except (EdgeDFDError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:  # progress goes to the parent as tagged lines on this process's stdout (measure_isolated reads them)
-        res = {"ok": True, **measure(job, make_bar=progress.relay_to(sys.stdout))}
+        res = measure(job, make_bar=progress.relay_to(sys.stdout))
     except EdgeDFDError as exc:
-        res = {"ok": False, "error": str(exc)}
-    Path(out_path).write_text(json.dumps(res))
+        res = Measurement.failed(str(exc))
+    Path(out_path).write_text(to_wire(res), encoding="utf-8")
     return 0
 
 
-def measure_isolated(job: dict, workdir: Path, label: str = "") -> dict:
+def measure_isolated(job: BenchJob, workdir: Path, label: str = "") -> Measurement:
     """``measure(job)`` in a fresh Python process (honest per-format peak RSS). Its progress is drawn here,
-    each phase's bar described as ``label`` + phase (``edge_dfd.core.progress.Mirror``)."""
+    each phase's bar described as ``label`` + phase (``edge_dfd.core.progress.Mirror``). A process that fails
+    or writes a malformed result: a failed Measurement saying why (one line)."""
     from edge_dfd.core import progress
 
     fd, job_path = tempfile.mkstemp(prefix="job.", suffix=".json", dir=workdir)
     os.close(fd)
     out_path = job_path[:-5] + ".out.json"
-    Path(job_path).write_text(json.dumps(job))
+    Path(job_path).write_text(to_wire(job), encoding="utf-8")
     env = {**os.environ} if tfquiet.debug() else {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     mirror = progress.Mirror(label)
     try:
         with tempfile.TemporaryFile("w+", dir=workdir) as err:
-            proc = subprocess.Popen([sys.executable, "-m", "edge_dfd.bench", job_path, out_path],
+            proc = subprocess.Popen([sys.executable, "-c", WORKER_CODE, job_path, out_path],
                                     stdout=subprocess.PIPE, stderr=err, text=True, env=env)
             try:
                 for line in proc.stdout:
@@ -209,8 +223,11 @@ def measure_isolated(job: dict, workdir: Path, label: str = "") -> dict:
         if returncode != 0 or not Path(out_path).is_file():
             lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
             why = lines[-1][:200] if lines else f"exit code {returncode}"
-            return {"ok": False, "error": f"measuring process failed ({why})"}
-        return json.loads(Path(out_path).read_text())
+            return Measurement.failed(f"measuring process failed ({why})")
+        try:
+            return from_wire(Measurement, Path(out_path).read_text(encoding="utf-8"), where="bench result")
+        except EdgeDFDError as exc:
+            return Measurement.failed(str(exc))
     finally:
         for p in (job_path, out_path):
             Path(p).unlink(missing_ok=True)

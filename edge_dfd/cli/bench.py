@@ -44,6 +44,7 @@ def cmd(models, data, split, sample, seed, formats, threads, warmup, runs, floor
 
     progress.set_quiet(quiet)
     from edge_dfd.bench import (
+        BenchRequest,
         check_floor,
         check_measured,
         format_table,
@@ -51,10 +52,11 @@ def cmd(models, data, split, sample, seed, formats, threads, warmup, runs, floor
         write_results,
     )
 
-    result = run_bench(models, data=data, split=split, formats=formats, threads=threads, warmup=warmup,
-                       runs=runs, floor=floor, robustness=robustness, out_dir=out, provider=provider,
-                       sample=sample, seed=seed, escalate=escalate,
-                       escalate_fraction=fraction if escalate else None, calib_data=calib)
+    result = run_bench(BenchRequest(models=tuple(models), data=data, split=split, formats=formats, threads=threads,
+                                    warmup=warmup, runs=runs, floor=floor, robustness=robustness, out_dir=out,
+                                    provider=provider, sample=sample, seed=seed, escalate=escalate,
+                                    escalate_fraction=fraction if escalate else None,
+                                    calib_data=tuple(calib) if calib else None))
     paths = write_results(result, out, plot=plot)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))

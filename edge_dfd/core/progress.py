@@ -16,6 +16,7 @@ the parent's ``Mirror`` draws them here as ordinary bars.
         for ...: bar.update(1)
     for x in progress.iterate(xs, desc="calibrating", unit="img"): ...
     progress.echo("a log line")   # printed above an active bar instead of through it
+    progress.log("wrote", path)    # THE log helper of every command, benchmark and tool (stderr, via echo)
 
 No TensorFlow here: the runtime (tflite / onnx) imports this module.
 """
@@ -35,6 +36,7 @@ _clock = time.monotonic  # tests replace it
 _quiet = False
 _last_plain = float("-inf")  # _clock() of the last plain line, shared by all bars
 _live: list = []  # open terminal bars (echo prints above them)
+_stamp = False  # log lines start with the wall-clock time (set_log_stamp)
 
 
 def set_quiet(quiet: bool) -> None:
@@ -213,6 +215,21 @@ def echo(msg: str, stream=None) -> None:
         stream.flush()
     else:
         print(msg, file=stream, flush=True)
+
+
+def set_log_stamp(stamp: bool) -> None:
+    """Start every ``log`` line with the wall-clock time, ``HH:MM:SS `` (True) or not (False, the default).
+    The long-running benchmarks and tools turn it on first thing in their ``main``."""
+    global _stamp
+    _stamp = bool(stamp)
+
+
+def log(*parts) -> None:
+    """The one log helper of edge_dfd, benchmarks/ and tools/: ``parts`` joined by spaces (like ``print``) as
+    one line on stderr, above any progress bar (``echo``), after ``HH:MM:SS `` when ``set_log_stamp(True)``.
+    Never stdout (which carries ``--json`` output and tables). Not silenced by ``set_quiet`` (only bars are)."""
+    msg = " ".join(str(p) for p in parts)
+    echo(f"{time.strftime('%H:%M:%S')} {msg}" if _stamp else msg)
 
 
 # ==================================================================== across processes

@@ -110,7 +110,9 @@ def write_bundled(calib_data, formats=None, log=print) -> Path:
 if __name__ == "__main__":
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m edge_dfd.runtime.calibrate")
+    ap = argparse.ArgumentParser(prog="python -m edge_dfd.runtime.calibrate",
+                                 description="Rewrite the bundled default -> ten-pass cascade calibration tables "
+                                             "(edge_dfd/assets/cascade_default_ten_pass.json); a maintainer's tool.")
     ap.add_argument("--write-bundled", nargs="+", metavar="DATA_DIR", required=True,
                     help="rewrite the bundled default -> ten-pass calibration tables from these sets' valid splits")
     ap.add_argument("--formats", nargs="*", default=None)

@@ -33,7 +33,6 @@ from edge_dfd.train.config import (
     RESUME_KEYS,
     RunResult,
     TrainConfig,
-    log,
 )
 from edge_dfd.train.keeper import check_resume, history_csv, progress_bars, read_history, run_keeper, write_config
 from edge_dfd.train.pipeline import SkipLog, augmentation_layers, make_dataset, predict_dataset
@@ -42,6 +41,6 @@ from edge_dfd.train.run import build_and_compile, train
 __all__ = [
     "AUG_ROTATION", "AUG_SHEAR", "AUG_SHIFT", "AUG_ZOOM", "BLUR_SIGMA", "JPEG_QUALITY", "MONITOR", "RESUME_KEYS",
     "RunResult", "SkipLog", "TrainConfig", "augmentation_layers", "build_and_compile", "check_resume",
-    "history_csv", "log", "make_dataset", "predict_dataset", "progress_bars", "read_history", "run_keeper",
+    "history_csv", "make_dataset", "predict_dataset", "progress_bars", "read_history", "run_keeper",
     "train", "write_config",
 ]

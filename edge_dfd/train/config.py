@@ -1,4 +1,4 @@
-"""Training settings and result: ``TrainConfig`` (validated), ``RunResult``, the augmentation constants, ``log``."""
+"""Training settings and result: ``TrainConfig`` (validated), ``RunResult``, the augmentation constants."""
 
 from __future__ import annotations
 
@@ -170,10 +170,4 @@ class RunResult:
         d = asdict(self)
         d["run_dir"], d["model_path"] = str(self.run_dir), str(self.model_path)
         return d
-
-
-def log(msg: str) -> None:
-    from edge_dfd.core.progress import echo
-
-    echo(msg)  # stderr, above a progress bar if one is drawn
 

@@ -33,7 +33,6 @@ import atexit
 import json
 import os
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,15 +40,12 @@ from pathlib import Path
 import numpy as np
 
 from edge_dfd.core.errors import EdgeDFDError, require
+from edge_dfd.core.progress import log
 
 MODES = ("none", "mirrored", "multi-worker")
 # test/benchmark hook: every worker saves its final weights (np.savez) to DIR/weights-<type>-<index>.npz
 DUMP_ENV = "EDGE_DFD_DUMP_WEIGHTS"
 TASK_TYPES = ("chief", "worker")
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- TF_CONFIG

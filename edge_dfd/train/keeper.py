@@ -19,8 +19,9 @@ import numpy as np
 
 from edge_dfd.core.errors import EdgeDFDError, require
 from edge_dfd.core.fsutil import atomic_path, atomic_write_json, atomic_write_text
+from edge_dfd.core.progress import log
 from edge_dfd.core.util import read_csv_rows
-from edge_dfd.train.config import RESUME_KEYS, TrainConfig, log
+from edge_dfd.train.config import RESUME_KEYS, TrainConfig
 from edge_dfd.train.pipeline import SkipLog
 
 

@@ -13,6 +13,7 @@ import threading
 import numpy as np
 
 from edge_dfd.core.errors import ImageError, require
+from edge_dfd.core.progress import log
 from edge_dfd.train.config import (
     AUG_ROTATION,
     AUG_SHEAR,
@@ -21,7 +22,6 @@ from edge_dfd.train.config import (
     BLUR_SIGMA,
     JPEG_QUALITY,
     TrainConfig,
-    log,
 )
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from edge_dfd.core.errors import EdgeDFDError, require
 from edge_dfd.core.fsutil import atomic_path, ensure_writable_dir
+from edge_dfd.core.progress import log
 from edge_dfd.images import data as dataset
 from edge_dfd.train.config import (
     AUG_ROTATION,
@@ -30,7 +31,6 @@ from edge_dfd.train.config import (
     MONITOR,
     RunResult,
     TrainConfig,
-    log,
 )
 from edge_dfd.train.keeper import check_resume, progress_bars, read_history, run_keeper, versions, write_config
 from edge_dfd.train.pipeline import SkipLog, make_dataset, predict_dataset
