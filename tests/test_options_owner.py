@@ -140,7 +140,7 @@ def _library():
     ``None_means_owner``: the function takes None for "the owner's default" and resolves it itself."""
     from edge_dfd.bench.evaluate import evaluate
     from edge_dfd.bench.options import BenchOptions, EvaluateOptions
-    from edge_dfd.bench.plan import run_bench
+    from edge_dfd.bench.job import BenchRequest  # run_bench(request): the library's bench defaults
     from edge_dfd.export.convert import convert_model
     from edge_dfd.export.options import ConvertOptions
     from edge_dfd.runtime import load_model
@@ -163,10 +163,10 @@ def _library():
     rows += [(evaluate, "out_dir", EvaluateOptions, "out", False), (evaluate, "escalate", EscalateSettings,
                                                                      "escalate", False)]
     rows += [(evaluate, "escalate_fraction", EscalateSettings, "escalate_fraction", True)]
-    rows += [(run_bench, p, BenchOptions, p, False) for p in ("data", "split", "formats", "threads", "warmup", "runs",
+    rows += [(BenchRequest, p, BenchOptions, p, False) for p in ("data", "split", "formats", "threads", "warmup", "runs",
                                                               "floor", "robustness", "provider", "sample", "seed")]
-    rows += [(run_bench, "out_dir", BenchOptions, "out", True)]
-    rows += [(run_bench, p, EscalateSettings, p, False) for p in ("escalate", "escalate_fraction")]
+    rows += [(BenchRequest, "out_dir", BenchOptions, "out", True)]
+    rows += [(BenchRequest, p, EscalateSettings, p, False) for p in ("escalate", "escalate_fraction")]
     rows += [(convert_model, p, ConvertOptions, p, False) for p in ("formats", "calib_data", "calib_size",
                                                                     "verify_size")]
     rows += [(convert_model, "out_dir", ConvertOptions, "out", False), (convert_model, "opset", ConvertOptions,
