@@ -84,3 +84,17 @@ def test_live_crop_frames_the_box_with_a_margin():
     sides = [_bright_side(A.live_crop(img, (70, 70, 130, 130), rng)) for _ in range(20)]
     # the 60-px box plus 0.15..0.55 of its side on every side, resized to 200 px: the face spans 95..154 px
     assert all(90 <= s <= 160 for s in sides) and np.std(sides) > 3
+
+
+def test_sensor_noise_is_gaussian_reproducible_and_saturating():
+    grey = np.full((256, 256, 3), 128, np.uint8)
+    a = A.sensor_noise(grey, np.random.default_rng(3), 5.0).astype(float) - 128
+    assert abs(a.mean()) < 0.1 and a.std() == pytest.approx(5.0, rel=0.03)
+    again = A.sensor_noise(grey, np.random.default_rng(3), 5.0).astype(float) - 128
+    np.testing.assert_array_equal(again, a)  # the same seed: the same noise
+    b = A.sensor_noise(grey, np.random.default_rng(4), 5.0).astype(float) - 128
+    assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 0.05  # another draw: another window of the bank
+    white = A.sensor_noise(np.full((64, 64, 3), 254, np.uint8), np.random.default_rng(0), 8.0)
+    assert white.max() == 255 and white.dtype == np.uint8  # saturates, never wraps
+    big = A.sensor_noise(np.full((400, 500, 3), 128, np.uint8), np.random.default_rng(0), 5.0).astype(float) - 128
+    assert big.std() == pytest.approx(5.0, rel=0.03)  # larger than a bank field: fresh draws
