@@ -119,3 +119,23 @@ def _onnx_int8(src: Path, dst: Path, calib: np.ndarray, activations: str = "QInt
     quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=getattr(QuantType, activations), weight_type=QuantType.QInt8)
     return dst
+
+
+def tiny_model(seed: int = 0):
+    import keras
+    from synth import synth_face
+
+    keras.utils.set_random_seed(seed)
+    i = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Rescaling(1 / 255)(i)
+    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    o = keras.layers.Dense(1, activation="sigmoid")(x)
+    m = keras.Model(i, o, name="tiny")
+    xs = np.stack([synth_face(k % 2 == 1, SIZE, 1000 + k) for k in range(64)]).astype("float32")
+    ys = np.array([k % 2 for k in range(64)], "float32")
+    m.compile(keras.optimizers.Adam(0.01), "binary_crossentropy")
+    m.fit(xs, ys, epochs=3, batch_size=16, verbose=0)  # P(fake) ~0.35 real / ~0.83 fake: not saturated
+    return m

@@ -10,8 +10,8 @@ import subprocess
 import sys
 
 import pytest
+from procs import no_tf_env
 from runtime_models import build_tiny_models
-from test_runtime import no_tf_env
 
 from edge_dfd.bench import PERTURBATIONS
 

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_live import StubBackend, background, make_video
-from test_live_schedule import Boxes
+from stubs import Boxes, StubBackend, background, make_video
 
 from benchmarks.synth import tiny_onnx
 from edge_dfd.core.errors import ModelError, UsageError

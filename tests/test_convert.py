@@ -12,12 +12,12 @@ import shutil
 
 import numpy as np
 import pytest
-from synth import make_140k, synth_face
+from runtime_models import SIZE, tiny_model
+from synth import make_140k
 
 from edge_dfd.core import formats as formats_mod
 from edge_dfd.core.formats import EXPORT_FORMATS, FORMATS
 
-SIZE = 32
 # |dP(fake)| allowed between the Keras model and each export, on the verification images.
 PARITY_ATOL = {
     "tflite-fp32": 1e-5,
@@ -28,25 +28,6 @@ PARITY_ATOL = {
     "onnx-int8": 0.06,
     "onnx-int8-arm": 0.06,
 }
-
-
-def tiny_model(seed: int = 0):
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    i = keras.Input((SIZE, SIZE, 3))
-    x = keras.layers.Rescaling(1 / 255)(i)
-    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
-    x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    o = keras.layers.Dense(1, activation="sigmoid")(x)
-    m = keras.Model(i, o, name="tiny")
-    xs = np.stack([synth_face(k % 2 == 1, SIZE, 1000 + k) for k in range(64)]).astype("float32")
-    ys = np.array([k % 2 for k in range(64)], "float32")
-    m.compile(keras.optimizers.Adam(0.01), "binary_crossentropy")
-    m.fit(xs, ys, epochs=3, batch_size=16, verbose=0)  # P(fake) ~0.35 real / ~0.83 fake: not saturated
-    return m
 
 
 @pytest.fixture(scope="module")

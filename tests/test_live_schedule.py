@@ -7,21 +7,9 @@ import time
 
 import numpy as np
 import pytest
-from test_live import StubBackend, background
+from stubs import Boxes, StubBackend, background
 
 from edge_dfd.video.pipeline import LivePipeline, Scheduler
-
-
-class Boxes:
-    """A detector that returns fixed boxes (no keypoints: box crops)."""
-
-    name = "fixed"
-
-    def __init__(self, n: int):
-        self.boxes = np.array([[20 + 150 * i, 100, 140 + 150 * i, 220] for i in range(n)], np.float32)
-
-    def detect(self, frame):
-        return self.boxes.copy(), np.ones(len(self.boxes), np.float32)
 
 
 class Slow(StubBackend):

@@ -5,7 +5,7 @@ bad output paths and a disk that fills up mid-run.
 Frames are whole face photos with their surroundings (tests/mjpeg_server.py: 140k sample images when the shared
 data is here, generated scenes otherwise), kept only where the face detector finds exactly one face, so event
 lines can be counted exactly: lines = frames x 1 face. The classifier is the tiny hand-built ONNX model of
-tests/test_live.py (no training, no TensorFlow).
+tests/stubs.py (no training, no TensorFlow).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import pytest
 from mjpeg_server import MJPEGServer, have_photos, scene_frames, write_video
-from test_live import count_frames, read_events, tiny_onnx
+from stubs import count_frames, read_events, tiny_onnx
 
 REPO = Path(__file__).resolve().parents[1]
 DETECTOR = "blazeface" if have_photos() else "haar"

@@ -578,7 +578,7 @@ def test_cli_startup_lines(tmp_path):
     opt-out on a LAN address is a loud warning."""
     import os
 
-    from test_live import make_video, tiny_onnx
+    from stubs import make_video, tiny_onnx
 
     model = tiny_onnx(tmp_path / "tiny.onnx")
     video = tmp_path / "v.avi"

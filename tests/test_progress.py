@@ -23,9 +23,9 @@ import time
 import numpy as np
 import pytest
 from conftest import FACES140K, needs_faces140k
+from procs import no_tf_env
 from runtime_models import build_tiny_models
 from synth import synth_face, write_jpeg
-from test_runtime import no_tf_env
 
 from edge_dfd.bench.evaluate import sample_records
 from edge_dfd.core import progress
@@ -353,8 +353,8 @@ def test_train_callback_draws_each_epoch(clock, monkeypatch, capsys):
 
 def test_convert_shows_calibration_and_verification(tmp_path, clock, monkeypatch, capsys):
     pytest.importorskip("tensorflow")
+    from runtime_models import SIZE, tiny_model
     from synth import make_140k
-    from test_convert import SIZE, tiny_model
 
     from edge_dfd.export.convert import convert_model
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_runtime import blocking_env
+from procs import blocking_env
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("sklearn", "scipy", "matplotlib", "psutil", "tensorflow", "keras", "tf2onnx", "tf_keras", "PIL")
