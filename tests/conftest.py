@@ -30,6 +30,15 @@ needs_tpdne = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache_root(tmp_path_factory):
+    """Expensive inputs (tests/session_cache.py) live in this run's temporary folder, one copy for all xdist workers."""
+    import session_cache
+
+    base = tmp_path_factory.getbasetemp()
+    session_cache.ROOT = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared-cache"
+
+
 @pytest.fixture(scope="session")
 def tiny140k(tmp_path_factory):
     """A generated 140k-layout dataset (16/8/8 images per class, 64 px JPEG). Read-only: copy to modify."""
