@@ -18,6 +18,22 @@ FACES140K = SHARED_DATA / "faces140k-sample"
 TPDNE128 = SHARED_DATA / "ffhq-tpdne-128"
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (pyproject's addopts): one pytest-xdist worker per core for the suite or a folder, but at most
+    one per named test file, and none (the tests run in this process) when the arguments name a single file or
+    single tests: a one-test run does not pay for starting workers. PYTEST_XDIST_AUTO_NUM_WORKERS still wins."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # xdist's own hook reads it
+    files = set()
+    for arg in config.args:
+        path = Path(config.invocation_params.dir, arg.split("::")[0])
+        if not path.is_file():
+            return None  # a folder (the default: tests/): xdist's own count, one per core
+        files.add(path.resolve())
+    return 0 if len(files) <= 1 else min(len(files), os.cpu_count() or 1)
+
+
 def _have(path: Path) -> bool:
     return (path / "train.csv").is_file() or (path / "test.csv").is_file()
 
