@@ -75,6 +75,7 @@ def test_safe_mode_roundtrip(tiny, tmp_path):
     np.testing.assert_allclose(np.asarray(back(x)), np.asarray(model(x)), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_tflite_export_parity(tiny):
     tf = pytest.importorskip("tensorflow")
     from ai_edge_litert.interpreter import Interpreter

@@ -90,6 +90,7 @@ def test_floor_exit_code(models, tiny140k, tmp_path, cli_run):
     assert json.loads(stdout)["rows"][0]["n"] == 660
 
 
+@pytest.mark.slow
 def test_no_arguments_measures_the_bundled_model(zoo_dir, tmp_path, cli_run, monkeypatch):
     monkeypatch.setenv("EDGE_DFD_DEFAULT_MODEL_DIR", str(zoo_dir))
     code, stdout, stderr = cli_run("bench", "--out", tmp_path / "b", *FAST)

@@ -217,6 +217,7 @@ def test_one_class_data_auc_na_accuracy_shown(models, tiny140k, tmp_path, cli_ru
     assert "note: AUC n/a: one class only (8 real, 0 fake); AUC needs both" in stdout
 
 
+@pytest.mark.slow
 def test_bench_folder_measures_a_convert_output(models, tiny140k, tmp_path, cli_run):
     out = tmp_path / "converted"
     out.mkdir()
@@ -298,6 +299,7 @@ def test_no_argument_bench_of_the_bundled_model_matches_its_release_figures(tmp_
     assert any(r["pareto"] for r in rows.values())
 
 
+@pytest.mark.slow
 def test_bench_folder_of_convert_default_uses_the_bundled_source(models, tiny140k, tmp_path, cli_run, monkeypatch):
     """A folder written by `convert default`: its files' metadata names the bundled detector.keras (sha256 in the
     bundle's manifest), which bench measures as the source and paired reference."""

@@ -136,6 +136,7 @@ def test_signal_stops_gracefully(sig, code, model, frames, tmp_path):
     no_temporaries(tmp_path)
 
 
+@pytest.mark.slow
 def test_short_soak_sigkill_restart_sigterm(model, frames, tmp_path):
     """The suite's short soak (benchmarks/soak_live.py is the long one): ~30 s on a looping MJPEG stream that
     drops every 5 s: SIGKILL after ~10 s (events end with a complete line, finished segments play, the open

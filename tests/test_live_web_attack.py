@@ -31,7 +31,7 @@ from edge_dfd.video.web import HEAD_TIMEOUT
 REPO = Path(__file__).resolve().parents[1]
 DETECTOR = "blazeface" if have_photos() else "haar"
 FPS = 10.0
-pytestmark = pytest.mark.timeout(150)
+pytestmark = [pytest.mark.timeout(150), pytest.mark.slow]  # a server process under attack: ~35 s
 
 
 class Live:

@@ -52,6 +52,7 @@ def deploy_run(tmp_path_factory):
     return {"a": a, "b": b, "run": run, "bad": bad, "res": json.loads(out.getvalue()), "stderr": err.getvalue()}
 
 
+@pytest.mark.slow
 def test_deploy_run_folder_metadata_and_skips(deploy_run):
     run, res = deploy_run["run"], deploy_run["res"]
     assert [r["epoch"] for r in read_history(run / "history.csv")] == [1, 2]
@@ -70,6 +71,7 @@ def test_deploy_run_folder_metadata_and_skips(deploy_run):
     assert (run / "boxes").is_dir() and len(list((run / "boxes").rglob("part-*.npy"))) == 2
 
 
+@pytest.mark.slow
 def test_deploy_model_reproduces_its_test_report(deploy_run):
     """The saved model + load_image + the metadata threshold give the run's test report (the crop is live's)."""
     from edge_dfd.core.metrics import binary_report
