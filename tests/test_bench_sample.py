@@ -154,6 +154,7 @@ def test_pareto_flags():
 # ---------------------------------------------------------------- bench and evaluate on the sample
 
 
+@pytest.mark.slow
 def test_no_argument_bench_measures_accuracy_on_the_sample(tiny_bundle, tmp_path, cli_run):
     from edge_dfd.bench.evaluate import evaluate
 
@@ -186,6 +187,7 @@ def test_no_argument_bench_measures_accuracy_on_the_sample(tiny_bundle, tmp_path
     assert {"acc_diff", "auc_ci95_low", "faces140k_acc", "tpdne128_n"} <= set(head)
 
 
+@pytest.mark.slow
 def test_bench_on_a_damaged_install_measures_the_rest(tiny_bundle, tmp_path, cli_run, monkeypatch):
     root = tmp_path / "eval_sample"
     shutil.copytree(zoo.EVAL_SAMPLE_DIR, root)
@@ -200,6 +202,7 @@ def test_bench_on_a_damaged_install_measures_the_rest(tiny_bundle, tmp_path, cli
     assert any(str(gone) in n and "missing" in n for n in doc["notes"])
 
 
+@pytest.mark.slow
 def test_one_class_data_auc_na_accuracy_shown(models, tiny140k, tmp_path, cli_run):
     one = tmp_path / "one"
     shutil.copytree(tiny140k, one)

@@ -384,6 +384,7 @@ def test_a_track_still_uncertain_is_rechecked_after_recheck_s():
     assert at == [6, 36, 66, 96]  # frame 6 (3 classifications), then every 30 frames = 1 s: track 1 only
 
 
+@pytest.mark.slow
 def test_live_worker_escalation_never_blocks_the_frame_loop():
     from edge_dfd.video.pipeline import LivePipeline
 

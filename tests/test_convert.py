@@ -140,6 +140,7 @@ def test_cli_json_and_next_command(tiny, tmp_path, cli_run):
     assert f"edge-dfd bench {tmp_path}" in err
 
 
+@pytest.mark.slow
 def test_int8_gate_ok_on_enough_images_unproven_on_60_and_failed_when_broken(tiny, converted, tmp_path, cli_run,
                                                                             monkeypatch):
     """Issue 25 end to end: the same faithful tflite-int8 file (same 16 calibration images) is "ok" on the 120
@@ -280,6 +281,7 @@ def test_calibration_data_without_readable_images(tiny, tmp_path, cli_run):
     assert "no readable images" in line and "broken" in line
 
 
+@pytest.mark.slow
 def test_int8_without_any_data_needs_calib_data(tmp_path, cli_run):
     p = tmp_path / "nodata.keras"
     tiny_model().save(p)  # no edge-dfd metadata: no recorded data folder
@@ -287,6 +289,7 @@ def test_int8_without_any_data_needs_calib_data(tmp_path, cli_run):
     assert "--calib-data" in line and "onnx-int8" in line
 
 
+@pytest.mark.slow
 def test_float_formats_without_data_verify_on_probe_inputs(tmp_path):
     from edge_dfd.core.meta import read_meta
     from edge_dfd.export.convert import convert_model
@@ -317,6 +320,7 @@ def _max_int_weight(path) -> dict:
     return groups
 
 
+@pytest.mark.slow
 def test_onnx_int8_weight_ranges(tiny, tmp_path):
     """onnx-int8: reduce_range (7-bit weights, no u8 x s8 saturation on AVX2) for ordinary convolutions, the full
     int8 range for depthwise ones (32-bit accumulation, and 9-tap filters lose most from a lost bit).
@@ -378,6 +382,7 @@ def test_sign_test_p():
     assert sign_test_p(10, 2) == pytest.approx(2 * sum(comb(12, i) for i in range(10, 13)) / 4096)
 
 
+@pytest.mark.slow
 def test_int8_threshold_is_rematched_and_stored(tiny, tmp_path, monkeypatch):
     """With enough calibration images an int8 file gets its own threshold (in its metadata, used by every runtime),
     chosen on the calibration images; verification then judges the export's verdicts at that threshold."""
@@ -501,6 +506,7 @@ def test_binomial_ci_and_delong_reference_values():
     assert delong_p(y, a, a) == 1.0 and delong_p([0, 1], [0.1, 0.9], [0.9, 0.1]) == 1.0
 
 
+@pytest.mark.slow
 def test_int8_calibrated_on_constant_images_fails_the_gate(tiny, tmp_path, monkeypatch):
     """A deliberately broken int8 file (calibrated on one flat grey image repeated) must fail - on its verdicts,
     not on max |dp|, which the int8 gate no longer judges."""
@@ -534,6 +540,7 @@ def test_int8_calibrated_on_constant_images_fails_the_gate(tiny, tmp_path, monke
         convert.raise_for_failures(results)
 
 
+@pytest.mark.slow
 def test_int8_calibrated_on_constant_images_fails_at_any_threshold(tiny, tmp_path, monkeypatch):
     """The same broken LiteRT file with the model threshold at 0.7 (Keras still 100 % right): it collapses."""
     from edge_dfd.core.meta import read_meta, write_meta
@@ -553,6 +560,7 @@ def test_int8_calibrated_on_constant_images_fails_at_any_threshold(tiny, tmp_pat
     assert "collapsed to one class (every image 'real')" in res.error and "agreement 0.500" in res.error
 
 
+@pytest.mark.slow
 def test_convert_default_uses_the_bundled_source(tiny, tmp_path, monkeypatch, cli_run):
     from edge_dfd.core.fsutil import sha256_file
     from edge_dfd.core.meta import read_meta

@@ -148,6 +148,7 @@ def test_convert_export_failing_midway(tmp_path, cli_run, monkeypatch):
     assert (out / "good_fp32.tflite").read_bytes() == OLD and _leftovers(out) == []
 
 
+@pytest.mark.slow
 def test_sigkill_during_predict_never_leaves_a_partial_file(tmp_path):
     """A real process, really killed (SIGKILL) while it streams rows: the old --out file stays intact."""
     model = tiny_onnx(tmp_path / "m.onnx")

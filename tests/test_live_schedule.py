@@ -126,6 +126,7 @@ def test_tracker_motion_gate_starts_a_new_track_at_a_cut():
     assert loose.update([[95, 95, 235, 235]]) == [e]
 
 
+@pytest.mark.slow
 def test_frame_wait_outlasts_the_reconnect_attempts():
     """A stream that drops for good: the frame loop waits for every reconnect attempt (here 3 attempts, 2.1 s of
     backoff, longer than the 0.5-s frame timeout) and then ends with the stream-lost error, not a timeout."""

@@ -112,6 +112,7 @@ def no_temporaries(folder: Path) -> None:
 # ----------------------------------------------------------------------------- signals, real processes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
 def test_signal_stops_gracefully(sig, code, model, frames, tmp_path):
     """A real process on a stream, sent a real signal: current frame finished, outputs finalised, summary,

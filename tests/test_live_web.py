@@ -205,6 +205,7 @@ def test_max_clients_503(server):
         assert r.status == 200
 
 
+@pytest.mark.slow
 def test_stalled_client_dropped(server):
     big = noisy_jpeg(100_000)
     stalled = socket.socket()
@@ -537,6 +538,7 @@ def live_cli(*args, env=None, timeout=60):
     return p.returncode, p.stderr
 
 
+@pytest.mark.slow
 def test_cli_bad_serve_input(tmp_path):
     """Bad token file, certificate or port: one line, exit 1, before the model or the source is opened (the model
     and source here do not exist: their errors would come later). Options without --serve: usage errors."""
@@ -573,6 +575,7 @@ def test_cli_bad_serve_input(tmp_path):
         assert code == 2 and why in err and "Traceback" not in err, err
 
 
+@pytest.mark.slow
 def test_cli_startup_lines(tmp_path):
     """What is printed at start: the URL with a generated token; a given token is named, never printed; the
     opt-out on a LAN address is a loud warning."""

@@ -309,6 +309,7 @@ def test_evaluate_bar_on_a_terminal(models, tiny140k, tmp_path):
     assert json.loads(out)["n"] == 16
 
 
+@pytest.mark.slow
 def test_bench_bars_per_format_and_overall(models, tiny140k, tmp_path):
     args = ["bench", models["tflite-int8"], models["onnx"], "--data", tiny140k, "--out", tmp_path / "b", "--json",
             *FAST]
@@ -351,6 +352,7 @@ def test_train_callback_draws_each_epoch(clock, monkeypatch, capsys):
     assert cb.bar is None  # closed at the end of training
 
 
+@pytest.mark.slow
 def test_convert_shows_calibration_and_verification(tmp_path, clock, monkeypatch, capsys):
     pytest.importorskip("tensorflow")
     from runtime_models import SIZE, tiny_model

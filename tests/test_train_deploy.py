@@ -183,6 +183,7 @@ def _tiny_model(path: Path, size: int, crops=("whole",)):
     return path
 
 
+@pytest.mark.slow
 def test_init_path_mismatch_is_one_line(cli_run, tiny140k, tmp_path):
     other_size = _tiny_model(tmp_path / "s48.keras", 48)
     code, _, err = cli_run("train", "--recipe", "deploy", "--data", tiny140k, "--out", tmp_path / "r1",
@@ -199,6 +200,7 @@ def test_init_path_mismatch_is_one_line(cli_run, tiny140k, tmp_path):
     assert code == 1 and "file not found" in err
 
 
+@pytest.mark.slow
 def test_init_default_is_the_bundled_detector():
     from edge_dfd.modelling.kerasio import load_keras
     from edge_dfd.runtime import zoo
