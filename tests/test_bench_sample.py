@@ -248,6 +248,7 @@ def test_bench_folder_measures_a_convert_output(models, tiny140k, tmp_path, cli_
     assert code == 1 and "no model file" in stderr and "Traceback" not in stderr
 
 
+@pytest.mark.slow
 def test_format_with_the_bundled_models(tiny_bundle, models, tmp_path, cli_run):
     code, stdout, stderr = cli_run("evaluate", "default", "--format", "tflite-int8", "--sample", "40",
                                    "--out", tmp_path / "e", "--json")

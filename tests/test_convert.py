@@ -187,6 +187,7 @@ def test_verify_n_must_be_positive(tiny, cli_run, value):
     assert code == 2 and "--verify-n" in err and value in err
 
 
+@pytest.mark.slow
 def test_no_verify_skips_the_check(tiny, tmp_path):
     from edge_dfd.core.meta import read_meta
     from edge_dfd.export.convert import convert_model
@@ -196,6 +197,7 @@ def test_no_verify_skips_the_check(tiny, tmp_path):
     assert read_meta(r.path).verification is None
 
 
+@pytest.mark.slow
 def test_verification_failure_exits_3_with_numbers(tiny, tmp_path, cli_run, monkeypatch):
     strict = dataclasses.replace(FORMATS["tflite-fp16"], max_abs_diff=0.0)
     monkeypatch.setitem(formats_mod.FORMATS, "tflite-fp16", strict)

@@ -53,6 +53,7 @@ def test_inline_schedule_runs_on_the_frame_clock():
     assert all(r[0].verdict in ("fake", "real") for r in results)
 
 
+@pytest.mark.slow
 def test_worker_keeps_the_frame_loop_fast_with_a_slow_model():
     """A 150-ms model: process() never waits for it; tracks start "pending", then get verdicts, newer tracks
     first; the verdict age stays bounded by the model's pace."""

@@ -384,6 +384,7 @@ def test_loopback_host_check_and_opt_in_token():
         assert s.token is None and get(local(s))[0] == 200
 
 
+@pytest.mark.slow
 def test_wrong_tokens_slow_down(monkeypatch):
     monkeypatch.setattr(web_guard, "MAX_DELAY", 1.0)
     with LiveServer("0.0.0.0", 0) as s:

@@ -237,6 +237,7 @@ def test_sample_of_the_shared_140k_test_split():
     assert len({r.path for r in s}) == 100
 
 
+@pytest.mark.slow
 def test_evaluate_and_bench_on_the_same_sample(models, tiny140k, tmp_path, cli_run):
     code, out, err = cli_run("evaluate", models["onnx"], "--data", tiny140k, "--sample", "6", "--seed", "3",
                              "--out", tmp_path / "ev", "--json")
@@ -329,6 +330,7 @@ def test_bench_bars_per_format_and_overall(models, tiny140k, tmp_path):
 # ---------------------------------------------------------------- train and convert (TensorFlow)
 
 
+@pytest.mark.slow
 def test_train_callback_draws_each_epoch(clock, monkeypatch, capsys):
     pytest.importorskip("tensorflow")
     import keras
