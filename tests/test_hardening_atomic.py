@@ -136,6 +136,7 @@ def test_live_outputs_when_the_model_fails_midway(env, tmp_path, cli_run, monkey
     assert [ev["frame"] for ev in lines] == list(range(6)) and frames(video) == 6 and _leftovers(tmp_path) == []
 
 
+@pytest.mark.slow  # a conversion: its worker pays TensorFlow's converter start-up
 def test_convert_export_failing_midway(tmp_path, cli_run, monkeypatch):
     pytest.importorskip("tensorflow")
     keras_path = cached("good_keras", lambda d: tiny_keras(d / "good.keras"))
