@@ -17,6 +17,22 @@ from benchmarks.common import FACES140K, TPDNE128  # noqa: E402  (the one resolv
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (pyproject's addopts): one pytest-xdist worker per core for the suite or a folder, but at most
+    one per named test file, and none (the tests run in this process) when the arguments name a single file or
+    single tests: a one-test run does not pay for starting workers. PYTEST_XDIST_AUTO_NUM_WORKERS still wins."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # xdist's own hook reads it
+    files = set()
+    for arg in config.args:
+        path = Path(config.invocation_params.dir, arg.split("::")[0])
+        if not path.is_file():
+            return None  # a folder (the default: tests/): xdist's own count, one per core
+        files.add(path.resolve())
+    return 0 if len(files) <= 1 else min(len(files), os.cpu_count() or 1)
+
+
 def _have(path: Path) -> bool:
     return (path / "train.csv").is_file() or (path / "test.csv").is_file()
 
@@ -27,6 +43,15 @@ needs_faces140k = pytest.mark.skipif(
 needs_tpdne = pytest.mark.skipif(
     not _have(TPDNE128), reason=f"needs the shared ffhq-tpdne-128 set at {TPDNE128} (not part of a fresh clone)"
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache_root(tmp_path_factory):
+    """Expensive inputs (tests/session_cache.py) live in this run's temporary folder, one copy for all xdist workers."""
+    import session_cache
+
+    base = tmp_path_factory.getbasetemp()
+    session_cache.ROOT = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared-cache"
 
 
 @pytest.fixture(scope="session")

@@ -21,24 +21,21 @@ import os
 import struct
 import subprocess
 import sys
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from session_cache import shared
 from synth import HEADER, IMAGES_SUBDIR, synth_face
 
 SIZE = 32  # input size of every tiny test model
 REPO = Path(__file__).resolve().parents[1]
-_CACHE: dict = {}
 
 
 def cached(name: str, build):
-    """``build(folder)`` once per test session (a fresh temporary folder), then the cached result."""
-    if name not in _CACHE:
-        _CACHE[name] = build(Path(tempfile.mkdtemp(prefix=f"edge_dfd_hostile_{name}_")))
-    return _CACHE[name]
+    """``build(folder)`` once per test run, shared by the xdist workers (tests/session_cache.py)."""
+    return shared(f"hostile_{name}", build)
 
 
 # ====================================================================== images

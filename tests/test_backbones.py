@@ -25,6 +25,7 @@ def tiny():
     return feat, model, kernel, bias
 
 
+@pytest.mark.slow
 def test_feature_dims_and_views(tiny):
     feat, model, _, _ = tiny
     assert feat.output.shape[1:] == (5, sum(bb.TAP_CHANNELS["mobilenet_v2"]))
@@ -34,6 +35,7 @@ def test_feature_dims_and_views(tiny):
     assert model.get_layer("crop_q_tl").output.shape[1:3] == (32, 32)
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(reason="UNRESOLVED defect in the feature-caching model, not the detector: at 64 px with 5 views "
                    "multicrop_features returns pooled taps that match no view computed directly (errors ~1-3; "
                    "with 1 view it matches to 6e-7), while multicrop_model's per-view features match the direct "
@@ -52,6 +54,7 @@ def test_head_is_mean_logit_over_views(tiny):
     assert np.all((got > 0) & (got < 1))
 
 
+@pytest.mark.slow
 def test_quadrant_crops_see_the_right_pixels():
     """A model with only the top-left view must ignore the other three quadrants."""
     m = bb.multicrop_features("mobilenet_v2", 64, 64, ("q_tl",), weights="imagenet")
@@ -66,6 +69,7 @@ def test_quadrant_crops_see_the_right_pixels():
     assert np.abs(fx - np.asarray(m(z))).max() > 0.05 * np.abs(fx).max()
 
 
+@pytest.mark.slow
 def test_safe_mode_roundtrip(tiny, tmp_path):
     _, model, _, _ = tiny
     p = tmp_path / "m.keras"
@@ -75,6 +79,7 @@ def test_safe_mode_roundtrip(tiny, tmp_path):
     np.testing.assert_allclose(np.asarray(back(x)), np.asarray(model(x)), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_tflite_export_parity(tiny):
     tf = pytest.importorskip("tensorflow")
     from ai_edge_litert.interpreter import Interpreter
@@ -89,6 +94,7 @@ def test_tflite_export_parity(tiny):
     np.testing.assert_allclose(got, np.asarray(model(x)).ravel(), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_two_backbones_concatenate_features():
     m = bb.multicrop_model({"mobilenet_v2": ("head_relu",), "efficientnet_lite0": ("block_15_out",)}, 32, 32,
                            ("whole",), weights=None)
@@ -113,6 +119,7 @@ def test_normalization_matches_imagenet_stats():
     assert 255 * scale[0] + offset[0] == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_bundled_weights_present_and_loadable():
     for arch in bb.BACKBONES:
         p = bb.weights_path(arch)
@@ -133,6 +140,7 @@ def test_errors_are_one_line_model_errors(call, match):
     assert "\n" not in str(ei.value)
 
 
+@pytest.mark.slow
 def test_registered_in_models_archs():
     from edge_dfd.modelling.models import ARCHS, build_model
 

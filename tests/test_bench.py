@@ -10,8 +10,8 @@ import subprocess
 import sys
 
 import pytest
+from procs import no_tf_env
 from runtime_models import build_tiny_models
-from test_runtime import no_tf_env
 
 from edge_dfd.bench import PERTURBATIONS
 
@@ -65,6 +65,7 @@ def test_bench_json_rows_and_accuracy_equals_evaluate(models, tiny140k, tmp_path
     assert "robustness" in stderr  # the table went to stderr with --json
 
 
+@pytest.mark.slow
 def test_floor_exit_code(models, tiny140k, tmp_path, cli_run):
     flipped = tmp_path / "flipped"
     shutil.copytree(tiny140k, flipped)
@@ -90,6 +91,7 @@ def test_floor_exit_code(models, tiny140k, tmp_path, cli_run):
     assert json.loads(stdout)["rows"][0]["n"] == 660
 
 
+@pytest.mark.slow
 def test_no_arguments_measures_the_bundled_model(zoo_dir, tmp_path, cli_run, monkeypatch):
     monkeypatch.setenv("EDGE_DFD_DEFAULT_MODEL_DIR", str(zoo_dir))
     code, stdout, stderr = cli_run("bench", "--out", tmp_path / "b", *FAST)
@@ -112,6 +114,7 @@ def test_no_arguments_measures_the_bundled_model(zoo_dir, tmp_path, cli_run, mon
     assert doc["settings"]["probe_inputs"] == 32 and doc["settings"]["runs"] == 20
 
 
+@pytest.mark.slow
 def test_no_arguments_without_tensorflow(zoo_dir, tmp_path):
     env = no_tf_env(tmp_path)
     env["EDGE_DFD_DEFAULT_MODEL_DIR"] = str(zoo_dir)

@@ -129,6 +129,7 @@ def test_the_first_model_is_the_first_models_int8_file():
         pick_first([bad])
 
 
+@pytest.mark.slow
 def test_no_model_bench_escalate_starts_from_the_bundled_default(pair, data140k, tmp_path, cli_run, monkeypatch):
     """No MODEL: the first model is the bundled default's file (tflite-int8 when shipped; this tiny ONNX-only
     bundle has none, so its onnx file), the second the bundled 'ten-pass'; measured on --data's test split."""

@@ -154,6 +154,7 @@ def test_pareto_flags():
 # ---------------------------------------------------------------- bench and evaluate on the sample
 
 
+@pytest.mark.slow
 def test_no_argument_bench_measures_accuracy_on_the_sample(tiny_bundle, tmp_path, cli_run):
     from edge_dfd.bench.evaluate import evaluate
 
@@ -186,6 +187,7 @@ def test_no_argument_bench_measures_accuracy_on_the_sample(tiny_bundle, tmp_path
     assert {"acc_diff", "auc_ci95_low", "faces140k_acc", "tpdne128_n"} <= set(head)
 
 
+@pytest.mark.slow
 def test_bench_on_a_damaged_install_measures_the_rest(tiny_bundle, tmp_path, cli_run, monkeypatch):
     root = tmp_path / "eval_sample"
     shutil.copytree(sample.EVAL_SAMPLE_DIR, root)
@@ -200,6 +202,7 @@ def test_bench_on_a_damaged_install_measures_the_rest(tiny_bundle, tmp_path, cli
     assert any(str(gone) in n and "missing" in n for n in doc["notes"])
 
 
+@pytest.mark.slow
 def test_one_class_data_auc_na_accuracy_shown(models, tiny140k, tmp_path, cli_run):
     one = tmp_path / "one"
     shutil.copytree(tiny140k, one)
@@ -217,6 +220,7 @@ def test_one_class_data_auc_na_accuracy_shown(models, tiny140k, tmp_path, cli_ru
     assert "note: AUC n/a: one class only (8 real, 0 fake); AUC needs both" in stdout
 
 
+@pytest.mark.slow
 def test_bench_folder_measures_a_convert_output(models, tiny140k, tmp_path, cli_run):
     out = tmp_path / "converted"
     out.mkdir()
@@ -244,6 +248,7 @@ def test_bench_folder_measures_a_convert_output(models, tiny140k, tmp_path, cli_
     assert code == 1 and "no model file" in stderr and "Traceback" not in stderr
 
 
+@pytest.mark.slow
 def test_format_with_the_bundled_models(tiny_bundle, models, tmp_path, cli_run):
     code, stdout, stderr = cli_run("evaluate", "default", "--format", "tflite-int8", "--sample", "40",
                                    "--out", tmp_path / "e", "--json")
@@ -298,6 +303,7 @@ def test_no_argument_bench_of_the_bundled_model_matches_its_release_figures(tmp_
     assert any(r["pareto"] for r in rows.values())
 
 
+@pytest.mark.slow
 def test_bench_folder_of_convert_default_uses_the_bundled_source(models, tiny140k, tmp_path, cli_run, monkeypatch):
     """A folder written by `convert default`: its files' metadata names the bundled detector.keras (sha256 in the
     bundle's manifest), which bench measures as the source and paired reference."""

@@ -102,7 +102,7 @@ def test_overhead_defaults_to_the_bundled_files():
 
 def test_documented_benchmark_options_exist(capsys):
     """Every `python -m benchmarks.X --option` in README.md, docs/ and examples/ is an option of X (its --help)."""
-    from test_docs_commands import all_commands
+    from docblocks import all_commands
 
     helps, problems = {}, []
     for cmd in all_commands():

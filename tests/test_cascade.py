@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_live import StubBackend, background, make_video
-from test_live_schedule import Boxes
+from stubs import Boxes, StubBackend, background, make_video
 
 from benchmarks.synth import tiny_onnx
 from edge_dfd.core.errors import ModelError, UsageError
@@ -385,6 +384,7 @@ def test_a_track_still_uncertain_is_rechecked_after_recheck_s():
     assert at == [6, 36, 66, 96]  # frame 6 (3 classifications), then every 30 frames = 1 s: track 1 only
 
 
+@pytest.mark.slow
 def test_live_worker_escalation_never_blocks_the_frame_loop():
     from edge_dfd.video.pipeline import LivePipeline
 

@@ -12,12 +12,12 @@ import shutil
 
 import numpy as np
 import pytest
-from synth import make_140k, synth_face
+from runtime_models import SIZE, tiny_model
+from synth import make_140k
 
 from edge_dfd.core import formats as formats_mod
 from edge_dfd.core.formats import EXPORT_FORMATS, FORMATS
 
-SIZE = 32
 # |dP(fake)| allowed between the Keras model and each export, on the verification images.
 PARITY_ATOL = {
     "tflite-fp32": 1e-5,
@@ -28,25 +28,6 @@ PARITY_ATOL = {
     "onnx-int8": 0.06,
     "onnx-int8-arm": 0.06,
 }
-
-
-def tiny_model(seed: int = 0):
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    i = keras.Input((SIZE, SIZE, 3))
-    x = keras.layers.Rescaling(1 / 255)(i)
-    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
-    x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    o = keras.layers.Dense(1, activation="sigmoid")(x)
-    m = keras.Model(i, o, name="tiny")
-    xs = np.stack([synth_face(k % 2 == 1, SIZE, 1000 + k) for k in range(64)]).astype("float32")
-    ys = np.array([k % 2 for k in range(64)], "float32")
-    m.compile(keras.optimizers.Adam(0.01), "binary_crossentropy")
-    m.fit(xs, ys, epochs=3, batch_size=16, verbose=0)  # P(fake) ~0.35 real / ~0.83 fake: not saturated
-    return m
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +140,7 @@ def test_cli_json_and_next_command(tiny, tmp_path, cli_run):
     assert f"edge-dfd bench {tmp_path}" in err
 
 
+@pytest.mark.slow
 def test_int8_gate_ok_on_enough_images_unproven_on_60_and_failed_when_broken(tiny, converted, tmp_path, cli_run,
                                                                             monkeypatch):
     """Issue 25 end to end: the same faithful tflite-int8 file (same 16 calibration images) is "ok" on the 120
@@ -205,6 +187,7 @@ def test_verify_n_must_be_positive(tiny, cli_run, value):
     assert code == 2 and "--verify-n" in err and value in err
 
 
+@pytest.mark.slow
 def test_no_verify_skips_the_check(tiny, tmp_path):
     from edge_dfd.core.meta import read_meta
     from edge_dfd.export.convert import convert_model
@@ -214,6 +197,7 @@ def test_no_verify_skips_the_check(tiny, tmp_path):
     assert read_meta(r.path).verification is None
 
 
+@pytest.mark.slow
 def test_verification_failure_exits_3_with_numbers(tiny, tmp_path, cli_run, monkeypatch):
     strict = dataclasses.replace(FORMATS["tflite-fp16"], max_abs_diff=0.0)
     monkeypatch.setitem(formats_mod.FORMATS, "tflite-fp16", strict)
@@ -299,6 +283,7 @@ def test_calibration_data_without_readable_images(tiny, tmp_path, cli_run):
     assert "no readable images" in line and "broken" in line
 
 
+@pytest.mark.slow
 def test_int8_without_any_data_needs_calib_data(tmp_path, cli_run):
     p = tmp_path / "nodata.keras"
     tiny_model().save(p)  # no edge-dfd metadata: no recorded data folder
@@ -306,6 +291,7 @@ def test_int8_without_any_data_needs_calib_data(tmp_path, cli_run):
     assert "--calib-data" in line and "onnx-int8" in line
 
 
+@pytest.mark.slow
 def test_float_formats_without_data_verify_on_probe_inputs(tmp_path):
     from edge_dfd.core.meta import read_meta
     from edge_dfd.export.convert import convert_model
@@ -336,6 +322,7 @@ def _max_int_weight(path) -> dict:
     return groups
 
 
+@pytest.mark.slow
 def test_onnx_int8_weight_ranges(tiny, tmp_path):
     """onnx-int8: reduce_range (7-bit weights, no u8 x s8 saturation on AVX2) for ordinary convolutions, the full
     int8 range for depthwise ones (32-bit accumulation, and 9-tap filters lose most from a lost bit).
@@ -397,6 +384,7 @@ def test_sign_test_p():
     assert sign_test_p(10, 2) == pytest.approx(2 * sum(comb(12, i) for i in range(10, 13)) / 4096)
 
 
+@pytest.mark.slow
 def test_int8_threshold_is_rematched_and_stored(tiny, tmp_path, monkeypatch):
     """With enough calibration images an int8 file gets its own threshold (in its metadata, used by every runtime),
     chosen on the calibration images; verification then judges the export's verdicts at that threshold."""
@@ -520,6 +508,7 @@ def test_binomial_ci_and_delong_reference_values():
     assert delong_p(y, a, a) == 1.0 and delong_p([0, 1], [0.1, 0.9], [0.9, 0.1]) == 1.0
 
 
+@pytest.mark.slow
 def test_int8_calibrated_on_constant_images_fails_the_gate(tiny, tmp_path, monkeypatch):
     """A deliberately broken int8 file (calibrated on one flat grey image repeated) must fail - on its verdicts,
     not on max |dp|, which the int8 gate no longer judges."""
@@ -553,6 +542,7 @@ def test_int8_calibrated_on_constant_images_fails_the_gate(tiny, tmp_path, monke
         convert.raise_for_failures(results)
 
 
+@pytest.mark.slow
 def test_int8_calibrated_on_constant_images_fails_at_any_threshold(tiny, tmp_path, monkeypatch):
     """The same broken LiteRT file with the model threshold at 0.7 (Keras still 100 % right): it collapses."""
     from edge_dfd.core.meta import read_meta, write_meta
@@ -572,6 +562,7 @@ def test_int8_calibrated_on_constant_images_fails_at_any_threshold(tiny, tmp_pat
     assert "collapsed to one class (every image 'real')" in res.error and "agreement 0.500" in res.error
 
 
+@pytest.mark.slow
 def test_convert_default_uses_the_bundled_source(tiny, tmp_path, monkeypatch, cli_run):
     from edge_dfd.core.fsutil import sha256_file
     from edge_dfd.core.meta import read_meta

@@ -36,6 +36,7 @@ def test_evaluate_text_and_bad_split(models, tiny140k, tmp_path, cli_run):
     assert code == 1 and "error:" in stderr
 
 
+@pytest.mark.slow
 def test_evaluate_without_data_uses_the_bundled_sample(models, tmp_path, cli_run):
     code, stdout, stderr = cli_run("evaluate", models["tflite-int8"], "--out", tmp_path / "e", "--json")
     assert code == 0, stderr

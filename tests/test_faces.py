@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import FACES140K, needs_faces140k
-from test_live import background, cartoon_face
+from stubs import background, cartoon_face
 
 from edge_dfd.core.errors import EdgeDFDError, ModelError
 from edge_dfd.images.faces import (

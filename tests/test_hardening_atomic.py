@@ -136,6 +136,7 @@ def test_live_outputs_when_the_model_fails_midway(env, tmp_path, cli_run, monkey
     assert [ev["frame"] for ev in lines] == list(range(6)) and frames(video) == 6 and _leftovers(tmp_path) == []
 
 
+@pytest.mark.slow  # a conversion: its worker pays TensorFlow's converter start-up
 def test_convert_export_failing_midway(tmp_path, cli_run, monkeypatch):
     pytest.importorskip("tensorflow")
     keras_path = cached("good_keras", lambda d: tiny_keras(d / "good.keras"))
@@ -148,6 +149,7 @@ def test_convert_export_failing_midway(tmp_path, cli_run, monkeypatch):
     assert (out / "good_fp32.tflite").read_bytes() == OLD and _leftovers(out) == []
 
 
+@pytest.mark.slow
 def test_sigkill_during_predict_never_leaves_a_partial_file(tmp_path):
     """A real process, really killed (SIGKILL) while it streams rows: the old --out file stays intact."""
     model = tiny_onnx(tmp_path / "m.onnx")

@@ -217,6 +217,7 @@ def test_bench_counts_skipped_images(onnx_model, dirty_dataset, tmp_path, cli_ru
     assert row["status"] == "ok" and row["n"] == 8 and row["skipped_images"] == len(BAD)
 
 
+@pytest.mark.slow
 def test_train_skips_bad_images(dirty_dataset, tmp_path, cli_run):
     pytest.importorskip("tensorflow")
     code, out, err = cli_run("train", "--data", dirty_dataset, "--out", tmp_path / "run", "--epochs", "1",

@@ -78,6 +78,8 @@ NO_TF = ["empty.onnx", "empty.tflite", "empty.keras", "truncated.onnx", "jpeg_na
          "absent.onnx", "nchw.onnx", "nchw_no_meta.onnx", "not_square.onnx", "gray_input.onnx",
          "double_input.onnx", "int64_input.onnx", "two_inputs.onnx", "two_outputs.onnx", "two_columns.onnx"]
 WITH_TF = ["gray_input.tflite", "int32_input.tflite", "gray_input.keras", "truncated.tflite", "truncated.keras"]
+# a Keras model that loads makes bench start a TensorFlow process (~5 s): the full suite checks it
+WITH_TF_PARAMS = [pytest.param(n, marks=pytest.mark.slow) if n == "gray_input.keras" else n for n in WITH_TF]
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +121,7 @@ def test_bad_model_in_every_command(name, no_tf, inputs, tmp_path, cli_run):
     assert not (tmp_path / "ev").exists()
 
 
-@pytest.mark.parametrize("name", WITH_TF)
+@pytest.mark.parametrize("name", WITH_TF_PARAMS)
 def test_bad_tflite_and_keras_in_every_command(name, with_tf, inputs, tmp_path, cli_run):
     path, phrase = with_tf[name]
     for _verb, code, _out, err in _every_command(cli_run, path, inputs, tmp_path):

@@ -65,6 +65,7 @@ def test_lambda_model_is_refused_without_unsafe(tf_models, imgs, tmp_path, cli_r
     assert not list(tmp_path.glob("*.tflite"))
 
 
+@pytest.mark.slow  # a conversion: its worker pays TensorFlow's converter start-up
 def test_convert_unsafe_is_explicit_and_works(tf_models, tmp_path, cli_run):
     code, out, err = cli_run("convert", tf_models["lambda"], "--formats", "tflite-fp32", "--out", tmp_path,
                              "--unsafe", "--json")

@@ -46,6 +46,9 @@ def test_runtime_side_never_imports_tensorflow_or_converters(rel):
     assert not bad, f"{rel} imports {bad}"
 
 
+TEST_MODULES = {p.stem for p in (ROOT / "tests").glob("*.py")}  # conftest, the helpers and the test modules
+
+
 def test_scripts_do_not_edit_sys_path_or_import_tests():
     bad = []
     for folder in ("benchmarks", "tools"):
@@ -55,7 +58,7 @@ def test_scripts_do_not_edit_sys_path_or_import_tests():
             if "sys.path.insert" in text or "sys.path.append" in text:
                 bad.append(f"{rel}: edits sys.path")
             mods = imports(path)
-            if any(m == "tests" or m.startswith("tests.") or m in ("conftest", "test_live", "synth") for m in mods):
+            if any(m == "tests" or m.startswith("tests.") or m.split(".")[0] in TEST_MODULES for m in mods):
                 bad.append(f"{rel}: imports from tests/")
     assert not bad, bad
 
@@ -124,3 +127,28 @@ def test_runtime_video_and_bench_import_without_tensorflow(module):
             "('tensorflow', 'keras', 'tf2onnx')); print(heavy); sys.exit(1 if heavy else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, f"import {module} pulled in {r.stdout.strip()} {r.stderr[-500:]}"
+
+
+def cross_test_imports(folder: Path) -> list[str]:
+    """'file:line imports test_x' for every import of a test module by another file of the tests folder (shared
+    helpers live in conftest.py or a helper module such as tests/stubs.py, never in a test module)."""
+    tests = {p.stem for p in folder.glob("test_*.py")}
+    bad = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                if name.split(".")[0] in tests or name.startswith("tests.test_"):
+                    bad.append(f"{path.name}:{node.lineno} imports {name}")
+    return bad
+
+
+def test_test_modules_do_not_import_each_other(tmp_path):
+    assert not cross_test_imports(ROOT / "tests"), cross_test_imports(ROOT / "tests")
+    # the check can fail: a module-level and a function-level import of another test module are both named
+    (tmp_path / "test_a.py").write_text("X = 1\n")
+    (tmp_path / "test_b.py").write_text("import os\nfrom test_a import X\n\ndef f():\n    import test_a\n")
+    (tmp_path / "helper.py").write_text("from test_a import X\n")
+    assert cross_test_imports(tmp_path) == ["helper.py:1 imports test_a", "test_b.py:2 imports test_a",
+                                            "test_b.py:5 imports test_a"]

@@ -1,8 +1,9 @@
 """edge-dfd live on generated videos: events, max-frames, saved video, bad sources, reconnects, no TensorFlow.
 
-The classifier is a tiny hand-built ONNX model (no training, no TensorFlow): P(fake) = sigmoid(40 * (mean(B - R)
-+ 0.15)) on 32 px crops. synth "real" cartoon faces are warm (B - R ~ -0.25), "fake" ones cool (B - R ~ -0.05), and
-the background sits exactly at the threshold (B - R = -0.15), so crop margins cannot flip a verdict.
+The classifier is the tiny hand-built ONNX model of tests/stubs.py (no training, no TensorFlow): P(fake) =
+sigmoid(40 * (mean(B - R) + 0.15)) on 32 px crops. synth "real" cartoon faces are warm (B - R ~ -0.25), "fake" ones
+cool (B - R ~ -0.05), and the background sits exactly at the threshold (B - R = -0.15), so crop margins cannot flip
+a verdict.
 """
 
 from __future__ import annotations
@@ -15,72 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from stubs import H, StubBackend, W, background, count_frames, make_video, read_events, tiny_onnx
 from synth import synth_face
-
-from benchmarks.synth import cartoon_face, tiny_onnx  # noqa: F401  (test_faces, test_scan import them from here)
-
-BG_RGB = (150, 130, 112)  # (B - R) / 255 = -0.15: exactly the tiny model's threshold
-W, H = 640, 480
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def background() -> np.ndarray:
-    return np.full((H, W, 3), BG_RGB[::-1], np.uint8)  # BGR
-
-
-def make_video(path: Path, plan, fps: float = 30.0, size: int = 160) -> list[tuple | None]:
-    """Write an MJPG .avi; ``plan`` is one entry per frame: None (no face) or (fake, x, y) of a pasted face.
-    Returns the plan with the pasted box (x1, y1, x2, y2) for face frames."""
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (W, H))
-    assert vw.isOpened()
-    faces = {True: cv2.cvtColor(cartoon_face(True, size, 1), cv2.COLOR_RGB2BGR),
-             False: cv2.cvtColor(cartoon_face(False, size, 2), cv2.COLOR_RGB2BGR)}
-    out = []
-    for item in plan:
-        frame = background()
-        if item is None:
-            out.append(None)
-        else:
-            fake, x, y = item
-            frame[y : y + size, x : x + size] = faces[fake]
-            out.append((fake, (x, y, x + size, y + size)))
-        vw.write(frame)
-    vw.release()
-    return out
-
-
-class StubBackend:
-    """Stands in for a runtime backend: P(fake) = mean blue-minus-red as above, counts predict calls."""
-
-    input_size = 32
-
-    class meta:
-        threshold = 0.5
-
-    def __init__(self):
-        self.calls, self.batch_sizes = 0, []
-
-    def predict(self, batch):
-        self.calls += 1
-        self.batch_sizes.append(len(batch))
-        d = batch[..., 2].mean(axis=(1, 2)) / 255 - batch[..., 0].mean(axis=(1, 2)) / 255
-        return 1 / (1 + np.exp(-40 * (d + 0.15)))
-
-
-def read_events(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def count_frames(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    assert cap.isOpened(), path
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
 
 
 @pytest.fixture(scope="module")

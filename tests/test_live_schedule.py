@@ -7,21 +7,9 @@ import time
 
 import numpy as np
 import pytest
-from test_live import StubBackend, background
+from stubs import Boxes, StubBackend, background
 
 from edge_dfd.video.pipeline import LivePipeline, Scheduler
-
-
-class Boxes:
-    """A detector that returns fixed boxes (no keypoints: box crops)."""
-
-    name = "fixed"
-
-    def __init__(self, n: int):
-        self.boxes = np.array([[20 + 150 * i, 100, 140 + 150 * i, 220] for i in range(n)], np.float32)
-
-    def detect(self, frame):
-        return self.boxes.copy(), np.ones(len(self.boxes), np.float32)
 
 
 class Slow(StubBackend):
@@ -65,6 +53,7 @@ def test_inline_schedule_runs_on_the_frame_clock():
     assert all(r[0].verdict in ("fake", "real") for r in results)
 
 
+@pytest.mark.slow
 def test_worker_keeps_the_frame_loop_fast_with_a_slow_model():
     """A 150-ms model: process() never waits for it; tracks start "pending", then get verdicts, newer tracks
     first; the verdict age stays bounded by the model's pace."""
@@ -138,6 +127,7 @@ def test_tracker_motion_gate_starts_a_new_track_at_a_cut():
     assert loose.update([[95, 95, 235, 235]]) == [e]
 
 
+@pytest.mark.slow
 def test_frame_wait_outlasts_the_reconnect_attempts():
     """A stream that drops for good: the frame loop waits for every reconnect attempt (here 3 attempts, 2.1 s of
     backoff, longer than the 0.5-s frame timeout) and then ends with the stream-lost error, not a timeout."""

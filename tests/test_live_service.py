@@ -5,7 +5,7 @@ bad output paths and a disk that fills up mid-run.
 Frames are whole face photos with their surroundings (tests/mjpeg_server.py: 140k sample images when the shared
 data is here, generated scenes otherwise), kept only where the face detector finds exactly one face, so event
 lines can be counted exactly: lines = frames x 1 face. The classifier is the tiny hand-built ONNX model of
-tests/test_live.py (no training, no TensorFlow).
+tests/stubs.py (no training, no TensorFlow).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import pytest
 from mjpeg_server import MJPEGServer, have_photos, scene_frames, write_video
-from test_live import count_frames, read_events, tiny_onnx
+from stubs import count_frames, read_events, tiny_onnx
 
 REPO = Path(__file__).resolve().parents[1]
 DETECTOR = "blazeface" if have_photos() else "haar"
@@ -112,6 +112,7 @@ def no_temporaries(folder: Path) -> None:
 # ----------------------------------------------------------------------------- signals, real processes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
 def test_signal_stops_gracefully(sig, code, model, frames, tmp_path):
     """A real process on a stream, sent a real signal: current frame finished, outputs finalised, summary,
@@ -136,6 +137,7 @@ def test_signal_stops_gracefully(sig, code, model, frames, tmp_path):
     no_temporaries(tmp_path)
 
 
+@pytest.mark.slow
 def test_short_soak_sigkill_restart_sigterm(model, frames, tmp_path):
     """The suite's short soak (benchmarks/soak_live.py is the long one): ~30 s on a looping MJPEG stream that
     drops every 5 s: SIGKILL after ~10 s (events end with a complete line, finished segments play, the open

@@ -206,6 +206,7 @@ def test_max_clients_503(server):
         assert r.status == 200
 
 
+@pytest.mark.slow
 def test_stalled_client_dropped(server):
     big = noisy_jpeg(100_000)
     stalled = socket.socket()
@@ -384,6 +385,7 @@ def test_loopback_host_check_and_opt_in_token():
         assert s.token is None and get(local(s))[0] == 200
 
 
+@pytest.mark.slow
 def test_wrong_tokens_slow_down(monkeypatch):
     monkeypatch.setattr(web_guard, "MAX_DELAY", 1.0)
     with LiveServer("0.0.0.0", 0) as s:
@@ -538,6 +540,7 @@ def live_cli(*args, env=None, timeout=60):
     return p.returncode, p.stderr
 
 
+@pytest.mark.slow
 def test_cli_bad_serve_input(tmp_path):
     """Bad token file, certificate or port: one line, exit 1, before the model or the source is opened (the model
     and source here do not exist: their errors would come later). Options without --serve: usage errors."""
@@ -574,12 +577,13 @@ def test_cli_bad_serve_input(tmp_path):
         assert code == 2 and why in err and "Traceback" not in err, err
 
 
+@pytest.mark.slow
 def test_cli_startup_lines(tmp_path):
     """What is printed at start: the URL with a generated token; a given token is named, never printed; the
     opt-out on a LAN address is a loud warning."""
     import os
 
-    from test_live import make_video, tiny_onnx
+    from stubs import make_video, tiny_onnx
 
     model = tiny_onnx(tmp_path / "tiny.onnx")
     video = tmp_path / "v.avi"

@@ -4,7 +4,7 @@ all over loopback: the server binds every address, every connection goes to 127.
 64 KB headers, ``..`` and encoded paths, wrong tokens and viewers that never read hit the server, a good client
 still loads the page and gets a frame within 2 s, the process keeps its thread count and a bounded RSS, and the
 live frame rate holds. Frames are faces with their surroundings (tests/mjpeg_server.py scenes); the classifier
-is the tiny hand-built ONNX model of tests/test_live.py."""
+is the tiny hand-built ONNX model of tests/stubs.py."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import pytest
 from mjpeg_server import have_photos, scene_frames, write_video
-from test_live import tiny_onnx
+from stubs import tiny_onnx
 
 from benchmarks.web_attack import Attack, exchange, good_client, proc_status, status_of
 from edge_dfd.video.web_loop import HEAD_TIMEOUT
@@ -31,7 +31,7 @@ from edge_dfd.video.web_loop import HEAD_TIMEOUT
 REPO = Path(__file__).resolve().parents[1]
 DETECTOR = "blazeface" if have_photos() else "haar"
 FPS = 10.0
-pytestmark = pytest.mark.timeout(150)
+pytestmark = [pytest.mark.timeout(150), pytest.mark.slow]  # a server process under attack: ~35 s
 
 
 class Live:

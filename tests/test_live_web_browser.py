@@ -164,7 +164,7 @@ def test_live_serve_end_to_end_in_a_browser(tmp_path):
     import re
     import sys
 
-    from test_live import make_video, tiny_onnx
+    from stubs import make_video, tiny_onnx
 
     model = tiny_onnx(tmp_path / "tiny.onnx")
     video = tmp_path / "face.avi"

@@ -59,7 +59,8 @@ def test_cnn_takes_raw_pixels():
     np.testing.assert_allclose(np.asarray(rest(x / 255.0, training=False)).ravel(), p, atol=1e-6)
 
 
-@pytest.mark.parametrize("arch", ["mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0"])
+@pytest.mark.parametrize("arch", ["mobilenet_v3_small", pytest.param("mobilenet_v3_large", marks=pytest.mark.slow),
+                                  pytest.param("efficientnet_b0", marks=pytest.mark.slow)])
 def test_edge_backbones_build_small(arch):
     m = build_model(arch, 32)
     assert m.__class__.__name__ == "Functional" and m.name == arch

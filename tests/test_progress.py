@@ -23,9 +23,9 @@ import time
 import numpy as np
 import pytest
 from conftest import FACES140K, needs_faces140k
+from procs import no_tf_env
 from runtime_models import build_tiny_models
 from synth import synth_face, write_jpeg
-from test_runtime import no_tf_env
 
 from edge_dfd.bench.evaluate import sample_records
 from edge_dfd.core import progress
@@ -237,6 +237,7 @@ def test_sample_of_the_shared_140k_test_split():
     assert len({r.path for r in s}) == 100
 
 
+@pytest.mark.slow
 def test_evaluate_and_bench_on_the_same_sample(models, tiny140k, tmp_path, cli_run):
     code, out, err = cli_run("evaluate", models["onnx"], "--data", tiny140k, "--sample", "6", "--seed", "3",
                              "--out", tmp_path / "ev", "--json")
@@ -309,6 +310,7 @@ def test_evaluate_bar_on_a_terminal(models, tiny140k, tmp_path):
     assert json.loads(out)["n"] == 16
 
 
+@pytest.mark.slow
 def test_bench_bars_per_format_and_overall(models, tiny140k, tmp_path):
     args = ["bench", models["tflite-int8"], models["onnx"], "--data", tiny140k, "--out", tmp_path / "b", "--json",
             *FAST]
@@ -328,6 +330,7 @@ def test_bench_bars_per_format_and_overall(models, tiny140k, tmp_path):
 # ---------------------------------------------------------------- train and convert (TensorFlow)
 
 
+@pytest.mark.slow
 def test_train_callback_draws_each_epoch(clock, monkeypatch, capsys):
     pytest.importorskip("tensorflow")
     import keras
@@ -351,10 +354,11 @@ def test_train_callback_draws_each_epoch(clock, monkeypatch, capsys):
     assert cb.bar is None  # closed at the end of training
 
 
+@pytest.mark.slow
 def test_convert_shows_calibration_and_verification(tmp_path, clock, monkeypatch, capsys):
     pytest.importorskip("tensorflow")
+    from runtime_models import SIZE, tiny_model
     from synth import make_140k
-    from test_convert import SIZE, tiny_model
 
     from edge_dfd.export.convert import convert_model
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from procs import no_tf_env
 from runtime_models import SIZE, build_tiny_models, train_images
 
 from edge_dfd.core.errors import ModelError
@@ -157,32 +157,6 @@ def test_default_model_loads_from_zoo(tmp_path, monkeypatch, models):
     assert det.format == "tflite-fp32" and det.path == tmp_path / "detector_fp32.tflite"
     with pytest.raises(ModelError, match="format 'onnx'"):
         load_model("default", format="onnx")
-
-
-TF_MODULES = ("tensorflow", "keras", "tf2onnx", "tf_keras")
-BLOCKER = '''
-import sys
-class _Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {blocked!r}:
-            raise ImportError(f"blocked for this test: {{name}}")
-        return None
-sys.meta_path.insert(0, _Block())
-'''
-
-
-def blocking_env(tmp_path, blocked=TF_MODULES) -> dict:
-    """Environment for a subprocess in which importing any of the ``blocked`` top-level modules fails."""
-    d = tmp_path / "blocker"
-    d.mkdir(exist_ok=True)
-    (d / "sitecustomize.py").write_text(BLOCKER.format(blocked=tuple(blocked)))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(d), str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
-    return env
-
-
-def no_tf_env(tmp_path) -> dict:
-    return blocking_env(tmp_path)
 
 
 def test_tflite_and_onnx_paths_never_import_tensorflow(models, tmp_path, images, keras_p):

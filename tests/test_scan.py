@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_live import StubBackend, background, cartoon_face, make_video, tiny_onnx
+from stubs import StubBackend, background, cartoon_face, make_video, tiny_onnx
 
 from edge_dfd.video.scan import collect_videos, iter_frames, logit_mean, sample_plan, scan_video
 

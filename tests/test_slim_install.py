@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_runtime import blocking_env
+from procs import blocking_env
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("sklearn", "scipy", "matplotlib", "psutil", "tensorflow", "keras", "tf2onnx", "tf_keras", "PIL")
@@ -94,7 +94,7 @@ def _video(path: Path, frames: int = 4) -> Path:
     return path
 
 
-@pytest.mark.parametrize("fmt", ["tflite-int8", "onnx"])
+@pytest.mark.parametrize("fmt", [pytest.param("tflite-int8", marks=pytest.mark.slow), "onnx"])
 def test_predict_evaluate_bench_live_without_the_removed_packages(models, tiny140k, tmp_path, fmt):
     from edge_dfd.bench.evaluate import evaluate
     from edge_dfd.runtime import load_model
@@ -212,6 +212,7 @@ def wheel(tmp_path_factory):
     return whl
 
 
+@pytest.mark.slow
 def test_the_wheel_ships_the_runtime_models_only_and_stays_under_80_mb(wheel):
     import zipfile
 

@@ -27,7 +27,7 @@ def test_filter_keeps_other_lines(capfd):
 @pytest.mark.slow
 def test_tensorflow_import_is_quiet_and_debug_brings_it_back():
     pytest.importorskip("tensorflow")
-    code = "from edge_dfd import tfquiet; tfquiet.install(); import keras; print('after import', flush=True)"
+    code = "from edge_dfd.core import tfquiet; tfquiet.install(); import keras; print('after import', flush=True)"
     quiet = _python(code)
     noisy = _python(code, EDGE_DFD_DEBUG="1")
     assert not [n for n in TF_NOISE if n in quiet], quiet

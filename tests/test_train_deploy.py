@@ -52,6 +52,7 @@ def deploy_run(tmp_path_factory):
     return {"a": a, "b": b, "run": run, "bad": bad, "res": json.loads(out.getvalue()), "stderr": err.getvalue()}
 
 
+@pytest.mark.slow
 def test_deploy_run_folder_metadata_and_skips(deploy_run):
     run, res = deploy_run["run"], deploy_run["res"]
     assert [r["epoch"] for r in read_history(run / "history.csv")] == [1, 2]
@@ -71,6 +72,7 @@ def test_deploy_run_folder_metadata_and_skips(deploy_run):
     assert (run / "boxes").is_dir() and len(list((run / "boxes").rglob("part-*.npy"))) == 2
 
 
+@pytest.mark.slow
 def test_deploy_model_reproduces_its_test_report(deploy_run):
     """The saved model + load_image + the metadata threshold give the run's test report (the crop is live's)."""
     from edge_dfd.core.metrics import binary_report
@@ -182,6 +184,7 @@ def _tiny_model(path: Path, size: int, crops=("whole",)):
     return path
 
 
+@pytest.mark.slow
 def test_init_path_mismatch_is_one_line(cli_run, tiny140k, tmp_path):
     other_size = _tiny_model(tmp_path / "s48.keras", 48)
     code, _, err = cli_run("train", "--recipe", "deploy", "--data", tiny140k, "--out", tmp_path / "r1",
@@ -198,6 +201,7 @@ def test_init_path_mismatch_is_one_line(cli_run, tiny140k, tmp_path):
     assert code == 1 and "file not found" in err
 
 
+@pytest.mark.slow
 def test_init_default_is_the_bundled_detector():
     from edge_dfd.modelling.kerasio import load_keras
     from edge_dfd.runtime import zoo
