@@ -51,7 +51,7 @@ def _session_cache_root(tmp_path_factory):
     import session_cache
 
     base = tmp_path_factory.getbasetemp()
-    session_cache.ROOT = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared-cache"
+    session_cache.ROOT = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "session-cache"
 
 
 @pytest.fixture(scope="session")

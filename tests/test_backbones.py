@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+from lazy import lazy_module
 
-keras = pytest.importorskip("keras")
+keras = lazy_module("keras")  # imported on first use, not while pytest collects
 
 from edge_dfd.core.errors import ModelError  # noqa: E402
 from edge_dfd.modelling import backbones as bb  # noqa: E402

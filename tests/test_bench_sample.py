@@ -275,6 +275,7 @@ def test_format_with_the_bundled_models(tiny_bundle, models, tmp_path, cli_run):
     assert row["format"] == "onnx" and row["n"] == 60 and row["reference"] is None  # alone: nothing to pair with
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_no_argument_bench_of_the_bundled_model_matches_its_release_figures(tmp_path):
     """The real no-argument run (about 2 minutes here): every bundled format measured on the sample, the keras

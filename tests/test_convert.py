@@ -602,6 +602,7 @@ def test_recorded_data_list_takes_the_first_folder_found(tiny, tmp_path):
     assert data_root(None, meta, tmp_path / "m.keras") is None
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 @pytest.mark.shared
 @pytest.mark.timeout(3600)

@@ -10,14 +10,15 @@ import time
 
 import numpy as np
 import pytest
+from lazy import lazy_module
 from procs import kill_after_first_backup
-
-pytest.importorskip("tensorflow")
 
 from edge_dfd.core.errors import EdgeDFDError
 from edge_dfd.images import data
 from edge_dfd.train import SkipLog, TrainConfig, make_dataset
 from edge_dfd.train.distribute import DUMP_ENV, Distribution, parse_tf_config, setup
+
+lazy_module("tensorflow")  # skips without it; imported by the tests that use it, not while pytest collects
 
 TWO = {"cluster": {"worker": ["127.0.0.1:2222", "127.0.0.1:2223"]}, "task": {"type": "worker", "index": 1}}
 

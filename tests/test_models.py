@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from lazy import lazy_module  # noqa: E402
 
-pytest.importorskip("keras")
-import keras  # noqa: E402
+keras = lazy_module("keras")  # imported on first use, not while pytest collects
 
 from edge_dfd.core.errors import EdgeDFDError, ModelError  # noqa: E402
 from edge_dfd.modelling.models import ARCHS, SCALING, build_model  # noqa: E402

@@ -139,8 +139,8 @@ def _library():
     """(function, parameter, owner, field, None_means_owner): the library defaults that must be the owner's.
     ``None_means_owner``: the function takes None for "the owner's default" and resolves it itself."""
     from edge_dfd.bench.evaluate import evaluate
-    from edge_dfd.bench.options import BenchOptions, EvaluateOptions
     from edge_dfd.bench.job import BenchRequest  # run_bench(request): the library's bench defaults
+    from edge_dfd.bench.options import BenchOptions, EvaluateOptions
     from edge_dfd.export.convert import convert_model
     from edge_dfd.export.options import ConvertOptions
     from edge_dfd.runtime import load_model

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lazy import lazy_module
 from procs import kill_after_first_backup
 from synth import IMAGES_SUBDIR, make_140k
-
-pytest.importorskip("tensorflow")
 
 from edge_dfd.core.meta import read_meta  # noqa: E402
 from edge_dfd.images import data  # noqa: E402
 from edge_dfd.train import SkipLog, TrainConfig, make_dataset, read_history  # noqa: E402
+
+lazy_module("tensorflow")  # skips without it; imported by the tests that use it, not while pytest collects
 
 RUN_FILES = ("model.keras", "history.csv", "curves.png", "confusion_matrix.png", "report.json", "report.txt",
              "config.json", "checkpoints/best.keras")
