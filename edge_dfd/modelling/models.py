@@ -120,14 +120,20 @@ def _application_base(spec: ArchSpec, img_size: int, weights: str):
         raise
 
 
-def build_study_transfer(spec: ArchSpec, img_size: int, weights: str, freeze_base: bool):
-    """Xception / Inception-ResNet-v2 with the study's head: base -> Flatten -> Dense(1024, relu) -> Dense(1)."""
-    keras = _keras()
+def _base_features(spec: ArchSpec, img_size: int, weights: str, freeze_base: bool):
+    """(input, the application base's feature map): raw pixels -> the base's own scaling -> the base (in inference
+    mode when frozen, so BatchNorm keeps its statistics)."""
     base = _application_base(spec, img_size, weights)
     base.trainable = not freeze_base
     inp = _inputs(img_size)
     x = scale_input(inp, spec.scaling)
-    x = base(x, training=False) if freeze_base else base(x)
+    return inp, (base(x, training=False) if freeze_base else base(x))
+
+
+def build_study_transfer(spec: ArchSpec, img_size: int, weights: str, freeze_base: bool):
+    """Xception / Inception-ResNet-v2 with the study's head: base -> Flatten -> Dense(1024, relu) -> Dense(1)."""
+    keras = _keras()
+    inp, x = _base_features(spec, img_size, weights, freeze_base)
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(1024, activation="relu", name="fc1")(x)
     return keras.Model(inp, _head_out(x), name=spec.name)
@@ -136,11 +142,7 @@ def build_study_transfer(spec: ArchSpec, img_size: int, weights: str, freeze_bas
 def build_edge(spec: ArchSpec, img_size: int, weights: str, freeze_base: bool):
     """Edge backbone: base (own 0..255 preprocessing) -> global average pool -> Dropout(0.2) -> Dense(1)."""
     keras = _keras()
-    base = _application_base(spec, img_size, weights)
-    base.trainable = not freeze_base
-    inp = _inputs(img_size)
-    x = scale_input(inp, spec.scaling)
-    x = base(x, training=False) if freeze_base else base(x)
+    inp, x = _base_features(spec, img_size, weights, freeze_base)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     x = keras.layers.Dropout(0.2, name="drop")(x)
     return keras.Model(inp, _head_out(x), name=spec.name)
