@@ -41,6 +41,17 @@ def write_jpeg(path: Path, rgb: np.ndarray, quality: int = 95) -> None:
     path.write_bytes(buf.tobytes())
 
 
+def write_split_csv(root, split: str, rows) -> Path:
+    """``root/{split}.csv`` in the 140k layout (``HEADER``) with ``rows`` ([index, original_path, id, label,
+    label_str, path] each)."""
+    path = Path(root) / f"{split}.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(HEADER)
+        w.writerows(rows)
+    return path
+
+
 def make_140k(root, counts=None, size: int = 64, seed: int = 0, splits=("train", "valid", "test")) -> Path:
     """Write a 140k-layout dataset: root/{split}.csv + root/real_vs_fake/real-vs-fake/{split}/{real,fake}/*.jpg.
 
@@ -59,10 +70,7 @@ def make_140k(root, counts=None, size: int = 64, seed: int = 0, splits=("train",
                 write_jpeg(root / IMAGES_SUBDIR / rel, synth_face(cls == "fake", size, seed * 100000 + k))
                 rows.append([len(rows), f"synthetic/{ident}", ident, label, cls, rel])
                 k += 1
-        with open(root / f"{split}.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(HEADER)
-            w.writerows(rows)
+        write_split_csv(root, split, rows)
     return root
 
 

@@ -17,7 +17,6 @@ Writes benchmarks/results/train_scale.{json,md} with machine facts, only when ev
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import shutil
 import subprocess
@@ -27,9 +26,9 @@ import time
 from pathlib import Path
 
 from benchmarks.common import FACES140K, RESULTS, have_split, machine_facts
+from benchmarks.synth import write_split_csv
 from edge_dfd.core.fsutil import atomic_write_json, atomic_write_text
 
-HEADER = ["", "original_path", "id", "label", "label_str", "path"]
 PROPORTIONS = {"train": 100 / 140, "valid": 20 / 140, "test": 20 / 140}
 
 
@@ -53,10 +52,7 @@ def build_links(src: Path, dest: Path, rows: int) -> Path:
             os.link(rec.path, target)
             out.append([len(out), f"link/{rec.path.name}", f"L{k:06d}", lab, cls, rel])
             k += 1
-        with open(dest / f"{split}.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(HEADER)
-            w.writerows(out)
+        write_split_csv(dest, split, out)
     return dest
 
 
