@@ -10,11 +10,14 @@ the graph and is dropped):
   beside it the study recipe's pipeline (Keras preprocessing layers) for comparison;
 - train step alone: the deploy model (single-pass EfficientNet-Lite0) on one batch already in memory, and the
   study recipe's ``--arch mobilenet_v2`` (five views per image) the same way;
-- both: ``model.fit`` on the deploy pipeline; the ratio both / step alone (goal >= 0.9).
+- both: ``model.fit`` on the deploy pipeline; the ratio both / step alone (goal >= 0.9);
+- plain loops on one thread (no tf.data): the deploy view (decode + ``augment``) beside the issue's reference
+  (OpenCV decode + crop / flip / colour / blur / JPEG on every image, ``reference_view``), so that machines of
+  different speed compare by their ratio.
 It also says how many cores the pipeline needs to feed one GPU at a public training throughput of this backbone
 (timm's results/benchmark-train-amp-nchw-pt112-cu113-rtx3090.csv: efficientnet_lite0 1,674.68 samples/s at
 batch 512, 224 px, AMP, RTX 3090 - a PyTorch figure; not re-measured here).
-Writes benchmarks/results/train_pipeline.{json,md} with machine facts (only after every row is measured).
+Writes benchmarks/results/train_pipeline[_LABEL].{json,md} with machine facts (only after every row is measured).
 """
 
 from __future__ import annotations
@@ -28,8 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import FACES140K, RESULTS, have_split, machine_facts
-from edge_dfd.core.fsutil import atomic_write_json, atomic_write_text
+from benchmarks.common import FACES140K, RESULTS, have_split, machine_facts, write_results
 
 GPU_FIGURE = {"images_per_s": 1674.68, "model": "efficientnet_lite0", "batch": 512, "img_size": 224,
               "source": "huggingface/pytorch-image-models results/benchmark-train-amp-nchw-pt112-cu113-rtx3090.csv "
@@ -62,6 +64,36 @@ def _rate(ds, batches: int) -> tuple[float, list[float]]:
     return statistics.median(rates), rates
 
 
+def reference_view(path, rng, size: int):
+    """The issue's one-thread reference (issue 26 item 3): OpenCV decode + random crop / flip / colour / blur /
+    JPEG, every op on every image - what a plain augmentation pipeline costs on this machine."""
+    import cv2
+
+    img = cv2.cvtColor(cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    h, w = img.shape[:2]
+    s = int(min(h, w) * rng.uniform(0.8, 1.0))
+    top, left = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
+    img = cv2.resize(img[top:top + s, left:left + s], (size, size), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.5:
+        img = cv2.flip(img, 1)
+    img = cv2.convertScaleAbs(img, alpha=rng.uniform(0.8, 1.2), beta=rng.uniform(-20, 20))
+    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.5))
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(50, 96))])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+
+
+def _loop_rate(view, n: int) -> float:
+    """images/s of ``view(k)`` for k = 0..n-1 in a plain loop on this thread (median of 5 rounds of n / 5)."""
+    per, rates = max(1, n // 5), []
+    view(0)
+    for r in range(5):
+        t = time.perf_counter()
+        for k in range(r * per, (r + 1) * per):
+            view(k)
+        rates.append(per / (time.perf_counter() - t))
+    return statistics.median(rates)
+
+
 def _threads(ds, n: int):
     import tensorflow as tf
 
@@ -77,6 +109,7 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--batches", type=int, default=6, help="measured batches per row (after a warm-up one)")
+    ap.add_argument("--label", default="", help="write train_pipeline_LABEL.{json,md} (e.g. the machine's kind)")
     args = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import cv2
@@ -110,6 +143,23 @@ def main(argv=None) -> int:
             rate, _ = _rate(_threads(deploy_ds(n_pipe + 4), k), n_pipe)
             rows[f"pipeline alone, deploy ({k} thread{'s' if k > 1 else ''})"] = {
                 "images_per_s": rate, "threads": k, "per_thread": rate / k}
+        from edge_dfd.images.preprocess import decode_image
+        from edge_dfd.train.augment import augment
+
+        def deploy_view(k):
+            path, _, box, rng = sets.draw(0, 0, k)
+            return augment(decode_image(path), rng, box, args.size)
+
+        def reference(k):
+            return reference_view(recs[k % len(recs)].path, np.random.default_rng(k), args.size)
+
+        n_loop = 25 * args.batch
+        rows["plain loop, deploy view (decode + deployment augmentation, 1 thread)"] = {
+            "images_per_s": _loop_rate(deploy_view, n_loop), "threads": 1}
+        rows["plain loop, the issue's reference (decode + crop/flip/colour/blur/JPEG, 1 thread)"] = {
+            "images_per_s": _loop_rate(reference, n_loop), "threads": 1}
+        for name in list(rows)[-2:]:
+            rows[name]["per_thread"] = rows[name]["images_per_s"]
         cfg = TrainConfig(data=str(data), out="unused", img_size=args.size, batch_size=args.batch, jpeg_aug=True,
                           blur_aug=True)
         rate, _ = _rate(_threads(make_dataset(recs * 4, cfg, SkipLog(), training=True), 1), n_pipe)
@@ -166,6 +216,8 @@ def main(argv=None) -> int:
         "goal_both_over_step": 0.9,
         "gpu_figure": GPU_FIGURE,
         "cores_to_feed_gpu": GPU_FIGURE["images_per_s"] / per_thread,
+        "deploy_over_reference_plain_loop": rows[next(k for k in rows if k.startswith("plain loop, deploy"))][
+            "images_per_s"] / rows[next(k for k in rows if k.startswith("plain loop, the issue"))]["images_per_s"],
     }
     load = {"before": [round(v, 2) for v in load_before], "after": [round(v, 2) for v in os.getloadavg()]}
     out = {"load_average_1_5_15min": load, "data": str(data), "n_images": len(recs), "size": args.size, "batch": args.batch,
@@ -180,12 +232,14 @@ def main(argv=None) -> int:
         f"average {load['before'][0]:.1f} before, {load['after'][0]:.1f} after).",
         "", "| row | images/s | images/s per thread |", "|---|---:|---:|", *lines, "",
         f"- pipeline per core: **{per_thread:.0f} images/s** (goal >= 500)",
+        f"- deploy view / the issue's reference pipeline, plain loops on one thread: "
+        f"**{summary['deploy_over_reference_plain_loop']:.2f}**",
         f"- fit on the pipeline / step alone: **{summary['both_over_step']:.2f}** (goal >= 0.90)",
         f"- to feed one GPU at {GPU_FIGURE['images_per_s']:.0f} images/s ({GPU_FIGURE['source']}): "
         f"**{summary['cores_to_feed_gpu']:.1f} cores** of this machine's kind", ""])
     print(md)
-    atomic_write_json(RESULTS / "train_pipeline.json", out)
-    atomic_write_text(RESULTS / "train_pipeline.md", md)
+    stem = "train_pipeline" + (f"_{args.label}" if args.label else "")
+    write_results({RESULTS / f"{stem}.json": out, RESULTS / f"{stem}.md": md})
     return 0
 
 

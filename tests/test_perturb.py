@@ -78,6 +78,53 @@ def test_augment_is_reproducible_and_keeps_the_size():
     assert 25 <= changed <= 40  # about one view in six stays clean (flips aside)
 
 
+def test_augment_cuts_each_view_at_the_model_size():
+    img = _scene(256)[:, :240]  # not square: the views are square anyway
+    box = (90, 90, 160, 160)
+    views = [A.augment(img, np.random.default_rng(s), box, 96) for s in range(60)]
+    assert all(v.shape == (96, 96, 3) and v.dtype == np.uint8 for v in views)
+    # clean views (about one in six) are the image as inference sees it: centre square, INTER_AREA, maybe flipped
+    from edge_dfd.images.preprocess import resize_square
+
+    ref = resize_square(img, 96).astype(int)
+    clean = [v for v in views if min(np.abs(v - ref).max(), np.abs(v[:, ::-1] - ref).max()) <= 1]
+    assert 4 <= len(clean) <= 20
+
+
+def test_fit_is_inference_resize_within_one_grey_level():
+    import cv2
+
+    rng = np.random.default_rng(0)
+    for side, size in ((256, 224), (300, 224), (511, 224), (100, 224), (224, 224), (97, 40)):
+        img = cv2.GaussianBlur(rng.integers(0, 256, (side, side, 3), dtype=np.uint8), (0, 0), 1.0)
+        interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+        ref = cv2.resize(img, (size, size), interpolation=interp).astype(int)
+        out = A.fit(img, size)
+        assert out.shape == (size, size, 3) and out.dtype == np.uint8
+        assert np.abs(out - ref).max() <= 1, (side, size)
+
+
+def test_zoom_view_shrinks_the_face_and_extends_its_surroundings():
+    img = _scene(200)  # the bright face: 60 px of 200
+    for fill, modes in ((1.0, set(A.FILLS)), (0.8, set(A.FILLS)), (0.55, ("replicate", "constant"))):
+        for mode in modes:  # (a reflection of a 0.55 zoom reaches the face itself: a second face)
+            view = A.zoom(img, fill, mode, (0, 0, 0), 0.0, 0.0, 100)
+            assert view.shape == (100, 100, 3)
+            assert _bright_side(view) == pytest.approx(30 * fill, abs=2), (fill, mode)
+    shifted = A.zoom(img, 0.5, "constant", (0, 0, 0), 1.0, 0.0, 100)  # dx=1: the face at the right edge
+    assert shifted[:, :50].max() == 0 and shifted[:, 50:].max() > 200
+
+
+def test_blurred_fill_looks_like_a_full_resolution_blur():
+    import cv2
+
+    img = cv2.resize(_scene(64), (400, 400), interpolation=cv2.INTER_NEAREST)
+    soft = P._soft(img, 9.0)
+    full = cv2.GaussianBlur(img, (0, 0), 9.0).astype(int)
+    assert soft.shape == img.shape and np.abs(soft - full).mean() < 2.0  # grey levels, on 0..255
+    assert np.abs(img.astype(int) - full).mean() > 5 * np.abs(soft - full).mean()
+
+
 def test_live_crop_frames_the_box_with_a_margin():
     img = _scene(200)
     rng = np.random.default_rng(0)

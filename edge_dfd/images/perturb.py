@@ -109,10 +109,23 @@ def pad(img: np.ndarray, top: int, bottom: int, left: int, right: int, mode: str
         out = cv2.copyMakeBorder(out, *step, border, value=tuple(int(v) for v in value))
         t, b, lft, r = t - step[0], b - step[1], lft - step[2], r - step[3]
     if mode == "blurred" and out.shape[:2] != (h, w):
-        soft = cv2.GaussianBlur(out, (0, 0), sigmaX=max(2.0, 0.02 * max(h, w)))
+        soft = _soft(out, max(2.0, 0.02 * max(h, w)))
         soft[top:top + h, left:left + w] = img
         out = soft
     return out
+
+
+def _soft(img: np.ndarray, sigma: float) -> np.ndarray:
+    """An out-of-focus copy of ``img``: Gaussian blur of ``sigma`` px, computed at a quarter of the resolution
+    (sigma / 4) and scaled back when sigma is large enough for that to look the same - a 465-px canvas at sigma 9
+    takes ~0.3 ms instead of ~5 ms (benchmarks/train_pipeline.py)."""
+    cv2 = _cv2()
+    h, w = img.shape[:2]
+    if sigma < 4.0 or min(h, w) < 32:
+        return cv2.GaussianBlur(img, (0, 0), sigmaX=float(sigma))
+    small = cv2.resize(img, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_LINEAR)
+    small = cv2.GaussianBlur(small, (0, 0), sigmaX=float(sigma) / 4.0)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def zoom_out(img: np.ndarray, fill: float, mode: str = "reflect", value=(127, 127, 127),

@@ -41,25 +41,53 @@ def _fill(rng) -> tuple[str, tuple]:
     return mode, value
 
 
-def live_crop(img: np.ndarray, box, rng) -> np.ndarray:
+def live_crop(img: np.ndarray, box, rng, size: int | None = None) -> np.ndarray:
     """The square a face detector's ``box`` (x1, y1, x2, y2) plus a random margin gives, cut from the image
     extended by its surroundings where the square leaves it (``edge_dfd.images.crop.crop_face``, the crop
-    ``live`` cuts, with a random margin, centre jitter and fill). Same size as ``img``."""
+    ``live`` cuts, with a random margin, centre jitter and fill), resized straight to ``size`` x ``size`` as
+    ``live`` resizes its crops (None: the image's own (w, h))."""
     from edge_dfd.images.crop import crop_face
 
     margin = rng.uniform(0.15, 0.55)
     shift = (float(rng.normal(0, 0.04)), float(rng.normal(0, 0.04)))
     h, w = img.shape[:2]
-    crop, _ = crop_face(img, box, None, "box", margin, (w, h), fill=_fill(rng), shift=shift, bgr=False)
-    return crop
+    if size is None:
+        return crop_face(img, box, None, "box", margin, (w, h), fill=_fill(rng), shift=shift, bgr=False)[0]
+    crop, _ = crop_face(img, box, None, "box", margin, None, fill=_fill(rng), shift=shift, bgr=False)
+    return fit(crop, size)
 
 
-def random_crop(img: np.ndarray, rng) -> np.ndarray:
+def fit(img: np.ndarray, size: int) -> np.ndarray:
+    """``img`` resized to ``size`` x ``size`` as inference resizes (INTER_AREA when shrinking, else INTER_LINEAR),
+    shrinking through float32, which OpenCV does ~20 % faster than uint8 on 256-px faces and which differs by at
+    most one grey level (tests/test_perturb.py)."""
+    cv2 = _cv2()
+    if img.shape[0] == size and img.shape[1] == size:
+        return img
+    if img.shape[1] > size or img.shape[0] > size:
+        return cv2.convertScaleAbs(cv2.resize(img.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA))
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def zoom(img: np.ndarray, fill: float, mode: str, value, dx: float, dy: float, size: int) -> np.ndarray:
+    """``edge_dfd.images.perturb.zoom_out`` as a ``size`` x ``size`` view of a square image: the image shrunk
+    to ``fill`` of the side first, then extended by ``pad(mode)`` (one small resize instead of extending at full
+    size and shrinking the larger canvas; the same framing)."""
+    side = max(1, min(size, int(round(size * fill))))
+    m = size - side
+    top, left = int(round(m / 2 * (1 + dy))), int(round(m / 2 * (1 + dx)))
+    return P.pad(fit(img, side), top, m - top, left, m - left, mode, value)
+
+
+def random_crop(img: np.ndarray, rng, size: int | None = None) -> np.ndarray:
+    """A random square of 80-100 % of the shorter side, resized to ``size`` (None: the image's (w, h))."""
     cv2 = _cv2()
     h, w = img.shape[:2]
     f = rng.uniform(0.8, 1.0)
     s = max(8, int(round(min(h, w) * f)))
     top, left = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
+    if size is not None:
+        return fit(img[top:top + s, left:left + s], size)
     return cv2.resize(img[top:top + s, left:left + s], (w, h), interpolation=cv2.INTER_LINEAR)
 
 
@@ -70,24 +98,37 @@ def rotate(img: np.ndarray, deg: float) -> np.ndarray:
     return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
 
 
-def augment(img: np.ndarray, rng, box=None) -> np.ndarray:
-    """One random deployment view of ``img`` (RGB uint8, native size); ``box`` = the face detector's box on
-    it (x1, y1, x2, y2 pixels) or None (the ``live`` geometry is then replaced by ``zoom``)."""
+def augment(img: np.ndarray, rng, box=None, size: int | None = None) -> np.ndarray:
+    """One random deployment view of ``img`` (RGB uint8, native size) as a ``size`` x ``size`` model input
+    (None: the shorter side); ``box`` = the face detector's box on it (x1, y1, x2, y2 pixels) or None (the
+    ``live`` geometry is then replaced by ``zoom``).
+
+    The geometry cuts the view straight at its final size - one resize per view, as ``live`` resizes a crop
+    once and still images are resized once (``resize_square``: INTER_AREA) - and the pixel changes act on it."""
+    from edge_dfd.images.preprocess import center_square
+
     cv2 = _cv2()
     img = np.ascontiguousarray(img, dtype=np.uint8)
-    if rng.random() < 1 / 6:  # clean view: FFHQ framing, native pixels (flip only)
+    size = int(size or min(img.shape[:2]))
+    if rng.random() < 1 / 6:  # clean view: FFHQ framing, native pixels resized as inference does (flip only)
+        img = fit(center_square(img), size)
         return cv2.flip(img, 1) if rng.random() < 0.5 else img
+    border = int(rng.integers(2, max(3, size // 16))) if rng.random() < 0.1 else 0
+    inner = size - 2 * border  # a thin frame (letterbox) around a slightly smaller view
     g = rng.random()
     if g < 0.35 and box is not None:
-        img = live_crop(img, box, rng)
+        img = live_crop(img, box, rng, inner)
     elif g < 0.65:
         mode, value = _fill(rng)
-        img = P.zoom_out(img, rng.uniform(0.55, 1.0), mode, value, rng.uniform(-1, 1), rng.uniform(-1, 1))
+        img = zoom(center_square(img), rng.uniform(0.55, 1.0), mode, value, rng.uniform(-1, 1), rng.uniform(-1, 1),
+                   inner)
     elif g < 0.85:
-        img = random_crop(img, rng)
-    if rng.random() < 0.1:
-        px = int(rng.integers(2, max(3, img.shape[0] // 16)))
-        img = P.add_border(img, px, tuple(int(v) for v in rng.integers(0, 256, 3)))
+        img = random_crop(img, rng, inner)
+    else:
+        img = fit(center_square(img), inner)
+    if border:
+        img = cv2.copyMakeBorder(img, border, border, border, border, cv2.BORDER_CONSTANT,
+                                 value=tuple(int(v) for v in rng.integers(0, 256, 3)))
     if rng.random() < 0.5:
         img = cv2.flip(img, 1)
     if rng.random() < 0.2:
@@ -126,7 +167,7 @@ def noise_field(shape, rng) -> np.ndarray:
 def sensor_noise(img: np.ndarray, rng, sigma: float) -> np.ndarray:
     """``img`` + N(0, sigma) per pixel and channel, saturating to 0..255 and rounded (uint8)."""
     cv2 = _cv2()
-    return cv2.add(img, cv2.multiply(noise_field(img.shape, rng), float(sigma)), dtype=cv2.CV_8U)
+    return cv2.addWeighted(img.astype(np.float32), 1.0, noise_field(img.shape, rng), float(sigma), 0.0, dtype=cv2.CV_8U)
 
 
 def color(img: np.ndarray, rng) -> np.ndarray:
