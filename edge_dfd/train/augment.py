@@ -1,9 +1,10 @@
 """Deployment augmentation: what a camera, a stream and ``edge-dfd live`` do to a face, applied at random.
 
-``augment(img, rng, box=...)`` returns one training view of a native-resolution RGB face image. The
-geometry comes first (how the face ends up framed in the crop), then the pixels (resampling, blur,
-sensor noise, colour, compression), each with its own probability; about one view in six is left clean
-so that still-image accuracy on FFHQ-framed crops is kept. The named perturbations of
+``augment(img, rng, box=..., size=...)`` returns one ``size`` x ``size`` training view of a native-resolution
+RGB face image. The geometry comes first (how the face ends up framed in the crop) and cuts the view straight
+at ``size`` - one INTER_AREA shrink, as ``live`` resizes its crop once - then the pixels change (resampling,
+blur, sensor noise, colour, compression), each with its own probability; about one view in six is left clean
+(the image as inference resizes it) so that still-image accuracy on FFHQ-framed crops is kept. The named perturbations of
 ``bench --robustness`` (``edge_dfd.images.perturb``) are special cases of these draws.
 
 Geometry (one of):
@@ -13,7 +14,7 @@ Geometry (one of):
 - ``zoom``: the face fills 55-100 % of the crop, shifted, on the same kinds of surroundings;
 - ``crop``: a random square of 80-100 % of the side (zoomed in, translated);
 - ``none``.
-Then: a thin border (letterbox / frame), horizontal flip, a small rotation.
+Then: a thin border (letterbox / frame: the view shrinks by its width), horizontal flip, a small rotation.
 Pixels: rescale x0.5-x2 and back with random interpolations, Gaussian blur, sensor noise, colour / gamma,
 JPEG q30-95 (4:2:0) or an MJPG-like q60-95 (4:2:2).
 """
