@@ -33,6 +33,27 @@ def pytest_xdist_auto_num_workers(config):
     return 0 if len(files) <= 1 else min(len(files), os.cpu_count() or 1)
 
 
+# The files that take longest for their number of tests (measured alone on 2 cores: training runs, multi-process
+# runs, conversions, a real browser), longest first. pytest-xdist hands whole files to its workers in the order
+# pytest_collection_modifyitems leaves them (--no-loadscope-reorder in pyproject's addopts): long files first, so
+# that the two workers end together on short ones instead of one of them starting a long file last.
+LONG_FILES = ("test_train_deploy.py", "test_docs_commands.py", "test_distribute.py", "test_distribute_deploy.py",
+              "test_convert_archs.py", "test_backbones.py", "test_bench_sample.py", "test_bench.py", "test_train.py",
+              "test_live_web_browser.py")
+
+
+@pytest.hookimpl(trylast=True)  # after -m / -k deselected what does not run
+def pytest_collection_modifyitems(config, items):
+    """Files in the order the workers should take them: LONG_FILES, then the files with the most selected slow
+    tests, then the most tests (pytest-xdist's own order). A file's tests keep their order (a stable sort)."""
+    from collections import Counter
+
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    n_items = Counter(item.path for item in items)
+    n_slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: (rank.get(item.path.name, len(rank)), -n_slow[item.path], -n_items[item.path]))
+
+
 def _have(path: Path) -> bool:
     return (path / "train.csv").is_file() or (path / "test.csv").is_file()
 

@@ -1,22 +1,19 @@
 """edge-dfd train --distribute: TF_CONFIG validation, sharding, shared BackupAndRestore, mirrored on CPU,
-and two real MultiWorkerMirroredStrategy worker processes on loopback ports."""
+and two real MultiWorkerMirroredStrategy worker processes on loopback ports (tests/cluster.py). The deploy recipe
+under tf.distribute: tests/test_distribute_deploy.py."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
+from cluster import assert_same_weights, finish, needs_loopback, start_workers
 from lazy import lazy_module
 from procs import kill_after_first_backup
 
 from edge_dfd.core.errors import EdgeDFDError
 from edge_dfd.images import data
 from edge_dfd.train import SkipLog, TrainConfig, make_dataset
-from edge_dfd.train.distribute import DUMP_ENV, Distribution, parse_tf_config, setup
+from edge_dfd.train.distribute import Distribution, parse_tf_config, setup
 
 lazy_module("tensorflow")  # skips without it; imported by the tests that use it, not while pytest collects
 
@@ -175,75 +172,6 @@ def test_mirrored_on_cpu(cli_run, tiny140k, tmp_path):
 # ---------------------------------------------------------------- two real workers
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _loopback_ok() -> bool:
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-        return True
-    except OSError:
-        return False
-
-
-STUDY_ARGS = ("--img-size", "32", "--batch-size", "4", "--no-augment")
-
-
-def _start_workers(ds, run, epochs, dump, tmp, extra=(), n=2, quiet=(False, True), recipe_args=STUDY_ARGS):
-    """Start ``n`` `edge-dfd train --distribute multi-worker` processes with a real TF_CONFIG on free ports;
-    worker i gets --quiet when ``quiet[i]`` (by default worker 0 draws its progress bars, worker 1 is quiet).
-    ``recipe_args``: the recipe, size and batch options (the study recipe's by default)."""
-    workers = [f"127.0.0.1:{p}" for p in _free_ports(n)]
-    cmd = [sys.executable, "-m", "edge_dfd", "train", "--data", str(ds), "--out", str(run), "--epochs", str(epochs),
-           *recipe_args, "--patience", "0", "--distribute", "multi-worker", "--json", *extra]
-    procs = []
-    for i in range(n):
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", DUMP_ENV: str(dump), "TMPDIR": str(tmp),
-               "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})}
-        procs.append(subprocess.Popen(cmd + (["--quiet"] if quiet[i] else []), env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True))
-    return procs
-
-
-def _finish(procs, timeout=240):
-    """Wait for every worker (killing all of them on timeout); return [(stdout, stderr)], all exit codes 0."""
-    outs, deadline = [], time.time() + timeout
-    try:
-        for p in procs:
-            outs.append(p.communicate(timeout=max(1, deadline - time.time())))
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for p, (_out, err) in zip(procs, outs):
-        assert p.returncode == 0, err[-3000:]
-    return outs
-
-
-def _assert_same_weights(dump):
-    w0, w1 = np.load(dump / "weights-worker-0.npz"), np.load(dump / "weights-worker-1.npz")
-    assert len(w0.files) == len(w1.files) > 0
-    for k in w0.files:
-        np.testing.assert_allclose(w0[k], w1[k], atol=1e-6)
-    return w0
-
-
-needs_loopback = [
-    pytest.mark.skipif(sys.platform == "win32", reason="MultiWorkerMirroredStrategy workers need a POSIX platform"),
-    pytest.mark.skipif(not _loopback_ok(), reason="cannot bind a TCP port on 127.0.0.1 (no loopback networking)"),
-]
 
 
 @pytest.mark.parametrize("quiet", [False, True])
@@ -289,7 +217,7 @@ def test_one_worker_multi_worker(tiny140k, tmp_path, quiet):
     progress postfix: a per-replica log value given to float())."""
     run, dump, tmp = tmp_path / "run", tmp_path / "dump", tmp_path / "tmp"
     tmp.mkdir()
-    ((out, err),) = _finish(_start_workers(tiny140k, run, 1, dump, tmp, n=1, quiet=(quiet,)))
+    ((out, err),) = finish(start_workers(tiny140k, run, 1, dump, tmp, n=1, quiet=(quiet,)))
     assert "1 replica(s) on 1 worker(s)" in err and "error:" not in err
     assert json.loads(out)["epochs_run"] == 1 and (run / "model.keras").is_file()
 
@@ -304,7 +232,7 @@ def test_two_workers_on_localhost(tiny140k, tmp_path):
 
     run, dump, tmp = tmp_path / "run", tmp_path / "dump", tmp_path / "tmp"
     tmp.mkdir()
-    outs = _finish(_start_workers(tiny140k, run, 1, dump, tmp))
+    outs = finish(start_workers(tiny140k, run, 1, dump, tmp))
     for _, err in outs:
         assert "2 replica(s) on 2 worker(s)" in err and "per-replica batch 4 x 2 replicas = global batch 8" in err
     (out0, err0), (out1, err1) = outs
@@ -315,7 +243,7 @@ def test_two_workers_on_localhost(tiny140k, tmp_path):
     assert epoch_line and epoch_line[0].rsplit("  ", 2)[0] in err1
 
     # both workers end with the same weights (MultiWorkerMirroredStrategy all-reduces every step)
-    w0 = _assert_same_weights(dump)
+    w0 = assert_same_weights(dump)
 
     # only the chief wrote the run folder; the non-chief's temporary folder is gone
     assert sorted(p.name for p in run.iterdir()) == sorted(
@@ -348,7 +276,7 @@ def test_two_workers_resume_after_sigkill(tiny140k, tmp_path):
     run, dump, tmp = tmp_path / "run", tmp_path / "dump", tmp_path / "tmp"
     tmp.mkdir()
     epochs = 3
-    procs = _start_workers(tiny140k, run, epochs, dump, tmp)
+    procs = start_workers(tiny140k, run, epochs, dump, tmp)
     kill_after_first_backup(procs, run, timeout=180)
     for p in procs:
         p.communicate()
@@ -356,53 +284,10 @@ def test_two_workers_resume_after_sigkill(tiny140k, tmp_path):
     done = [r["epoch"] for r in read_history(run / "history.csv")]
     assert done and done == list(range(1, len(done) + 1)) and done[-1] < epochs
 
-    outs = _finish(_start_workers(tiny140k, run, epochs, dump, tmp, ["--resume"]))
+    outs = finish(start_workers(tiny140k, run, epochs, dump, tmp, ["--resume"]))
     for _, err in outs:
         assert f"resuming from epoch {done[-1] + 1}" in err  # both restored the chief's backup
     assert [r["epoch"] for r in read_history(run / "history.csv")] == list(range(1, epochs + 1))
     assert json.loads(outs[0][0])["epochs_run"] == json.loads(outs[1][0])["epochs_run"] == epochs
-    _assert_same_weights(dump)
+    assert_same_weights(dump)
     assert not (run / "checkpoints" / "backup").exists()
-
-
-# ---------------------------------------------------------------- the deploy recipe under tf.distribute (h6)
-
-
-@pytest.mark.slow
-def test_deploy_recipe_mirrored_on_cpu(cli_run, tiny140k, tmp_path):
-    import tensorflow as tf
-
-    if tf.config.list_physical_devices("GPU"):
-        pytest.skip("this check is for a CPU-only machine")
-    run = tmp_path / "run"
-    code, out, err = cli_run("train", "--recipe", "deploy", "--data", tiny140k, "--out", run, "--epochs", "1",
-                             "--img-size", "32", "--batch-size", "4", "--steps-per-epoch", "2",
-                             "--distribute", "mirrored", "--json")
-    assert code == 0, err
-    assert "per-replica batch 4 x 1 replicas = global batch 4" in err
-    conf = json.loads((run / "config.json").read_text())
-    assert conf["config"]["recipe"] == "deploy" and conf["distribute"]["mode"] == "mirrored"
-    assert json.loads(out)["epochs_run"] == 1
-    from edge_dfd.core.meta import read_meta
-
-    assert read_meta(run / "model.keras").arch == "efficientnet_lite0_single_pass"
-
-
-@needs_loopback[0]
-@needs_loopback[1]
-@pytest.mark.slow
-def test_deploy_recipe_two_workers_on_localhost(tiny140k, tmp_path):
-    """`train --recipe deploy --distribute multi-worker` on two processes: same weights on both, the chief writes."""
-    run, dump, tmp = tmp_path / "run", tmp_path / "dump", tmp_path / "tmp"
-    tmp.mkdir()
-    procs = _start_workers(tiny140k, run, 1, dump, tmp, quiet=(False, False),
-                           recipe_args=("--recipe", "deploy", "--img-size", "32", "--batch-size", "2",
-                                        "--steps-per-epoch", "2"))
-    outs = _finish(procs, timeout=400)
-    for _, err in outs:
-        assert "per-replica batch 2 x 2 replicas = global batch 4" in err
-    _assert_same_weights(dump)
-    from edge_dfd.core.meta import read_meta
-
-    assert read_meta(run / "model.keras").training["recipe"] == "deploy"
-    assert json.loads((run / "config.json").read_text())["distribute"]["workers"] == 2

@@ -2,13 +2,14 @@
 
 import numpy as np
 import pytest
+from lazy import lazy_module
 
-pytest.importorskip("sklearn")
+from benchmarks import common
+from benchmarks import quality_card as card
+from benchmarks import quality_features as feat
+from benchmarks import quality_heads as heads
 
-from benchmarks import common  # noqa: E402
-from benchmarks import quality_card as card  # noqa: E402
-from benchmarks import quality_features as feat  # noqa: E402
-from benchmarks import quality_heads as heads  # noqa: E402
+lazy_module("sklearn")  # skips without it; imported by the tests that use it (~2 s), not while pytest collects
 
 
 def test_tap_slice_picks_the_right_columns():

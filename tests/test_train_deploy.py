@@ -32,31 +32,36 @@ def _corrupt(ds: Path, split: str, n: int) -> list[Path]:
     return files
 
 
+EPOCHS = 3
+# a `python -m edge_dfd train` process with deterministic TensorFlow ops: the same command twice gives the same run
+DETERMINISTIC = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_DETERMINISTIC_OPS": "1", "TF_ENABLE_ONEDNN_OPTS": "0"}
+
+
+def _deploy_cmd(data_dirs, run: Path) -> list[str]:
+    data = [a for d in data_dirs for a in ("--data", str(d))]
+    return [sys.executable, "-m", "edge_dfd", "train", "--recipe", "deploy", *data, "--out", str(run),
+            "--epochs", str(EPOCHS), "--patience", "0", "--json", *map(str, TINY)]
+
+
 @pytest.fixture(scope="module")
 def deploy_run(tmp_path_factory):
-    """One deploy run on two data sets; 10 % of the first one's train images are corrupt."""
+    """One deploy run on two data sets (10 % of the first one's train images are corrupt), left alone from start to
+    end: the run the folder / metadata tests read and the uninterrupted reference of the resume test."""
     tmp = tmp_path_factory.mktemp("deploy")
     a = make_140k(tmp / "a", counts={"train": 10, "valid": 4, "test": 4}, size=48, seed=1)
     b = make_140k(tmp / "b", counts={"train": 6, "valid": 2, "test": 2}, size=40, seed=2)
     bad = _corrupt(a, "train", 2)  # 2 of 20
-    import contextlib
-    import io
-
-    from edge_dfd.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
     run = tmp / "run"
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["train", "--recipe", "deploy", "--data", str(a), "--data", str(b), "--epochs", "2",
-                     "--out", str(run), "--json", *map(str, TINY)])
-    assert code == 0, err.getvalue()
-    return {"a": a, "b": b, "run": run, "bad": bad, "res": json.loads(out.getvalue()), "stderr": err.getvalue()}
+    res = subprocess.run(_deploy_cmd([a, b], run), env={**os.environ, **DETERMINISTIC}, capture_output=True,
+                         text=True, timeout=400)
+    assert res.returncode == 0, res.stderr
+    return {"a": a, "b": b, "run": run, "bad": bad, "res": json.loads(res.stdout), "stderr": res.stderr}
 
 
 @pytest.mark.slow
 def test_deploy_run_folder_metadata_and_skips(deploy_run):
     run, res = deploy_run["run"], deploy_run["res"]
-    assert [r["epoch"] for r in read_history(run / "history.csv")] == [1, 2]
+    assert [r["epoch"] for r in read_history(run / "history.csv")] == list(range(1, EPOCHS + 1))
     meta = read_meta(run / "model.keras")
     assert meta.arch == "efficientnet_lite0_single_pass" and meta.input_size == SIZE and meta.output == "P(fake)"
     assert (meta.crop_mode, meta.crop_margin) == ("aligned", 0.33)  # written at training time: how to feed it
@@ -254,40 +259,28 @@ def test_recipe_options_do_not_mix(cli_run, tiny140k, tmp_path, args, needle):
     assert not (tmp_path / "r" / "model.keras").exists()
 
 
-def _deploy_cmd(ds, run, epochs):
-    return [sys.executable, "-m", "edge_dfd", "train", "--recipe", "deploy", "--data", str(ds), "--out", str(run),
-            "--epochs", str(epochs), "--patience", "0", *map(str, TINY[:4]), "--steps-per-epoch", "3", "--seed", "3"]
-
-
 @pytest.mark.slow
-def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
-    """SIGKILL a deploy run during epoch 2; --resume continues from epoch 2 and ends with the weights and history
-    of the same run left alone (same seed, same draws)."""
-    ds = make_140k(tmp_path / "ds", counts={"train": 8, "valid": 3, "test": 2}, size=40)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_DETERMINISTIC_OPS": "1", "TF_ENABLE_ONEDNN_OPTS": "0"}
-    epochs = 3
-    whole = subprocess.run(_deploy_cmd(ds, tmp_path / "whole", epochs), env=env, capture_output=True, text=True,
-                           timeout=400)
-    assert whole.returncode == 0, whole.stderr
-
+def test_resume_after_kill_matches_an_uninterrupted_run(deploy_run, tmp_path):
+    """SIGKILL a deploy run after epoch 1's backup; the same command plus --resume continues from there and ends
+    with the weights and history of the same run left alone (deploy_run: same data, seed and draws)."""
+    cmd = _deploy_cmd([deploy_run["a"], deploy_run["b"]], tmp_path / "run")
+    env = {**os.environ, **DETERMINISTIC}
     run = tmp_path / "run"
-    proc = subprocess.Popen(_deploy_cmd(ds, run, epochs), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     kill_after_first_backup([proc], run, timeout=300)
     assert not (run / "model.keras").exists()
     done = [r["epoch"] for r in read_history(run / "history.csv")]
-    assert done and done[-1] < epochs
-    res = subprocess.run(_deploy_cmd(ds, run, epochs) + ["--resume"], env=env, capture_output=True, text=True,
-                         timeout=400)
+    assert done and done[-1] < EPOCHS
+    res = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=400)
     assert res.returncode == 0, res.stderr
     assert f"resuming from epoch {done[-1] + 1}" in res.stderr
-    h_whole, h_run = read_history(tmp_path / "whole" / "history.csv"), read_history(run / "history.csv")
-    assert [r["epoch"] for r in h_run] == [1, 2, 3]
+    h_whole, h_run = read_history(deploy_run["run"] / "history.csv"), read_history(run / "history.csv")
+    assert [r["epoch"] for r in h_run] == list(range(1, EPOCHS + 1))
     for a, b in zip(h_whole, h_run):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-5)
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4, abs=1e-5)
     assert read_meta(run / "model.keras").threshold == pytest.approx(
-        read_meta(tmp_path / "whole" / "model.keras").threshold, abs=1e-4)
+        read_meta(deploy_run["run"] / "model.keras").threshold, abs=1e-4)
 
 
 def test_training_crop_per_recipe_and_arch():
