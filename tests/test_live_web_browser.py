@@ -20,6 +20,8 @@ import pytest
 
 from edge_dfd.video.web import LiveServer
 
+# real chromium processes and a video played at its own rate: 4-10 s a test on 2 cores (CONTRIBUTING: slow)
+pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium")
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="needs Debian's chromium on PATH (apt-get install chromium; .ci/run installs it)")
