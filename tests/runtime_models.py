@@ -87,3 +87,41 @@ def tiny_model(seed: int = 0):
     m.compile(keras.optimizers.Adam(0.01), "binary_crossentropy")
     m.fit(xs, ys, epochs=3, batch_size=16, verbose=0)  # P(fake) ~0.35 real / ~0.83 fake: not saturated
     return m
+
+
+def deploy_stand_in(arch: str = "efficientnet_lite0") -> Path:
+    """A ``.keras`` file that ``train --recipe deploy --init PATH --arch ARCH`` accepts at 32 px: the single-pass
+    detector's structure (an ``arch``-named backbone, globally pooled, one ``logit`` unit over the multi-depth
+    head's feature count, sigmoid) with a two-convolution backbone. For the tests whose subject is the recipe's
+    run - its pipeline, resume, distribution, threshold, files - not the backbone: a run traces in seconds instead
+    of the ~20 s of the real EfficientNet-Lite0 graph. The real backbone's runs: tests/test_distribute_deploy.py
+    (mirrored, from imagenet) and test_init_default_is_the_bundled_detector. Built once per test run."""
+    return shared(f"deploy_stand_in_{arch}", lambda root: _build_stand_in(root, arch))
+
+
+def _build_stand_in(root: Path, arch: str) -> Path:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    from edge_dfd.modelling.backbones import TAP_CHANNELS
+    from edge_dfd.train.deploy import MODEL_NAME
+
+    keras.utils.set_random_seed(0)
+    L = keras.layers
+    x = keras.Input((SIZE, SIZE, 3))
+    h = L.Rescaling(1 / 127.5, -1.0)(x)
+    h = L.Conv2D(8, 3, strides=2, activation="relu", name="block_1_conv")(h)
+    h = L.Conv2D(16, 3, strides=2, activation="relu", name="block_2_conv")(h)
+    h = L.Conv2D(sum(TAP_CHANNELS[arch]), 1, activation="relu", name="head_relu")(h)
+    backbone = keras.Model(x, h, name=arch)
+    inp = keras.Input((SIZE, SIZE, 3), name="image")
+    f = L.GlobalAveragePooling2D(name="v_whole_pool")(backbone(inp))
+    model = keras.Model(inp, L.Activation("sigmoid", name="p_fake")(L.Dense(1, name="logit")(f)), name=MODEL_NAME)
+    # two epochs on generated faces: P(fake) off 0.5 but far from 0 and 1 (real ~0.41, fake ~0.51), a start from
+    # which a fine-tune's losses move (tests/test_train_deploy.py trains it at a high --lr)
+    xs, ys = train_images(64, seed=5)
+    model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy")
+    model.fit(xs.astype("float32"), ys.astype("float32"), epochs=2, batch_size=16, verbose=0)
+    path = root / f"{arch}_stand_in.keras"
+    model.save(path)
+    return path

@@ -7,6 +7,7 @@ import json
 import pytest
 from cluster import assert_same_weights, finish, needs_loopback, start_workers
 from lazy import lazy_module
+from runtime_models import deploy_stand_in
 
 lazy_module("tensorflow")  # skips without it; imported by the tests that use it, not while pytest collects
 
@@ -35,12 +36,13 @@ def test_deploy_recipe_mirrored_on_cpu(cli_run, tiny140k, tmp_path):
 @needs_loopback[1]
 @pytest.mark.slow
 def test_deploy_recipe_two_workers_on_localhost(tiny140k, tmp_path):
-    """`train --recipe deploy --distribute multi-worker` on two processes: same weights on both, the chief writes."""
+    """`train --recipe deploy --distribute multi-worker` on two processes: same weights on both, the chief writes.
+    From the stand-in backbone (tests/runtime_models.py): the real one is traced above, in the mirrored test."""
     run, dump, tmp = tmp_path / "run", tmp_path / "dump", tmp_path / "tmp"
     tmp.mkdir()
     procs = start_workers(tiny140k, run, 1, dump, tmp, quiet=(False, False),
-                          recipe_args=("--recipe", "deploy", "--img-size", "32", "--batch-size", "2",
-                                       "--steps-per-epoch", "2"))
+                          recipe_args=("--recipe", "deploy", "--init", str(deploy_stand_in()), "--img-size", "32",
+                                       "--batch-size", "2", "--steps-per-epoch", "2"))
     outs = finish(procs, timeout=400)
     for _, err in outs:
         assert "per-replica batch 2 x 2 replicas = global batch 4" in err

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from lazy import lazy_module
 from procs import kill_after_first_backup
+from runtime_models import deploy_stand_in
 from synth import IMAGES_SUBDIR, make_140k
 
 from edge_dfd.core.meta import read_meta  # noqa: E402
@@ -38,9 +39,13 @@ DETERMINISTIC = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_DETERMINISTIC_OPS": "1", "TF_E
 
 
 def _deploy_cmd(data_dirs, run: Path) -> list[str]:
+    """The recipe from the stand-in backbone (tests/runtime_models.py): these tests are about the run - files,
+    skips, threshold, resume - and the real EfficientNet-Lite0 graph takes ~20 s to trace per process. A high
+    --lr makes every epoch move the losses, so that a resume which lost any training state shows in them."""
     data = [a for d in data_dirs for a in ("--data", str(d))]
     return [sys.executable, "-m", "edge_dfd", "train", "--recipe", "deploy", *data, "--out", str(run),
-            "--epochs", str(EPOCHS), "--patience", "0", "--json", *map(str, TINY)]
+            "--init", str(deploy_stand_in()), "--lr", "3e-3", "--epochs", str(EPOCHS), "--patience", "0", "--json",
+            *map(str, TINY)]
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +71,7 @@ def test_deploy_run_folder_metadata_and_skips(deploy_run):
     assert meta.arch == "efficientnet_lite0_single_pass" and meta.input_size == SIZE and meta.output == "P(fake)"
     assert (meta.crop_mode, meta.crop_margin) == ("aligned", 0.33)  # written at training time: how to feed it
     assert meta.threshold_source.startswith("valid split as-is and perturbed")
-    assert meta.training["recipe"] == "deploy" and meta.training["init"] == "imagenet"
+    assert meta.training["recipe"] == "deploy" and meta.training["init"] == str(deploy_stand_in())
     assert meta.training["data"] == [str(deploy_run["a"].resolve()), str(deploy_run["b"].resolve())]
     conf = json.loads((run / "config.json").read_text())
     assert conf["config"]["status"] == "complete" and conf["results"]["skipped_count"] == 2
