@@ -138,5 +138,8 @@ def test_bench_converts_a_keras_model_and_caches(models, tiny140k, tmp_path, cli
     rows = {r["format"]: r for r in json.loads(stdout)["rows"]}
     assert list(rows) == ["keras", "tflite-fp32", "onnx"] and all(r["status"] == "ok" for r in rows.values())
     assert rows["onnx"]["accuracy"] == rows["keras"]["accuracy"] and rows["onnx"]["max_abs_diff"] < 1e-4
-    code, _, stderr = cli_run(*args)
-    assert code == 0 and "converting" not in stderr  # second run reuses the cache
+    # the second run reuses the cached conversions (the keras row is left out: its measuring process would only
+    # import TensorFlow again)
+    code, stdout, stderr = cli_run(*[a if a != "keras,tflite-fp32,onnx" else "tflite-fp32,onnx" for a in args])
+    assert code == 0 and "converting" not in stderr
+    assert [r["format"] for r in json.loads(stdout)["rows"]] == ["tflite-fp32", "onnx"]
