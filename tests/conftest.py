@@ -9,6 +9,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One pytest-xdist worker per core, each starting TensorFlow processes: one TensorFlow compute thread per
+    # process (the TensorFlow processes a test starts inherit it), so that two workers do not run four spinning
+    # compute threads on two cores.
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 from synth import make_140k  # noqa: E402
 
@@ -37,9 +42,9 @@ def pytest_xdist_auto_num_workers(config):
 # runs, conversions, a real browser), longest first. pytest-xdist hands whole files to its workers in the order
 # pytest_collection_modifyitems leaves them (--no-loadscope-reorder in pyproject's addopts): long files first, so
 # that the two workers end together on short ones instead of one of them starting a long file last.
-LONG_FILES = ("test_train_deploy.py", "test_docs_commands.py", "test_distribute.py", "test_distribute_deploy.py",
-              "test_convert_archs.py", "test_backbones.py", "test_bench_sample.py", "test_bench.py", "test_train.py",
-              "test_live_web_browser.py")
+LONG_FILES = ("test_docs_commands.py", "test_distribute_deploy.py", "test_distribute.py", "test_train_deploy.py",
+              "test_bench.py", "test_backbones.py", "test_convert_archs.py", "test_bench_sample.py", "test_train.py",
+              "test_live_service.py", "test_live_web_attack.py", "test_live_web_browser.py")
 
 
 @pytest.hookimpl(trylast=True)  # after -m / -k deselected what does not run
