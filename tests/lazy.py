@@ -19,8 +19,14 @@ class _Lazy:
         return getattr(importlib.import_module(self._name), attr)
 
 
+# the install extra (pyproject.toml) that brings each module the tests import lazily
+EXTRAS = {"tensorflow": "train", "keras": "train", "sklearn": "dev"}
+
+
 def lazy_module(name: str):
-    """``name`` as a lazily imported module; the whole test module is skipped (with a reason) when it is absent."""
+    """``name`` as a lazily imported module; the whole test module is skipped (with a reason naming the extra that
+    installs it) when it is absent."""
     if importlib.util.find_spec(name) is None:
-        pytest.skip(f"could not import {name!r}: not installed (pip install -e '.[train]')", allow_module_level=True)
+        extra = EXTRAS.get(name, "train")
+        pytest.skip(f"could not import {name!r}: not installed (pip install -e '.[{extra}]')", allow_module_level=True)
     return _Lazy(name)
