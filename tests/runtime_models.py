@@ -99,24 +99,35 @@ def deploy_stand_in(arch: str = "efficientnet_lite0") -> Path:
     return shared(f"deploy_stand_in_{arch}", lambda root: _build_stand_in(root, arch))
 
 
-def _build_stand_in(root: Path, arch: str) -> Path:
+def stand_in_model(arch: str = "efficientnet_lite0", size: int = SIZE, views: int = 1):
+    """The stand-in detector (untrained) at ``size`` px; with ``views`` > 1 a multi-view one whose logits a
+    'mean_logit' layer averages, as the multi-crop detectors do (what ``--init`` must refuse)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
     from edge_dfd.modelling.backbones import TAP_CHANNELS
     from edge_dfd.train.deploy import MODEL_NAME
 
-    keras.utils.set_random_seed(0)
     L = keras.layers
-    x = keras.Input((SIZE, SIZE, 3))
+    x = keras.Input((size, size, 3))
     h = L.Rescaling(1 / 127.5, -1.0)(x)
     h = L.Conv2D(8, 3, strides=2, activation="relu", name="block_1_conv")(h)
     h = L.Conv2D(16, 3, strides=2, activation="relu", name="block_2_conv")(h)
     h = L.Conv2D(sum(TAP_CHANNELS[arch]), 1, activation="relu", name="head_relu")(h)
     backbone = keras.Model(x, h, name=arch)
-    inp = keras.Input((SIZE, SIZE, 3), name="image")
-    f = L.GlobalAveragePooling2D(name="v_whole_pool")(backbone(inp))
-    model = keras.Model(inp, L.Activation("sigmoid", name="p_fake")(L.Dense(1, name="logit")(f)), name=MODEL_NAME)
+    inp = keras.Input((size, size, 3), name="image")
+    dense = L.Dense(1, name="logit")
+    logits = [dense(L.GlobalAveragePooling2D(name=f"v{v}_pool")(backbone(L.Identity(name=f"view_{v}")(inp))))
+              for v in range(views)]
+    z = logits[0] if views == 1 else L.Average(name="mean_logit")(logits)
+    return keras.Model(inp, L.Activation("sigmoid", name="p_fake")(z), name=MODEL_NAME)
+
+
+def _build_stand_in(root: Path, arch: str) -> Path:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = stand_in_model(arch)
     # two epochs on generated faces: P(fake) off 0.5 but far from 0 and 1 (real ~0.41, fake ~0.51), a start from
     # which a fine-tune's losses move (tests/test_train_deploy.py trains it at a high --lr)
     xs, ys = train_images(64, seed=5)

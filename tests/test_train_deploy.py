@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from lazy import lazy_module
 from procs import kill_after_first_backup
-from runtime_models import deploy_stand_in
+from runtime_models import deploy_stand_in, stand_in_model
 from synth import IMAGES_SUBDIR, make_140k
 
 from edge_dfd.core.meta import read_meta  # noqa: E402
@@ -187,11 +187,10 @@ def test_box_cache_reused_and_full_disk_leaves_only_whole_parts(tiny140k, tmp_pa
     assert calls == []
 
 
-def _tiny_model(path: Path, size: int, crops=("whole",)):
-    from edge_dfd.modelling.backbones import multicrop_model
-
-    m = multicrop_model("efficientnet_lite0", input_size=size, view_size=size, crops=crops, weights=None)
-    m.save(path)
+def _tiny_model(path: Path, size: int, views: int = 1):
+    """A stand-in detector (tests/runtime_models.py) of ``size`` px over ``views`` views: what --init checks (input
+    size, backbone name, head, views) without building EfficientNet-Lite0's graph."""
+    stand_in_model("efficientnet_lite0", size, views).save(path)
     return path
 
 
@@ -203,7 +202,7 @@ def test_init_path_mismatch_is_one_line(cli_run, tiny140k, tmp_path):
     assert code == 1 and "Traceback" not in err, err
     assert err.splitlines()[-1].startswith(f"error: --init {other_size}: input is 48x48, this run trains at 32x32")
     assert not (tmp_path / "r1").exists()
-    five_views = _tiny_model(tmp_path / "five.keras", SIZE, crops=("whole", "q_tl", "q_tr", "q_bl", "q_br"))
+    five_views = _tiny_model(tmp_path / "five.keras", SIZE, views=5)
     code, _, err = cli_run("train", "--recipe", "deploy", "--data", tiny140k, "--out", tmp_path / "r2",
                            "--init", five_views, *TINY)
     assert code == 1 and "not a single-pass efficientnet_lite0 detector with the multi-depth head" in err, err
