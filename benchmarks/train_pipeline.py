@@ -34,6 +34,8 @@ import numpy as np
 from benchmarks.common import FACES140K, RESULTS, have_split, machine_facts, write_results
 
 ROUNDS = 3  # interleaved rounds of the pipeline rows
+DEPLOY_LOOP = "plain loop, deploy view (decode + deployment augmentation, 1 thread)"
+REFERENCE_LOOP = "plain loop, the issue's reference (decode + crop/flip/colour/blur/JPEG, 1 thread)"
 GPU_FIGURE = {"images_per_s": 1674.68, "model": "efficientnet_lite0", "batch": 512, "img_size": 224,
               "source": "huggingface/pytorch-image-models results/benchmark-train-amp-nchw-pt112-cu113-rtx3090.csv "
                         "(train_samples_per_sec; AMP, NCHW, PyTorch 1.12, CUDA 11.3, RTX 3090)"}
@@ -154,10 +156,8 @@ def main(argv=None) -> int:
         # shared machine the least-disturbed measurement is the machine's own speed); every round is kept.
         measure = {f"pipeline alone, deploy ({k} thread{'s' if k > 1 else ''})":
                    (lambda k=k: _rate(_threads(deploy_ds(n_pipe + 4), k), n_pipe)[0], k) for k in sorted({1, cores})}
-        measure["plain loop, deploy view (decode + deployment augmentation, 1 thread)"] = (
-            lambda: _loop_rate(deploy_view, 25 * args.batch), 1)
-        measure["plain loop, the issue's reference (decode + crop/flip/colour/blur/JPEG, 1 thread)"] = (
-            lambda: _loop_rate(reference, 25 * args.batch), 1)
+        measure[DEPLOY_LOOP] = (lambda: _loop_rate(deploy_view, 25 * args.batch), 1)
+        measure[REFERENCE_LOOP] = (lambda: _loop_rate(reference, 25 * args.batch), 1)
         rounds = {name: [] for name in measure}
         for _ in range(ROUNDS):
             for name, (fn, _k) in measure.items():
@@ -222,8 +222,7 @@ def main(argv=None) -> int:
         "goal_both_over_step": 0.9,
         "gpu_figure": GPU_FIGURE,
         "cores_to_feed_gpu": GPU_FIGURE["images_per_s"] / per_thread,
-        "deploy_over_reference_plain_loop": rows[next(k for k in rows if k.startswith("plain loop, deploy"))][
-            "images_per_s"] / rows[next(k for k in rows if k.startswith("plain loop, the issue"))]["images_per_s"],
+        "deploy_over_reference_plain_loop": rows[DEPLOY_LOOP]["images_per_s"] / rows[REFERENCE_LOOP]["images_per_s"],
     }
     load = {"before": [round(v, 2) for v in load_before], "after": [round(v, 2) for v in os.getloadavg()]}
     out = {"load_average_1_5_15min": load, "data": str(data), "n_images": len(recs), "size": args.size, "batch": args.batch,

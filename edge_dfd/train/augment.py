@@ -80,16 +80,13 @@ def zoom(img: np.ndarray, fill: float, mode: str, value, dx: float, dy: float, s
     return P.pad(fit(img, side), top, m - top, left, m - left, mode, value)
 
 
-def random_crop(img: np.ndarray, rng, size: int | None = None) -> np.ndarray:
-    """A random square of 80-100 % of the shorter side, resized to ``size`` (None: the image's (w, h))."""
-    cv2 = _cv2()
+def random_crop(img: np.ndarray, rng, size: int) -> np.ndarray:
+    """A random square of 80-100 % of the shorter side, resized to ``size`` x ``size`` (``fit``)."""
     h, w = img.shape[:2]
     f = rng.uniform(0.8, 1.0)
     s = max(8, int(round(min(h, w) * f)))
     top, left = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
-    if size is not None:
-        return fit(img[top:top + s, left:left + s], size)
-    return cv2.resize(img[top:top + s, left:left + s], (w, h), interpolation=cv2.INTER_LINEAR)
+    return fit(img[top:top + s, left:left + s], size)
 
 
 def rotate(img: np.ndarray, deg: float) -> np.ndarray:
