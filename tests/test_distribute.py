@@ -214,7 +214,7 @@ def _tiny_keras():
 def test_one_worker_multi_worker(tiny140k, tmp_path):
     """TF_CONFIG with one worker (the documented single-machine check): trains, drawing its progress bars (it
     crashed in the progress postfix: a per-replica log value given to float()). A --quiet worker: worker 1 of
-    test_two_workers_on_localhost."""
+    test_two_workers_on_localhost_sigkilled_and_resumed."""
     run, dump, tmp = tmp_path / "run", tmp_path / "dump", tmp_path / "tmp"
     tmp.mkdir()
     ((out, err),) = finish(start_workers(tiny140k, run, 1, dump, tmp, n=1, quiet=(False,)))
@@ -222,55 +222,15 @@ def test_one_worker_multi_worker(tiny140k, tmp_path):
     assert json.loads(out)["epochs_run"] == 1 and (run / "model.keras").is_file()
 
 
-@pytest.mark.slow
 @needs_loopback[0]
 @needs_loopback[1]
-def test_two_workers_on_localhost(tiny140k, tmp_path):
-    """Two `edge-dfd train --distribute multi-worker` processes, a real TF_CONFIG on free loopback ports
-    (worker 0 draws progress, worker 1 is --quiet)."""
+@pytest.mark.slow
+def test_two_workers_on_localhost_sigkilled_and_resumed(tiny140k, tmp_path):
+    """Two `edge-dfd train --distribute multi-worker` processes, a real TF_CONFIG on free loopback ports (worker 0
+    draws progress, worker 1 is --quiet): SIGKILL both after the chief's epoch-1 backup, restart both with
+    --resume, and they finish the run as one uninterrupted run would - one test, because each run of two
+    TensorFlow processes costs ~20 s of both cores."""
     from edge_dfd.modelling.kerasio import load_keras
-
-    run, dump, tmp = tmp_path / "run", tmp_path / "dump", tmp_path / "tmp"
-    tmp.mkdir()
-    outs = finish(start_workers(tiny140k, run, 1, dump, tmp))
-    for _, err in outs:
-        assert "2 replica(s) on 2 worker(s)" in err and "per-replica batch 4 x 2 replicas = global batch 8" in err
-    (out0, err0), (out1, err1) = outs
-    assert "worker:0, chief" in err0 and "worker:1, non-chief" in err1
-    assert json.loads(out0)["epochs_run"] == json.loads(out1)["epochs_run"] == 1
-    # the epoch line (global metrics, aggregated over both workers) is the same on both
-    epoch_line = [line for line in err0.splitlines() if line.startswith("epoch 1/1  ")]  # not a progress line
-    assert epoch_line and epoch_line[0].rsplit("  ", 2)[0] in err1
-
-    # both workers end with the same weights (MultiWorkerMirroredStrategy all-reduces every step)
-    w0 = assert_same_weights(dump)
-
-    # only the chief wrote the run folder; the non-chief's temporary folder is gone
-    assert sorted(p.name for p in run.iterdir()) == sorted(
-        ["checkpoints", "config.json", "confusion_matrix.png", "curves.png", "history.csv", "model.keras",
-         "report.json", "report.txt"])
-    assert not list(tmp.iterdir())
-    conf = json.loads((run / "config.json").read_text())
-    assert conf["distribute"]["global_batch"] == 8 and conf["distribute"]["workers"] == 2
-
-    # the chief's model loads and holds the trained (epoch 1 = best) weights
-    model = load_keras(run / "model.keras")
-    for a, k in zip(model.get_weights(), w0.files):
-        np.testing.assert_allclose(a, w0[k], atol=1e-6)
-    from synth import synth_face
-
-    x = np.stack([synth_face(f, 32, seed=900 + i) for i, f in enumerate([False, True, False, True])])
-    p = np.asarray(model(x.astype(np.float32), training=False)).reshape(-1)
-    assert p.shape == (4,) and np.all((p > 0) & (p < 1))
-    rep = json.loads((run / "report.json").read_text())
-    assert rep["n"] == 16  # the chief evaluated the whole test split, not a shard
-
-
-@needs_loopback[0]
-@needs_loopback[1]
-@pytest.mark.slow
-def test_two_workers_resume_after_sigkill(tiny140k, tmp_path):
-    """SIGKILL both workers after the chief's epoch-1 backup; restart both with --resume: they continue."""
     from edge_dfd.train import read_history
 
     run, dump, tmp = tmp_path / "run", tmp_path / "dump", tmp_path / "tmp"
@@ -287,7 +247,38 @@ def test_two_workers_resume_after_sigkill(tiny140k, tmp_path):
     outs = finish(start_workers(tiny140k, run, epochs, dump, tmp, ["--resume"]))
     for _, err in outs:
         assert f"resuming from epoch {done[-1] + 1}" in err  # both restored the chief's backup
-    assert [r["epoch"] for r in read_history(run / "history.csv")] == list(range(1, epochs + 1))
-    assert json.loads(outs[0][0])["epochs_run"] == json.loads(outs[1][0])["epochs_run"] == epochs
-    assert_same_weights(dump)
+        assert "2 replica(s) on 2 worker(s)" in err and "per-replica batch 4 x 2 replicas = global batch 8" in err
+    (out0, err0), (out1, err1) = outs
+    assert "worker:0, chief" in err0 and "worker:1, non-chief" in err1
+    history = read_history(run / "history.csv")
+    assert [r["epoch"] for r in history] == list(range(1, epochs + 1))
+    assert json.loads(out0)["epochs_run"] == json.loads(out1)["epochs_run"] == epochs
+    # the last epoch's line (global metrics, aggregated over both workers) is the same on both
+    epoch_line = [line for line in err0.splitlines() if line.startswith(f"epoch {epochs}/{epochs}  ")]
+    assert epoch_line and epoch_line[0].rsplit("  ", 2)[0] in err1
+
+    # both workers end with the same weights (MultiWorkerMirroredStrategy all-reduces every step)
+    w_last = assert_same_weights(dump)
+
+    # only the chief wrote the run folder; the backup is gone, and so is the non-chief's temporary folder of the
+    # finished run (TensorFlow's own autograph files of the SIGKILLed processes stay: nobody could remove them)
+    assert sorted(p.name for p in run.iterdir()) == sorted(
+        ["checkpoints", "config.json", "confusion_matrix.png", "curves.png", "history.csv", "model.keras",
+         "report.json", "report.txt"])
     assert not (run / "checkpoints" / "backup").exists()
+    assert not list(tmp.glob("edge-dfd-*"))
+    conf = json.loads((run / "config.json").read_text())
+    assert conf["distribute"]["global_batch"] == 8 and conf["distribute"]["workers"] == 2
+
+    # the chief's model is the best epoch's: the workers' last weights when the last epoch was the best
+    best = min(history, key=lambda r: r["val_loss"])["epoch"]
+    model = load_keras(run / "model.keras")
+    same = all(np.allclose(a, w_last[k], atol=1e-6) for a, k in zip(model.get_weights(), w_last.files))
+    assert same == (best == epochs), f"best epoch {best} of {epochs}"
+    from synth import synth_face
+
+    x = np.stack([synth_face(f, 32, seed=900 + i) for i, f in enumerate([False, True, False, True])])
+    p = np.asarray(model(x.astype(np.float32), training=False)).reshape(-1)
+    assert p.shape == (4,) and np.all((p > 0) & (p < 1))
+    rep = json.loads((run / "report.json").read_text())
+    assert rep["n"] == 16  # the chief evaluated the whole test split, not a shard
