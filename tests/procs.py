@@ -30,8 +30,9 @@ def kill_after_first_backup(procs, run: Path, timeout: float) -> None:
             err = procs[0].stderr.read() if procs[0].stderr else ""
             raise AssertionError("a run ended before it could be killed: "
                                  + (err.decode() if isinstance(err, bytes) else err))
-        for p in procs:
+        for p in procs:  # all at once: a worker that outlived its peer could end on its own, cleaning up
             p.send_signal(signal.SIGKILL)
+        for p in procs:
             p.wait(30)
     finally:
         for p in procs:

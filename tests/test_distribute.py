@@ -3,6 +3,8 @@ and two real MultiWorkerMirroredStrategy worker processes on loopback ports (tes
 under tf.distribute: tests/test_distribute_deploy.py."""
 
 import json
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,6 +202,31 @@ def test_progress_reads_per_replica_logs(quiet, tmp_path):
     assert row["loss"] == 0.5 and row["val_loss"] == pytest.approx(0.4)
 
 
+def test_restarted_worker_removes_only_its_own_stale_folders(tmp_path, monkeypatch):
+    """The non-chief's temporary folder is named after its task and the run, so a worker restarted after a
+    SIGKILL deletes what its killed attempt left, and nothing of another worker or another run."""
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    run, other_run = tmp_path / "run", tmp_path / "other"
+    w1 = Distribution(mode="multi-worker", task="worker:1", is_chief=False, num_workers=3)
+    w2 = Distribution(mode="multi-worker", task="worker:2", is_chief=False, num_workers=3)
+    mine = Path(tempfile.mkdtemp(prefix=w1.tmp_prefix(run)))
+    (mine / "history.csv").write_text("epoch,loss\n1,0.5\n")
+    theirs = Path(tempfile.mkdtemp(prefix=w2.tmp_prefix(run)))
+    other = Path(tempfile.mkdtemp(prefix=w1.tmp_prefix(other_run)))
+    assert w1.tmp_prefix(run).startswith("edge-dfd-worker1-") and w1.tmp_prefix(run) != w1.tmp_prefix(other_run)
+    assert w1.tmp_prefix(run) == w1.tmp_prefix(tmp_path / "x" / ".." / "run")  # the same folder, spelled otherwise
+
+    new = w1.work_dir(run)
+    assert w1.stale_removed == [mine] and not mine.exists()
+    assert theirs.is_dir() and other.is_dir() and new.is_dir() and new != mine
+    assert new.name.startswith(w1.tmp_prefix(run))
+    w1.cleanup()
+    assert not new.exists() and theirs.is_dir()
+    chief = Distribution(mode="multi-worker", task="worker:0", is_chief=True, num_workers=3)
+    assert chief.work_dir(run) == run and chief.stale_removed == []
+
+
 def _tiny_keras():
     import keras
 
@@ -244,7 +271,12 @@ def test_two_workers_on_localhost_sigkilled_and_resumed(tiny140k, tmp_path):
     done = [r["epoch"] for r in read_history(run / "history.csv")]
     assert done and done == list(range(1, len(done) + 1)) and done[-1] < epochs
 
+    # the SIGKILLed non-chief could not delete its temporary folder: the restarted one deletes it
+    stale = sorted(tmp.glob("edge-dfd-worker1-*"))
+    assert len(stale) == 1
     outs = finish(start_workers(tiny140k, run, epochs, dump, tmp, ["--resume"]))
+    for s in stale:
+        assert f"removed {s}: the temporary folder of a killed earlier attempt of worker:1" in outs[1][1]
     for _, err in outs:
         assert f"resuming from epoch {done[-1] + 1}" in err  # both restored the chief's backup
         assert "2 replica(s) on 2 worker(s)" in err and "per-replica batch 4 x 2 replicas = global batch 8" in err
@@ -260,8 +292,8 @@ def test_two_workers_on_localhost_sigkilled_and_resumed(tiny140k, tmp_path):
     # both workers end with the same weights (MultiWorkerMirroredStrategy all-reduces every step)
     w_last = assert_same_weights(dump)
 
-    # only the chief wrote the run folder; the backup is gone, and so is the non-chief's temporary folder of the
-    # finished run (TensorFlow's own autograph files of the SIGKILLed processes stay: nobody could remove them)
+    # only the chief wrote the run folder; the backup is gone, and so are the non-chief's temporary folders of
+    # both attempts (TensorFlow's own autograph files of the SIGKILLed processes stay: nobody could remove them)
     assert sorted(p.name for p in run.iterdir()) == sorted(
         ["checkpoints", "config.json", "confusion_matrix.png", "curves.png", "history.csv", "model.keras",
          "report.json", "report.txt"])

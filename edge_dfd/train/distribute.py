@@ -17,7 +17,7 @@ Semantics (the same for both strategies):
   every image is decoded by exactly one worker, and batches it at the per-replica size.
 - Only the chief (task ``chief``, else ``worker`` 0) writes the run folder. Other workers run the same
   code (saving involves every worker) into a private temporary folder that is deleted at the end, as the
-  TensorFlow multi-worker guide prescribes.
+  TensorFlow multi-worker guide prescribes; a restarted worker deletes the folders of its killed attempts.
 - Resume: every worker RESTORES from the chief's ``checkpoints/backup`` (``BackupAndRestore``), and only the
   chief writes it, so the run folder must be on storage all workers can read (NFS, a shared disk). A
   restarted cluster (all workers started again with ``--resume``) continues from the last finished epoch.
@@ -30,6 +30,7 @@ all-reduces a tuple of per-replica batches to build the model, and all-reduces s
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import os
 import shutil
@@ -137,6 +138,7 @@ class Distribution:
     is_chief: bool = True
     devices: tuple = ()
     _tmp_dirs: list = field(default_factory=list, repr=False)
+    stale_removed: list = field(default_factory=list, repr=False)
 
     def scope(self):
         """Where variables must be created (model build + compile)."""
@@ -172,13 +174,26 @@ class Distribution:
         """
         if self.is_chief:
             return run_dir
-        tmp = Path(tempfile.mkdtemp(prefix=f"edge-dfd-{self.task.replace(':', '')}-"))
+        prefix = self.tmp_prefix(run_dir)
+        for stale in sorted(Path(tempfile.gettempdir()).glob(prefix + "*")):
+            # a folder of an earlier attempt of this worker on this run that was killed (SIGKILL, preemption,
+            # power loss) before it could delete it: only this worker of this run writes such a folder
+            if stale.is_dir() and not stale.is_symlink() and stale.stat().st_uid == os.getuid():
+                shutil.rmtree(stale, ignore_errors=True)
+                self.stale_removed.append(stale)
+        tmp = Path(tempfile.mkdtemp(prefix=prefix))
         if not self._tmp_dirs:
             atexit.register(self.cleanup)  # also when training fails
         self._tmp_dirs.append(tmp)
         if resume and (run_dir / "history.csv").is_file():
             shutil.copy2(run_dir / "history.csv", tmp / "history.csv")
         return tmp
+
+    def tmp_prefix(self, run_dir: Path) -> str:
+        """``edge-dfd-<task>-<8 hex of the run folder's absolute path>-``: one name per worker and run, so that a
+        restarted worker finds the folders its killed earlier attempts left behind."""
+        run_key = hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:8]
+        return f"edge-dfd-{self.task.replace(':', '')}-{run_key}-"
 
     def cleanup(self) -> None:
         for d in self._tmp_dirs:
