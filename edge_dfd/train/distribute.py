@@ -178,7 +178,7 @@ class Distribution:
         for stale in sorted(Path(tempfile.gettempdir()).glob(prefix + "*")):
             # a folder of an earlier attempt of this worker on this run that was killed (SIGKILL, preemption,
             # power loss) before it could delete it: only this worker of this run writes such a folder
-            if stale.is_dir() and not stale.is_symlink() and stale.stat().st_uid == os.getuid():
+            if stale.is_dir() and not stale.is_symlink() and _own(stale):
                 shutil.rmtree(stale, ignore_errors=True)
                 self.stale_removed.append(stale)
         tmp = Path(tempfile.mkdtemp(prefix=prefix))
@@ -217,6 +217,12 @@ class Distribution:
             return make(ctx.get_per_replica_batch_size(global_batch), shard)
 
         return self.strategy.distribute_datasets_from_function(fn)
+
+
+def _own(path: Path) -> bool:
+    """Whether this user owns ``path`` (always on Windows, whose temp folder is per user)."""
+    getuid = getattr(os, "getuid", None)
+    return getuid is None or path.stat().st_uid == getuid()
 
 
 def setup(mode: str = "none", environ=None) -> Distribution:
