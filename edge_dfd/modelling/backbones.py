@@ -222,11 +222,16 @@ def pooled_features(backbone, view, tap_names, prefix: str, scalers=None):
 
 def multicrop_features(arch: str, input_size: int = 256, view_size: int = 224, crops=DEFAULT_CROPS,
                        taps=None, weights: str | None = "imagenet", backbone=None):
-    """(N, input_size, input_size, 3) raw pixels -> (N, n_crops, D) pooled features (for caching)."""
+    """(N, input_size, input_size, 3) raw pixels -> (N, n_crops, D) pooled features (for caching).
+
+    The backbone (``backbone`` too, when given) is frozen, BatchNorm included, as in ``multicrop_model``: a
+    trainable backbone called once per view ran its BatchNorm on batch statistics when the Keras model was
+    called (Keras 3.15; not under TFLite conversion), so the cached features matched no view."""
     keras = _keras()
     L = keras.layers
     taps = tuple(taps or TAPS[arch])
     backbone = backbone or build_backbone(arch, view_size, weights, taps)
+    set_trainable(backbone, None)
     inp = keras.Input((input_size, input_size, 3), name="image")
     feats = [pooled_features(backbone, v, taps, f"v_{c}") for c, v in
              zip(crops, crop_views(inp, input_size, crops, view_size))]
