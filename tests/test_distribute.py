@@ -202,10 +202,9 @@ def test_progress_reads_per_replica_logs(quiet, tmp_path):
     assert row["loss"] == 0.5 and row["val_loss"] == pytest.approx(0.4)
 
 
-def test_restarted_worker_removes_only_its_own_stale_folders(tmp_path, monkeypatch):
+def test_restarted_worker_removes_only_its_own_stale_folders(tmp_path, monkeypatch, capsys):
     """The non-chief's temporary folder is named after its task and the run, so a worker restarted after a
-    SIGKILL deletes what its killed attempt left, and nothing of another worker or another run."""
-
+    SIGKILL deletes what its killed attempt left (saying so), and nothing of another worker or another run."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     run, other_run = tmp_path / "run", tmp_path / "other"
     w1 = Distribution(mode="multi-worker", task="worker:1", is_chief=False, num_workers=3)
@@ -218,13 +217,15 @@ def test_restarted_worker_removes_only_its_own_stale_folders(tmp_path, monkeypat
     assert w1.tmp_prefix(run) == w1.tmp_prefix(tmp_path / "x" / ".." / "run")  # the same folder, spelled otherwise
 
     new = w1.work_dir(run)
-    assert w1.stale_removed == [mine] and not mine.exists()
+    removed = [line for line in capsys.readouterr().err.splitlines() if line.startswith("removed ")]
+    assert removed == [f"removed {mine}: the temporary folder of a killed earlier attempt of worker:1 on this run"]
+    assert not mine.exists()
     assert theirs.is_dir() and other.is_dir() and new.is_dir() and new != mine
     assert new.name.startswith(w1.tmp_prefix(run))
     w1.cleanup()
     assert not new.exists() and theirs.is_dir()
     chief = Distribution(mode="multi-worker", task="worker:0", is_chief=True, num_workers=3)
-    assert chief.work_dir(run) == run and chief.stale_removed == []
+    assert chief.work_dir(run) == run and "removed " not in capsys.readouterr().err
 
 
 def _tiny_keras():

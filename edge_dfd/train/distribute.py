@@ -138,7 +138,6 @@ class Distribution:
     is_chief: bool = True
     devices: tuple = ()
     _tmp_dirs: list = field(default_factory=list, repr=False)
-    stale_removed: list = field(default_factory=list, repr=False)
 
     def scope(self):
         """Where variables must be created (model build + compile)."""
@@ -180,7 +179,7 @@ class Distribution:
             # power loss) before it could delete it: only this worker of this run writes such a folder
             if stale.is_dir() and not stale.is_symlink() and _own(stale):
                 shutil.rmtree(stale, ignore_errors=True)
-                self.stale_removed.append(stale)
+                log(f"removed {stale}: the temporary folder of a killed earlier attempt of {self.task} on this run")
         tmp = Path(tempfile.mkdtemp(prefix=prefix))
         if not self._tmp_dirs:
             atexit.register(self.cleanup)  # also when training fails

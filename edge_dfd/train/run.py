@@ -112,8 +112,6 @@ def prepare(cfg: TrainConfig) -> Prepared:
     out_dir = run_dir  # the run folder: only the chief writes it; other workers write a temporary folder
     if not dist.is_chief:
         run_dir = dist.work_dir(out_dir, cfg.resume)
-        for stale in dist.stale_removed:
-            log(f"removed {stale}: the temporary folder of a killed earlier attempt of {dist.task} on this run")
     elif cfg.resume:
         check_resume(run_dir, cfg)
     elif (run_dir / "model.keras").exists() or (run_dir / "checkpoints").exists():
